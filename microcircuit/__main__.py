@@ -1,0 +1,5 @@
+import sys
+
+from microcircuit.cli import main
+
+sys.exit(main())

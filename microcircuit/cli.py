@@ -1,0 +1,224 @@
+"""Command line: ``microcircuit validate|describe|run|plot``. Argument parsing only; the work is in the library.
+
+Exit codes: 0 ok, 1 runtime failure (e.g. a diverged run), 2 spec or usage error,
+130 interrupted (SIGINT), 143 terminated (SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_SPEC, EXIT_INT, EXIT_TERM = 0, 1, 2, 130, 143
+DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "circuits" / "bars_le.yaml"
+
+log = logging.getLogger("microcircuit")
+
+
+class Terminated(Exception):
+    """Raised from the SIGTERM handler so that a run can checkpoint and exit 143."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="microcircuit", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def spec_args(p: argparse.ArgumentParser, many: bool = False) -> None:
+        p.add_argument("spec", nargs="+" if many else "?", type=Path,
+                       help="circuit spec YAML file" + ("s" if many else f" (default: {DEFAULT_SPEC.name})"))
+        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a spec value, e.g. --set parameters.t_pres=10 (repeatable)")
+
+    p = sub.add_parser("validate", help="check spec files; print every problem at once")
+    spec_args(p, many=True)
+    p.add_argument("--schema", action="store_true", help="print the JSON schema of the spec format and exit")
+
+    p = sub.add_parser("describe", help="print populations, projections, shapes and derived constants")
+    spec_args(p)
+    p.add_argument("--graph", type=Path, help="write the circuit graph as GraphML to this file")
+    p.add_argument("--draw", type=Path, help="draw the circuit graph to this PNG file")
+
+    p = sub.add_parser("run", help="validate, then run the spec's protocol; prints the run directory last")
+    spec_args(p)
+    p.add_argument("--out", type=Path, default=Path("runs"), help="parent folder of run directories (runs/)")
+    p.add_argument("--seeds", type=int, default=1, help="independent circuits, simulated as one batch (1)")
+    p.add_argument("--seed", type=int, default=None, help="master seed (default: the spec's)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
+    p.add_argument("--dtype", choices=["float32", "float64"], default=None, help="default: the spec's")
+    p.add_argument("--overwrite", action="store_true", help="allow writing into an existing run directory")
+    p.add_argument("--run-dir", type=Path, default=None, help="exact run directory (default: a new unique one)")
+    p.add_argument("--no-plot", action="store_true", help="skip the figures at the end")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("plot", help="draw learning curves, output traces and apical potentials of a run")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--kind", action="append", choices=["curves", "traces", "apical"], default=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    handler = {"validate": cmd_validate, "describe": cmd_describe, "run": cmd_run, "plot": cmd_plot}
+    return handler[args.command](args, argv)
+
+
+def load(path: Path, overrides: list[str]):
+    """Load and validate a spec; print problems and return None on failure."""
+    from microcircuit.spec import SpecError, format_problems, load_spec
+
+    try:
+        spec, resolved, warnings = load_spec(path, overrides)
+    except SpecError as err:
+        print(str(err), file=sys.stderr)
+        return None
+    if warnings:
+        print(format_problems(warnings), file=sys.stderr)
+    return spec, resolved
+
+
+def cmd_validate(args, argv) -> int:
+    if args.schema:
+        from microcircuit.spec import Spec
+
+        print(json.dumps(Spec.model_json_schema(by_alias=True), indent=2))
+        return EXIT_OK
+    status = EXIT_OK
+    for path in args.spec:
+        loaded = load(path, args.overrides)
+        if loaded is None:
+            status = EXIT_SPEC
+        else:
+            print(f"{path}: ok")
+    return status
+
+
+def cmd_describe(args, argv) -> int:
+    from microcircuit.circuit import Circuit
+    from microcircuit.tasks import make_task
+
+    path = args.spec or DEFAULT_SPEC
+    loaded = load(path, args.overrides)
+    if loaded is None:
+        return EXIT_SPEC
+    circuit = Circuit(loaded[0])
+    print(circuit.describe())
+    print(f"\ntask: {make_task(loaded[0].task).name}")
+    if args.graph:
+        import networkx as nx
+
+        from microcircuit.drawing import graphml_ready
+
+        nx.write_graphml(graphml_ready(circuit.graph), args.graph)
+        print(f"graph written to {args.graph}")
+    if args.draw:
+        from microcircuit.drawing import draw_circuit
+
+        draw_circuit(circuit, args.draw)
+        print(f"drawing written to {args.draw}")
+    return EXIT_OK
+
+
+def cmd_run(args, argv) -> int:
+    import yaml
+
+    from microcircuit.engine import Diverged
+    from microcircuit.experiment import Experiment, RunOptions, accuracy_summary
+    from microcircuit.rundir import RunDir
+
+    path = args.spec or DEFAULT_SPEC
+    if args.seeds < 1:
+        print(f"error: --seeds must be at least 1, got {args.seeds}", file=sys.stderr)
+        return EXIT_SPEC
+    loaded = load(path, args.overrides)
+    if loaded is None:
+        return EXIT_SPEC
+    spec, resolved = loaded
+    options = RunOptions(n_seeds=args.seeds, seed=args.seed, device=args.device, dtype=args.dtype,
+                         progress=not args.quiet)
+    try:
+        experiment = Experiment(spec, options)
+    except (RuntimeError, ValueError) as err:
+        print(f"{path}: error: {err}", file=sys.stderr)
+        return EXIT_SPEC
+    resolved_text = yaml.safe_dump(resolved, sort_keys=False)
+    try:
+        run_dir = (RunDir(args.run_dir, overwrite=args.overwrite) if args.run_dir
+                   else RunDir.create(args.out, spec.name, resolved_text, overwrite=args.overwrite))
+    except FileExistsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_SPEC
+    experiment.run_dir = run_dir
+    file_handler = logging.FileHandler(run_dir.path / "log.txt")
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(file_handler)
+    run_dir.write_config(Path(path).read_text(), resolved_text)
+    run_dir.write_recording_index(experiment.recorder.index())
+    manifest = experiment.manifest(["microcircuit", *argv])
+    manifest["started"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    run_dir.write_manifest(manifest)
+    log.info("running %s on %d circuit(s), %s, %s -> %s", spec.name, args.seeds, experiment.device,
+             manifest["dtype"], run_dir.path)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    start = time.perf_counter()
+    code = EXIT_OK
+    try:
+        result = experiment.run()
+        manifest["status"] = result.status
+        if result.status == "diverged":
+            manifest["diagnosis"] = result.diagnosis
+            code = EXIT_FAILED
+    except (KeyboardInterrupt, Terminated) as err:
+        interrupted = isinstance(err, KeyboardInterrupt)
+        manifest["status"] = "interrupted" if interrupted else "terminated"
+        experiment.checkpoint("interrupted")
+        code = EXIT_INT if interrupted else EXIT_TERM
+    except Diverged as err:  # raised outside the protocol loop
+        manifest.update(status="diverged", diagnosis=err.diagnosis)
+        code = EXIT_FAILED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        manifest["wall_time_s"] = round(time.perf_counter() - start, 3)
+        manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        run_dir.write_manifest(manifest)
+        run_dir.close()
+        log.removeHandler(file_handler)
+        file_handler.close()
+    if code == EXIT_OK:
+        summary = accuracy_summary(experiment.result)
+        if summary:
+            print(summary)
+        print(f"wall time: {manifest['wall_time_s']:.1f} s")
+        if not args.no_plot:
+            from microcircuit.plotting import plot_run
+
+            plot_run(run_dir.path)
+    elif code == EXIT_FAILED:
+        print(f"run diverged: {manifest['diagnosis']}", file=sys.stderr)
+    print(run_dir.path)
+    return code
+
+
+def cmd_plot(args, argv) -> int:
+    from microcircuit.plotting import plot_run
+
+    if not (args.run_dir / "metrics.csv").exists():
+        print(f"error: {args.run_dir} is not a run directory (no metrics.csv)", file=sys.stderr)
+        return EXIT_SPEC
+    for path in plot_run(args.run_dir, kinds=args.kind or ("curves", "traces", "apical")):
+        print(path)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,388 @@
+"""The simulation engine: forward-Euler time steps of a batched microcircuit. The only hot loop.
+
+Shapes: every state tensor is [circuit, batch, neuron]. ``circuit`` indexes independent
+circuits (seeds, sweep points) with their own weights [circuit, post, pre]; ``batch``
+indexes stimuli presented in parallel to one circuit, whose plasticity is averaged
+(model.md sec. 8). Time in ms, conductances in 1/ms.
+
+One step (model.md sec. 1-3), for every non-input population in update order:
+
+    v_c      = sum_proj W r_pre                          dendritic potentials (basal, apical, dendrite)
+    I        = sum_c g_c v_c + sum_nudge g_som u_src (+ g_som u_tgt at the output, teacher on)
+               (u_src is the source's rate potential: u_breve in LE, u in orig; model.md writes
+               u^P_{k+1}, and in LE every transmitted signal is prospective)
+    g_tot    = g_l + sum_c g_c + sum_nudge g_som
+    du/dt    = I - g_tot u                               (capacitance 1)
+    u'       = u + dt du/dt + sigma sqrt(dt) xi          forward Euler(-Maruyama)
+    r        = phi(rate potential)                       orig: u'; LE: u_breve = u + tau_r du/dt
+
+then every plastic projection: W += dt eta dW/dt (low-pass tau_w, clipped at w_max).
+
+Schedules (model.md sec. 7): ``reference`` - every population reads the rates and
+potentials of the previous step (one dt of delay per area); ``propagating`` - populations
+are updated bottom-up and read the newest values, so a stimulus crosses all areas in one step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from microcircuit.circuit import Circuit, tagged
+from microcircuit.model.activations import ACTIVATIONS, Activation
+from microcircuit.model.dynamics import Dynamics, make_dynamics
+from microcircuit.model.rules import RULES, Rule
+from microcircuit.seeds import derive_seed, rng
+
+#: |u| above this bound (dimensionless potential) counts as runaway.
+POTENTIAL_BOUND = 1e4
+
+
+class Diverged(RuntimeError):
+    """The simulation produced NaN/Inf or runaway values; ``diagnosis`` says where."""
+
+    def __init__(self, diagnosis: str):
+        super().__init__(diagnosis)
+        self.diagnosis = diagnosis
+
+
+@dataclass
+class DendritePlan:
+    compartment: str
+    g: float  # coupling conductance g_c, 1/ms
+    attenuation: float  # c = g_c / (g_l + sum of dendritic g)
+    projections: list[str]
+
+
+@dataclass
+class SomaPlan:
+    """Everything the step needs about one non-input population, precomputed."""
+
+    name: str
+    size: int
+    g_dendritic: float  # g_l + sum of dendritic g, 1/ms
+    dendrites: list[DendritePlan]
+    nudges: list[tuple[str, float]]  # (source population, g_som)
+    teacher_g: float  # g_som of the teacher (output only; 0 elsewhere)
+    phi: Activation
+    dynamics: Dynamics
+    noise: float  # sigma
+
+
+@dataclass
+class PlasticPlan:
+    name: str
+    source: str
+    target: str
+    compartment: str
+    rule: Rule
+    attenuation: float
+    phi_post: Activation
+    tau_w: float
+    w_max: float | None
+
+
+@dataclass
+class State:
+    """Dynamic state of a batched circuit. Tensors are [circuit, batch, neuron] unless stated."""
+
+    u: dict[str, torch.Tensor] = field(default_factory=dict)  # somatic potentials
+    u_breve: dict[str, torch.Tensor] = field(default_factory=dict)  # potential that set the rate
+    rate: dict[str, torch.Tensor] = field(default_factory=dict)  # rates (input: filtered stimulus)
+    v: dict[str, torch.Tensor] = field(default_factory=dict)  # dendrites, key "pop.compartment"
+    weights: dict[str, torch.Tensor] = field(default_factory=dict)  # [circuit, post, pre]
+    dw_filtered: dict[str, torch.Tensor] = field(default_factory=dict)  # tau_w low-pass of dW/dt
+    target: torch.Tensor | None = None  # filtered teacher target [circuit, batch, n_out]
+    last_target: torch.Tensor | None = None  # target of the previous presentation (for the delay)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Flat name -> tensor mapping (for checkpoints)."""
+        flat = {}
+        for group in ("u", "u_breve", "rate", "v", "weights", "dw_filtered"):
+            for key, value in getattr(self, group).items():
+                flat[f"{group}/{key}"] = value
+        for key in ("target", "last_target"):
+            if getattr(self, key) is not None:
+                flat[key] = getattr(self, key)
+        return flat
+
+    def load_tensors(self, flat: dict[str, torch.Tensor]) -> None:
+        for group in ("u", "u_breve", "rate", "v", "weights", "dw_filtered"):
+            getattr(self, group).clear()
+        self.target = self.last_target = None
+        for name, value in flat.items():
+            if "/" in name:
+                group, key = name.split("/", 1)
+                getattr(self, group)[key] = value
+            else:
+                setattr(self, name, value)
+
+
+class Simulator:
+    """A batched circuit that can be stepped.
+
+    Args:
+        circuit: the assembled circuit.
+        seeds: one seed per independent circuit.
+        n_batch: stimuli presented in parallel to each circuit.
+        dtype, device: torch dtype and device of every tensor.
+    """
+
+    def __init__(
+        self,
+        circuit: Circuit,
+        seeds: list[int],
+        n_batch: int = 1,
+        dtype: torch.dtype = torch.float32,
+        device: str | torch.device = "cpu",
+    ):
+        self.circuit = circuit
+        self.seeds = list(seeds)
+        self.n_circuits = len(seeds)
+        self.n_batch = n_batch
+        self.dtype = dtype
+        self.device = torch.device(device)
+        self.dt = float(circuit.spec.dt)
+        self.propagating = circuit.spec.schedule == "propagating"
+        self.input = circuit.input_population
+        self.output = circuit.output_population
+        self.input_tau_0 = circuit.populations[self.input].tau_0
+        teacher = circuit.spec.inputs.teacher
+        self.teacher_tau_0 = float(teacher.tau_0)
+        self.target_delay = self._target_delay(teacher.delay)
+        self.somas = [self._soma_plan(name) for name in circuit.update_order()]
+        self.noise_generators = [
+            torch.Generator().manual_seed(derive_seed(s, "noise")) for s in self.seeds
+        ]
+        self.applied_target: torch.Tensor | None = None  # the (delayed) task target of the last step
+        self.state = State()
+        self.state.weights = circuit.init_weights(self.seeds, dtype, self.device)
+        self.reset_neurons()
+
+    # ------------------------------------------------------------------ set-up
+    def _target_delay(self, delay) -> int:
+        if delay != "auto":
+            return int(delay)
+        out_dynamics = tagged(self.circuit.populations[self.output].dynamics)[0]
+        if self.propagating or out_dynamics != "latent_equilibrium":
+            return 0
+        return self.circuit.depth - 1
+
+    def _soma_plan(self, name: str) -> SomaPlan:
+        c = self.circuit
+        p = c.populations[name]
+        dendrites = [
+            DendritePlan(comp, p.conductances[g], c.attenuation(name, comp), [q.name for q in c.into(name, comp)])
+            for comp, g in p.cell.dendrites.items()
+        ]
+        nudges = [(q.source, q.conductance) for q in c.into(name, "soma")]
+        mismatch_rngs = [rng(s, f"mismatch/{name}") for s in self.seeds]
+        dynamics = make_dynamics(p.dynamics, p.size, mismatch_rngs).to(self.device, self.dtype)
+        return SomaPlan(
+            name=name,
+            size=p.size,
+            g_dendritic=c.dendritic_conductance(name),
+            dendrites=dendrites,
+            nudges=nudges,
+            teacher_g=c.teacher_conductance if name == self.output else 0.0,
+            phi=ACTIVATIONS.get(p.activation),
+            dynamics=dynamics,
+            noise=p.noise,
+        )
+
+    def plastic_plan(self, learning: dict[str, float]) -> list[tuple[PlasticPlan, float]]:
+        """(plan, eta) for each projection that learns in a phase; ``learning`` maps name -> eta (1/ms)."""
+        plans = []
+        for name, eta in learning.items():
+            q = self.circuit.projections[name]
+            rule = RULES.get(q.rule)()
+            if not rule.learns or eta == 0.0:
+                continue
+            post = self.circuit.populations[q.target]
+            plan = PlasticPlan(
+                name=name,
+                source=q.source,
+                target=q.target,
+                compartment=q.compartment,
+                rule=rule,
+                attenuation=self.circuit.attenuation(q.target, q.compartment),
+                phi_post=ACTIVATIONS.get(post.activation),
+                tau_w=q.tau_w,
+                w_max=q.w_max,
+            )
+            plans.append((plan, float(eta)))
+        return plans
+
+    def zeros(self, size: int) -> torch.Tensor:
+        return torch.zeros(self.n_circuits, self.n_batch, size, dtype=self.dtype, device=self.device)
+
+    def reset_neurons(self, n_batch: int | None = None) -> None:
+        """Set potentials, rates and filters to rest (weights are kept)."""
+        if n_batch is not None:
+            self.n_batch = n_batch
+        st = self.state
+        for p in self.circuit.populations.values():
+            st.rate[p.name] = self.zeros(p.size)
+            if p.cell.has_soma:
+                st.rate[p.name] = ACTIVATIONS.get(p.activation)(st.rate[p.name])  # at rest, u = 0
+                st.u[p.name] = self.zeros(p.size)
+                st.u_breve[p.name] = self.zeros(p.size)
+                for comp in p.cell.dendrites:
+                    st.v[f"{p.name}.{comp}"] = self.zeros(p.size)
+        st.target = None
+        st.last_target = None
+        st.dw_filtered.clear()
+
+    # ------------------------------------------------------------------ stepping
+    def draw_noise(self, steps: int) -> dict[str, torch.Tensor]:
+        """sigma sqrt(dt) xi for ``steps`` steps, [step, circuit, batch, neuron], one stream per circuit."""
+        noise = {}
+        for soma in self.somas:
+            if soma.noise > 0.0:
+                xi = torch.stack([
+                    torch.randn(steps, self.n_batch, soma.size, generator=g, dtype=torch.float64)
+                    for g in self.noise_generators
+                ], dim=1)
+                noise[soma.name] = (soma.noise * math.sqrt(self.dt) * xi).to(self.device, self.dtype)
+        return noise
+
+    def step(
+        self,
+        stimulus: torch.Tensor,
+        target: torch.Tensor | None,
+        plastic: list[tuple[PlasticPlan, float]],
+        noise: dict[str, torch.Tensor] | None = None,
+    ) -> None:
+        """Advance every population by one dt.
+
+        Args:
+            stimulus: input rates [circuit, batch, n_in] for this step.
+            target: teacher target potential [circuit, batch, n_out], or None (teacher off).
+            plastic: projections that learn, from :meth:`plastic_plan`.
+            noise: this step's noise per population, [circuit, batch, neuron].
+        """
+        st, dt = self.state, self.dt
+        if self.input_tau_0 > 0.0:
+            st.rate[self.input] = st.rate[self.input] + dt / self.input_tau_0 * (stimulus - st.rate[self.input])
+        else:
+            st.rate[self.input] = stimulus
+        if target is not None and self.teacher_tau_0 > 0.0:
+            st.target = target if st.target is None else st.target + dt / self.teacher_tau_0 * (target - st.target)
+            target = st.target
+        rates, pots, sent = st.rate, st.u, st.u_breve
+        read_rate, read_sent = (rates, sent) if self.propagating else (dict(rates), dict(sent))
+        weights = st.weights
+        carried: dict[str, torch.Tensor] = {}
+        for soma in self.somas:
+            g_tot = soma.g_dendritic
+            current = None
+            for d in soma.dendrites:
+                v = None
+                for proj in d.projections:
+                    r_pre = read_rate[self.circuit.projections[proj].source]
+                    carried[proj] = r_pre
+                    term = torch.bmm(r_pre, weights[proj].transpose(1, 2))
+                    v = term if v is None else v + term
+                if v is None:
+                    v = self.zeros(soma.size)
+                st.v[f"{soma.name}.{d.compartment}"] = v
+                current = d.g * v if current is None else current + d.g * v
+            for source, g in soma.nudges:
+                current = current + g * read_sent[source]
+                g_tot += g
+            if soma.teacher_g > 0.0 and target is not None:
+                current = current + soma.teacher_g * target
+                g_tot += soma.teacher_g
+            u = pots[soma.name]
+            du = current - g_tot * u
+            u_next = u + dt * du
+            if noise and soma.name in noise:
+                u_next = u_next + noise[soma.name]
+            u_rate = soma.dynamics.rate_potential(u, du, u_next, g_tot)
+            pots[soma.name] = u_next
+            sent[soma.name] = u_rate
+            rates[soma.name] = soma.phi(u_rate)
+        for plan, eta in plastic:
+            dendrite = st.v[f"{plan.target}.{plan.compartment}"]
+            prediction = plan.phi_post(plan.attenuation * dendrite)
+            dw = plan.rule.direction(rates[plan.target], prediction, dendrite, carried[plan.name])
+            if plan.tau_w > 0.0:
+                filt = st.dw_filtered.get(plan.name)
+                filt = dw * (dt / plan.tau_w) if filt is None else filt + (dt / plan.tau_w) * (dw - filt)
+                st.dw_filtered[plan.name] = filt
+                dw = filt
+            w = weights[plan.name].add_(dw, alpha=dt * eta)
+            if plan.w_max is not None:
+                w.clamp_(-plan.w_max, plan.w_max)
+
+    def present(
+        self,
+        stimulus: torch.Tensor,
+        target: torch.Tensor | None,
+        steps: int,
+        plastic: list[tuple[PlasticPlan, float]],
+        observers: list[tuple[int, callable]] = (),
+        step_offset: int = 0,
+        apical: list[str] = (),
+        teacher: bool = True,
+    ) -> dict[str, torch.Tensor]:
+        """Present one stimulus for ``steps`` steps.
+
+        The teacher target lags the stimulus by ``target_delay`` steps (model.md sec. 7):
+        during the first steps of a presentation the previous presentation's target applies.
+
+        Args:
+            stimulus: [circuit, batch, n_in]. target: the task's target [circuit, batch, n_out] or None.
+            teacher: whether the target nudges the output (else it is only recorded as ``target``).
+            observers: (every, callback(global_step)) pairs called after every ``every``-th step.
+            step_offset: global index of the first step (for observer cadence).
+            apical: populations whose mean |v_apical| is accumulated.
+
+        Returns:
+            ``output``: the output's rate potential (u_breve in LE, u in orig: what the output
+            transmits) averaged over the presentation, [circuit, batch, n_out];
+            ``apical/<pop>``: mean |v_apical| over the presentation, [circuit].
+        """
+        st = self.state
+        noise = self.draw_noise(steps) if any(s.noise > 0 for s in self.somas) else None
+        previous = st.last_target if st.last_target is not None else target
+        out_sum = self.zeros(self.circuit.populations[self.output].size)
+        apical_sum = {p: torch.zeros(self.n_circuits, dtype=self.dtype, device=self.device) for p in apical}
+        for i in range(steps):
+            tgt = previous if (target is not None and i < self.target_delay) else target
+            self.step(stimulus, tgt if teacher else None, plastic,
+                      {k: n[i] for k, n in noise.items()} if noise else None)
+            self.applied_target = tgt
+            out_sum += st.u_breve[self.output]
+            for p in apical:
+                apical_sum[p] += st.v[f"{p}.apical"].abs().mean(dim=(1, 2))
+            for every, callback in observers:
+                if (step_offset + i + 1) % every == 0:
+                    callback(step_offset + i + 1)
+        st.last_target = target
+        result = {"output": out_sum / steps}
+        result.update({f"apical/{p}": s / steps for p, s in apical_sum.items()})
+        return result
+
+    # ------------------------------------------------------------------ checks
+    def check_finite(self, where: str) -> None:
+        """Raise :class:`Diverged` naming the first population or projection with NaN/Inf or runaway values."""
+        for name, u in self.state.u.items():
+            bad = ~torch.isfinite(u)
+            if bad.any() or u.abs().max() > POTENTIAL_BOUND:
+                circuits = sorted({int(i) for i in torch.nonzero(bad | (u.abs() > POTENTIAL_BOUND))[:, 0]})
+                raise Diverged(f"{where}: somatic potential of population '{name}' is NaN/Inf or exceeds "
+                               f"{POTENTIAL_BOUND:g} in circuit(s) with seed {[self.seeds[c] for c in circuits]}")
+        for name, w in self.state.weights.items():
+            if not torch.isfinite(w).all():
+                circuits = sorted({int(i) for i in torch.nonzero(~torch.isfinite(w))[:, 0]})
+                raise Diverged(f"{where}: weights of projection '{name}' became NaN/Inf in circuit(s) with "
+                               f"seed {[self.seeds[c] for c in circuits]}")
+
+
+def gather(data: torch.Tensor, index: np.ndarray) -> torch.Tensor:
+    """data [n_samples, n] indexed by index [circuit, batch] -> [circuit, batch, n]."""
+    return data[torch.as_tensor(index, device=data.device)]

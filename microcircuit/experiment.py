@@ -1,0 +1,322 @@
+"""Experiments: run a spec's protocol on a batch of independent circuits and collect metrics.
+
+Each protocol phase presents stimuli of one data split for ``t_pres`` steps each, with the
+teacher on or off and a set of plastic projections. Per epoch and circuit it reports
+``loss`` (mean squared error between the presentation-averaged output potential and the
+target), ``accuracy`` (fraction of stimuli whose presentation-averaged output has its
+maximum at the true class; classification tasks) and ``apical_norm/<pop>`` (mean
+|v_apical| of a pyramidal population).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import microcircuit
+from microcircuit.circuit import Circuit
+from microcircuit.engine import Diverged, Simulator
+from microcircuit.model.activations import numpy_activation
+from microcircuit.recording import Recorder
+from microcircuit.rundir import RunDir
+from microcircuit.seeds import circuit_seeds, derived_seeds, rng
+from microcircuit.spec.schema import Phase, Spec
+from microcircuit.tasks import Architecture, Split, make_task
+
+log = logging.getLogger("microcircuit")
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass
+class RunOptions:
+    """How to run a spec. ``dtype`` None means the spec's."""
+
+    n_seeds: int = 1
+    seed: int | None = None
+    device: str = "cpu"
+    dtype: str | None = None
+    progress: bool = True
+
+
+@dataclass
+class PhaseData:
+    """Stimuli of one phase for every circuit: inputs [circuit, sample, n_in], targets, labels [sample]."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor | None
+    labels: torch.Tensor | None
+
+
+@dataclass
+class RunResult:
+    """What a run produced: metric rows (phase, epoch, seed, metric, value) and the final simulator."""
+
+    rows: list[tuple] = field(default_factory=list)
+    status: str = "running"
+    diagnosis: str = ""
+
+    def metric(self, phase: str, metric: str) -> dict[int, float]:
+        """{seed: value} of the last epoch of ``phase`` for ``metric``."""
+        out: dict[int, float] = {}
+        for ph, _epoch, seed, name, value in self.rows:
+            if ph == phase and name == metric:
+                out[seed] = value
+        return out
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for, but torch sees no CUDA device")
+    return torch.device(device)
+
+
+def architecture(circuit: Circuit) -> Architecture:
+    """The equivalent feedforward network's sizes, attenuations and phi (for the teacher task)."""
+    chain = circuit.forward_chain
+    sizes = [circuit.populations[chain[0].source].size] + [circuit.populations[q.target].size for q in chain]
+    attenuation = [circuit.attenuation(q.target, "basal") for q in chain]
+    return Architecture(sizes, attenuation, numpy_activation(circuit.populations[chain[0].target].activation))
+
+
+class Experiment:
+    """Runs the protocol of ``spec`` on ``options.n_seeds`` independent circuits batched together.
+
+    Args:
+        spec: validated spec.
+        options: seeds, device, dtype, progress.
+        run_dir: where to write metrics, recordings and checkpoints (None: in memory only).
+    """
+
+    def __init__(self, spec: Spec, options: RunOptions, run_dir: RunDir | None = None):
+        self.spec = spec
+        self.options = options
+        self.run_dir = run_dir
+        self.circuit = Circuit(spec)
+        self.master_seed = spec.seed if options.seed is None else options.seed
+        self.seeds = circuit_seeds(self.master_seed, options.n_seeds)
+        self.device = resolve_device(options.device)
+        self.dtype = DTYPES[options.dtype or spec.dtype]
+        self.task = make_task(spec.task)
+        n_in = self.circuit.populations[self.circuit.input_population].size
+        n_out = self.circuit.populations[self.circuit.output_population].size
+        problems = self.task.check_sizes(n_in, n_out)
+        if problems:
+            raise ValueError(f"task '{self.task.name}' does not fit the circuit: " + "; ".join(problems))
+        arch = architecture(self.circuit)
+        self.splits: dict[str, Split] = self.task.splits(arch)
+        # tasks with a known generating network (teacher) report how far the student's W_up are from it
+        self.reference_weights = (
+            {q.name: torch.as_tensor(w, dtype=self.dtype, device=self.device)
+             for q, w in zip(self.circuit.forward_chain, self.task.teacher_weights(arch))}
+            if hasattr(self.task, "teacher_weights") else {}
+        )
+        self.sim = Simulator(self.circuit, self.seeds, n_batch=1, dtype=self.dtype, device=self.device)
+        self.recorder = Recorder(list(spec.record), self.sim)
+        self.order_rngs = [rng(s, "order") for s in self.seeds]
+        self.global_step = 0
+        self.trained_epochs = 0
+        self.apical_pops = [p.name for p in self.circuit.populations.values() if "apical" in p.cell.dendrites]
+        self.result = RunResult()
+
+    # ------------------------------------------------------------------ manifest
+    def manifest(self, argv: list[str] | None = None) -> dict:
+        return {
+            "name": self.spec.name,
+            "package": "microcircuit",
+            "version": microcircuit.__version__,
+            "git": git_info(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "torch": torch.__version__,
+            "platform": platform.platform(),
+            "device": str(self.device),
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "dt": self.spec.dt,
+            "argv": argv if argv is not None else sys.argv,
+            "master_seed": self.master_seed,
+            "seeds": self.seeds,
+            "derived_seeds": derived_seeds(self.seeds),
+            "status": self.result.status,
+        }
+
+    # ------------------------------------------------------------------ data
+    def phase_data(self, phase: Phase) -> PhaseData:
+        n_in = self.circuit.populations[self.circuit.input_population].size
+        if phase.data == "random":
+            x = np.stack([g.uniform(0.0, 1.0, (phase.samples, n_in)) for g in self.order_rngs])
+            return PhaseData(torch.as_tensor(x, dtype=self.dtype, device=self.device), None, None)
+        split = self.splits[phase.data]
+        n_circuits = len(self.seeds)
+        x = torch.as_tensor(split.inputs, dtype=self.dtype, device=self.device)
+        t = torch.as_tensor(split.targets, dtype=self.dtype, device=self.device)
+        labels = None if split.labels is None else torch.as_tensor(split.labels, device=self.device)
+        return PhaseData(x.expand(n_circuits, *x.shape), t.expand(n_circuits, *t.shape), labels)
+
+    def learning_rates(self, phase: Phase) -> dict[str, float]:
+        """Effective eta (1/ms) of every plastic projection in ``phase``."""
+        if phase.plastic == "none":
+            names: list[str] = []
+        elif phase.plastic == "all":
+            names = [n for n, q in self.circuit.projections.items() if q.kind == "weighted"]
+        else:
+            names = list(phase.plastic)
+        scale = 1.0 / phase.t_pres if phase.eta_scale == "inverse_t_pres" else float(phase.eta_scale)
+        return {n: phase.eta.get(n, self.circuit.projections[n].eta) * scale for n in names}
+
+    # ------------------------------------------------------------------ running
+    def run(self) -> RunResult:
+        """Run every phase; metrics are appended to the run directory as they come."""
+        total = sum(p.epochs * self._n_samples(p) + self._n_validations(p) * len(self.splits["validation"])
+                    for p in self.spec.protocol)
+        bar = tqdm(total=total, file=sys.stderr, disable=not self.options.progress, unit="stim",
+                   mininterval=1.0, dynamic_ncols=True)
+        self._bar = bar
+        try:
+            for index, phase in enumerate(self.spec.protocol):
+                self.run_phase(index, phase)
+            self.result.status = "done"
+        except Diverged as err:
+            self.result.status = "diverged"
+            self.result.diagnosis = err.diagnosis
+            log.error("run diverged: %s", err.diagnosis)
+        finally:
+            bar.close()
+        if self.run_dir is not None and self.result.status == "done":
+            self.checkpoint("final")
+        return self.result
+
+    def _n_samples(self, phase: Phase) -> int:
+        return phase.samples if phase.data == "random" else len(self.splits[phase.data])
+
+    def _n_validations(self, phase: Phase) -> int:
+        return phase.epochs // phase.validate_every if phase.validate_every else 0
+
+    def run_phase(self, index: int, phase: Phase) -> None:
+        learning = self.learning_rates(phase)
+        plastic = self.sim.plastic_plan(learning)
+        evaluation = not plastic
+        data = self.phase_data(phase)
+        for epoch in range(1, phase.epochs + 1):
+            self._bar.set_description(f"{phase.phase} {epoch}/{phase.epochs}", refresh=False)
+            label_epoch = self.trained_epochs if evaluation else epoch
+            self.present_epoch(phase.phase, label_epoch, data, phase, plastic, shuffle=phase.shuffle)
+            if not evaluation and phase.teacher:
+                self.trained_epochs += 1
+            if phase.validate_every and epoch % phase.validate_every == 0:
+                validation = Phase(phase="validate", data="validation", t_pres=phase.t_pres)
+                self.present_epoch("validate", self.trained_epochs, self.phase_data(validation), validation, [],
+                                   shuffle=False)
+            every = self.spec.checkpoint_every
+            if self.run_dir is not None and every and epoch % every == 0:
+                self.checkpoint(f"{phase.phase}_epoch_{epoch:04d}", cursor=(index, epoch))
+
+    def present_epoch(self, name: str, epoch: int, data: PhaseData, phase: Phase, plastic, shuffle: bool) -> None:
+        """Present every stimulus of ``data`` once, then log the epoch's metrics."""
+        sim = self.sim
+        n_circuits = len(self.seeds)
+        n = data.inputs.shape[1]
+        if shuffle:
+            order = np.stack([g.permutation(n) for g in self.order_rngs])
+        else:
+            order = np.broadcast_to(np.arange(n), (n_circuits, n))
+        circuit_index = torch.arange(n_circuits, device=self.device)[:, None]
+        observers = self.recorder.observers(name)
+        outputs = []
+        apical = {p: torch.zeros(n_circuits, dtype=self.dtype, device=self.device) for p in self.apical_pops}
+        for j in range(n):
+            idx = torch.as_tensor(np.ascontiguousarray(order[:, j : j + 1]), device=self.device)
+            x = data.inputs[circuit_index, idx]
+            target = data.targets[circuit_index, idx] if data.targets is not None else None
+            res = sim.present(x, target, phase.t_pres, plastic, observers, self.global_step, self.apical_pops,
+                              teacher=phase.teacher)
+            self.global_step += phase.t_pres
+            outputs.append(res["output"][:, 0])
+            for p in self.apical_pops:
+                apical[p] += res[f"apical/{p}"]
+            self._bar.update(1)
+        sim.check_finite(f"phase '{name}', epoch {epoch}, step {self.global_step}")
+        rows = self.epoch_metrics(name, epoch, data, order, torch.stack(outputs, dim=1), apical, n)
+        self.result.rows.extend(rows)
+        if self.run_dir is not None:
+            self.run_dir.append_metrics(rows)
+            chunk = self.recorder.take_chunk()
+            if chunk:
+                self.run_dir.write_chunk(name, epoch, chunk)
+
+    def epoch_metrics(self, name, epoch, data: PhaseData, order, outputs, apical, n) -> list[tuple]:
+        """outputs: presentation-averaged output potentials [circuit, sample (presentation order), n_out]."""
+        rows = []
+        order_t = torch.as_tensor(np.ascontiguousarray(order), device=self.device)
+        loss = acc = None
+        if data.targets is not None:
+            targets = torch.gather(data.targets, 1, order_t[..., None].expand(-1, -1, data.targets.shape[-1]))
+            loss = (outputs - targets).square().mean(dim=(1, 2))
+            if data.labels is not None and self.task.classification:
+                labels = data.labels[order_t]
+                acc = (outputs.argmax(dim=-1) == labels).to(self.dtype).mean(dim=1)
+        for c, seed in enumerate(self.seeds):
+            if loss is not None:
+                rows.append((name, epoch, seed, "loss", float(loss[c])))
+            if acc is not None:
+                rows.append((name, epoch, seed, "accuracy", float(acc[c])))
+            for p, total in apical.items():
+                rows.append((name, epoch, seed, f"apical_norm/{p}", float(total[c]) / n))
+            for proj, w_ref in self.reference_weights.items():
+                w = self.sim.state.weights[proj][c]
+                rows.append((name, epoch, seed, f"weight_distance/{proj}", float((w - w_ref).norm() / w_ref.norm())))
+        return rows
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint(self, name: str, cursor: tuple[int, int] | None = None) -> None:
+        """Weights, neuron state, RNG states and protocol cursor; tensors and primitives only."""
+        payload = {
+            "format": 1,
+            "spec_name": self.spec.name,
+            "seeds": self.seeds,
+            "cursor": {"phase": cursor[0] if cursor else len(self.spec.protocol), "epoch": cursor[1] if cursor else 0,
+                       "global_step": self.global_step, "trained_epochs": self.trained_epochs},
+            "state": {k: v.detach().cpu() for k, v in self.sim.state.tensors().items()},
+            "rng": {
+                "order": [json.dumps(g.bit_generator.state) for g in self.order_rngs],
+                "noise": [g.get_state() for g in self.sim.noise_generators],
+            },
+        }
+        self.run_dir.write_checkpoint(name, payload)
+
+
+def git_info() -> dict:
+    """Commit and dirty flag of the package's source tree, if it is a git checkout."""
+    root = Path(microcircuit.__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        if sha.returncode != 0:
+            return {}
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, timeout=5)
+        return {"commit": sha.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {}
+
+
+def accuracy_summary(result: RunResult, phase: str = "test") -> str:
+    acc = result.metric(phase, "accuracy")
+    if not acc:
+        return ""
+    values = list(acc.values())
+    return (f"{phase} accuracy: mean {np.mean(values):.3f}, min {min(values):.3f}, max {max(values):.3f} "
+            f"over {len(values)} seed(s)")
+
+
+__all__ = ["Experiment", "RunOptions", "RunResult", "accuracy_summary"]

@@ -1,0 +1,114 @@
+"""Somatic rate dynamics (model.md sec. 2), registered by name.
+
+Every soma integrates du/dt = -g_tot u + I (capacitance 1) with forward Euler. What
+differs is the potential that sets the rate, r = phi(rate_potential):
+
+- ``orig`` (Sacramento et al. 2018): the updated potential itself, r = phi(u(t + dt)).
+- ``latent_equilibrium`` (Haider et al. 2021): the prospective potential
+  u_breve = u + tau_r du/dt, evaluated at the current potential. With tau_r = tau_eff
+  = 1/g_tot this is exactly the instantaneous steady state u_ss = I / g_tot.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from microcircuit.registry import Registry
+
+DYNAMICS: Registry[type[Dynamics]] = Registry("dynamics")
+
+
+class Dynamics:
+    """How a soma turns its potential into the potential that drives its rate.
+
+    Args:
+        params: the spec's parameter mapping for this dynamics (may be empty).
+        size: number of neurons.
+        n_circuits: number of independent circuits (leading dim of per-neuron constants).
+        generator: numpy generator for per-neuron randomness (mismatch), one per circuit.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, params: dict, size: int, rngs: list[np.random.Generator]):
+        self.params = params
+
+    def to(self, device: torch.device, dtype: torch.dtype) -> Dynamics:
+        return self
+
+    def rate_potential(
+        self, u: torch.Tensor, du: torch.Tensor, u_next: torch.Tensor, g_tot: float
+    ) -> torch.Tensor:
+        """The potential passed to phi.
+
+        Args:
+            u: potential at the start of the step, [circuit, batch, neuron].
+            du: du/dt at the start of the step (noise excluded), same shape, 1/ms.
+            u_next: potential after the Euler step, same shape.
+            g_tot: total somatic conductance in this step (1/ms), tau_eff = 1/g_tot.
+        """
+        raise NotImplementedError
+
+
+@DYNAMICS.register("orig")
+class Orig(Dynamics):
+    """r = phi(u): the rate lags the input by about tau_eff per area."""
+
+    name = "orig"
+
+    def rate_potential(self, u, du, u_next, g_tot):
+        return u_next
+
+
+@DYNAMICS.register("latent_equilibrium")
+class LatentEquilibrium(Dynamics):
+    """r = phi(u_breve), u_breve = u + tau_r du/dt.
+
+    ``tau_r`` (ms) defaults to tau_eff = 1/g_tot of the current step. ``mismatch``
+    multiplies tau_r per neuron by a random factor m_i: ``lognormal`` m_i = exp(N(0, s)),
+    ``normal`` m_i = max(0, 1 + N(0, s)), with s = ``spread``; one draw per circuit.
+    """
+
+    name = "latent_equilibrium"
+
+    def __init__(self, params: dict, size: int, rngs: list[np.random.Generator]):
+        super().__init__(params, size, rngs)
+        self.tau_r: float | None = params.get("tau_r")
+        mismatch = params.get("mismatch") or {}
+        spread = float(mismatch.get("spread", 0.0))
+        self.factor: torch.Tensor | None = None
+        if spread > 0.0:
+            if mismatch.get("distribution", "lognormal") == "lognormal":
+                draws = [np.exp(rng.normal(0.0, spread, size)) for rng in rngs]
+            else:
+                draws = [np.maximum(0.0, 1.0 + rng.normal(0.0, spread, size)) for rng in rngs]
+            self.factor = torch.as_tensor(np.stack(draws)[:, None, :])  # [circuit, 1, neuron]
+
+    def to(self, device, dtype):
+        if self.factor is not None:
+            self.factor = self.factor.to(device=device, dtype=dtype)
+        return self
+
+    def tau(self, g_tot: float) -> torch.Tensor | float:
+        """tau_r in ms: a float, or [circuit, 1, neuron] with mismatch."""
+        base = self.tau_r if self.tau_r is not None else 1.0 / g_tot
+        return base if self.factor is None else base * self.factor
+
+    def rate_potential(self, u, du, u_next, g_tot):
+        return u + self.tau(g_tot) * du
+
+
+def make_dynamics(spec_value, size: int, rngs: list[np.random.Generator]) -> Dynamics:
+    """Build a dynamics object from the spec's ``dynamics`` value (a name or {name: params})."""
+    if isinstance(spec_value, str):
+        name, params = spec_value, {}
+    elif isinstance(spec_value, dict):
+        ((name, params),) = spec_value.items()
+        params = dict(params or {})
+    else:  # pydantic model
+        dumped = spec_value.model_dump(exclude_none=True)
+        ((name, params),) = dumped.items()
+    return DYNAMICS.get(name)(params, size, rngs)

@@ -1,0 +1,298 @@
+"""Typed model of a circuit spec (``schema: microcircuit/1``).
+
+Structure and types only; cross-references (does the target compartment exist,
+do the interneuron sizes match, ...) are checked by :mod:`microcircuit.spec.semantic`.
+Every model forbids unknown keys so that a typo is an error, never ignored.
+
+Units: time in ms, conductances in 1/ms, potentials and rates dimensionless,
+learning rates ``eta`` in 1/ms (the weight change per step is ``dt * eta * ...``),
+presentation times ``t_pres`` in integration steps.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+
+SCHEMA_VERSION = "microcircuit/1"
+
+NonNegFloat = Annotated[float, Field(ge=0.0)]
+
+
+class Strict(BaseModel):
+    """Base: unknown keys are errors, numbers are not silently made from strings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+# ---------------------------------------------------------------- dynamics
+class Mismatch(Strict):
+    """Per-neuron mismatch of the prospective time constant: tau_r_i = tau_r * m_i.
+
+    ``lognormal``: m_i = exp(N(0, spread)); ``normal``: m_i = 1 + N(0, spread), clipped at 0.
+    """
+
+    distribution: Literal["lognormal", "normal"] = "lognormal"
+    spread: NonNegFloat = 0.0
+
+
+class LatentEquilibriumParams(Strict):
+    """r = phi(u + tau_r du/dt). ``tau_r: null`` means tau_r = tau_eff (exact LE)."""
+
+    tau_r: PositiveFloat | None = None
+    mismatch: Mismatch | None = None
+
+
+class LatentEquilibriumDynamics(Strict):
+    latent_equilibrium: LatentEquilibriumParams = LatentEquilibriumParams()
+
+
+class OrigDynamics(Strict):
+    """r = phi(u) (Sacramento et al. 2018)."""
+
+    orig: dict[str, float] = Field(default_factory=dict, max_length=0)
+
+
+# A dynamics entry is either a bare name or a one-key mapping {name: {params}}.
+DynamicsSpec = Literal["orig", "latent_equilibrium"] | LatentEquilibriumDynamics | OrigDynamics
+
+
+# ---------------------------------------------------------------- populations
+class Population(Strict):
+    """A named population of one cell type.
+
+    ``cell``: ``input`` (rate source), ``pyramidal`` (soma, basal, apical),
+    ``output_pyramidal`` (soma, basal), ``interneuron`` (soma, dendrite).
+    ``conductances``: keys of the cell type (g_l, g_b, g_a / g_l, g_d); missing ones
+    are taken from the ``parameters`` block under the same name.
+    ``noise``: sigma of the somatic white noise (potential / sqrt(ms)).
+    ``tau_0``: low-pass time constant of an input population (ms, 0 = none).
+    """
+
+    cell: str
+    size: PositiveInt
+    conductances: dict[str, NonNegFloat] = Field(default_factory=dict)
+    dynamics: DynamicsSpec | None = None
+    activation: str | None = None
+    noise: NonNegFloat | None = None
+    tau_0: NonNegFloat | None = None
+
+
+# ---------------------------------------------------------------- plasticity rules
+class EtaParams(Strict):
+    eta: NonNegFloat
+
+
+class DendriticPredictionRule(Strict):
+    """Urbanczik-Senn: dW/dt = eta (r_post - phi(vhat)) r_pre^T."""
+
+    dendritic_prediction: EtaParams
+
+
+class ApicalSilencingRule(Strict):
+    """dW/dt = eta (v_rest - v_apical) r_pre^T, v_rest = 0."""
+
+    apical_silencing: EtaParams
+
+
+RuleSpec = Literal["fixed"] | DendriticPredictionRule | ApicalSilencingRule
+
+
+# ---------------------------------------------------------------- initialisation
+class UniformInit(Strict):
+    """Weights uniform in [-uniform, uniform]."""
+
+    uniform: NonNegFloat
+
+
+class NormalInit(Strict):
+    """Weights normal with mean 0 and standard deviation ``normal``."""
+
+    normal: NonNegFloat
+
+
+class ConstantInit(Strict):
+    constant: float
+
+
+# ``self_predicting``: W_pi = -W_down, W_ip = analytic value from the area above (model.md sec. 4).
+InitSpec = Literal["zeros", "self_predicting"] | UniformInit | NormalInit | ConstantInit
+
+
+# ---------------------------------------------------------------- projections
+class Projection(Strict):
+    """A named projection ``source -> target``.
+
+    ``target`` is always ``population.compartment``. A target compartment ``soma``
+    makes the projection a somatic nudging connection: its source must be
+    ``population.soma`` of the same size (one-to-one), it carries ``conductance``
+    (1/ms) and has no weights. Otherwise the source is a population name (its rate)
+    and the projection has a weight matrix [post, pre].
+    """
+
+    source: str
+    target: str
+    rule: RuleSpec | None = None
+    init: InitSpec | None = None
+    w_max: PositiveFloat | None = None
+    tau_w: NonNegFloat | None = None
+    conductance: NonNegFloat | None = None
+
+
+class PopulationDefaults(Strict):
+    dynamics: DynamicsSpec = "latent_equilibrium"
+    activation: str = "soft_relu"
+    noise: NonNegFloat = 0.0
+    tau_0: NonNegFloat = 0.0
+
+
+class ProjectionDefaults(Strict):
+    rule: RuleSpec = "fixed"
+    init: InitSpec = UniformInit(uniform=1.0)
+    w_max: PositiveFloat | None = None
+    tau_w: NonNegFloat = 0.0
+
+
+class Defaults(Strict):
+    population: PopulationDefaults = PopulationDefaults()
+    projection: ProjectionDefaults = ProjectionDefaults()
+
+
+# ---------------------------------------------------------------- tasks
+class BarsTask(Strict):
+    """3x3 bars (model.md sec. 6): 8 patterns, classes horizontal/vertical/diagonal."""
+
+    noise: NonNegFloat = 0.0
+    target_low: float = 0.1
+    target_high: float = 1.0
+
+
+class YinYangTask(Strict):
+    """Yin-yang (Kriener et al. 2022), generated from one seed per split."""
+
+    train: PositiveInt = 5000
+    validation: PositiveInt = 1000
+    test: PositiveInt = 1000
+    seed_train: int = 42
+    seed_validation: int = 41
+    seed_test: int = 40
+    target_low: float = 0.1
+    target_high: float = 1.0
+
+
+class TeacherTask(Strict):
+    """Mimic a fixed random teacher network of the circuit's own architecture.
+
+    Inputs uniform in [input_low, input_high]; the teacher's forward weights are
+    uniform in [-weight_scale, weight_scale], drawn from ``seed``.
+    """
+
+    train: PositiveInt = 10
+    test: PositiveInt = 10
+    seed: int = 12345
+    input_low: float = 0.0
+    input_high: float = 1.0
+    weight_scale: PositiveFloat = 1.0
+
+
+class TaskSpec(Strict):
+    """Exactly one task, as a one-key mapping: ``{bars: {...}}``."""
+
+    bars: BarsTask | None = None
+    yin_yang: YinYangTask | None = None
+    teacher: TeacherTask | None = None
+
+
+class StimulusSpec(Strict):
+    """Where the task's input goes: an ``input`` population."""
+
+    target: str
+
+
+class TeacherSpec(Strict):
+    """Somatic nudging of the output by the task target.
+
+    ``delay``: steps by which the target lags the stimulus; ``auto`` is depth - 1
+    under the reference schedule when the output uses latent_equilibrium, else 0.
+    """
+
+    target: str
+    conductance: NonNegFloat
+    tau_0: NonNegFloat = 0.0
+    delay: int | Literal["auto"] = "auto"
+
+
+class Inputs(Strict):
+    stimulus: StimulusSpec
+    teacher: TeacherSpec
+
+
+# ---------------------------------------------------------------- protocol
+class Phase(Strict):
+    """One protocol phase.
+
+    ``phase``: its name (``self_prediction``, ``train``, ``validate``, ``test`` or any
+    identifier). ``data``: which split is presented (``random`` = i.i.d. uniform
+    inputs in [0, 1], as for learning the self-predicting state).
+    ``plastic``: ``all``, ``none`` or a list of projection names.
+    ``eta``: per-projection learning-rate overrides for this phase (1/ms).
+    ``eta_scale``: factor on every learning rate, or ``inverse_t_pres`` (1/t_pres).
+    ``t_pres``: presentation time per stimulus (steps). ``samples``: stimuli per
+    epoch for ``data: random``. ``validate_every``: in a training phase, evaluate
+    the validation split every K epochs (0 = never).
+    """
+
+    phase: str
+    data: Literal["train", "validation", "test", "random"] = "train"
+    teacher: bool = False
+    plastic: Literal["all", "none"] | list[str] = "none"
+    eta: dict[str, NonNegFloat] = Field(default_factory=dict)
+    eta_scale: NonNegFloat | Literal["inverse_t_pres"] = 1.0
+    epochs: PositiveInt = 1
+    t_pres: PositiveInt = 100
+    samples: PositiveInt = 100
+    shuffle: bool = True
+    validate_every: int = Field(default=0, ge=0)
+
+
+# ---------------------------------------------------------------- recording
+class Recording(Strict):
+    """Record ``population.compartment.variable`` every ``every`` steps.
+
+    Variables: ``soma.u`` (potential), ``soma.u_breve`` (prospective potential),
+    ``soma.rate``, ``<dendrite>.v`` (dendritic potential), plus the special
+    ``target`` (teacher target, output size). ``reduce``: ``none`` keeps every
+    neuron, ``mean`` / ``norm`` reduce over neurons. ``phases``: phase names
+    (default: all).
+    """
+
+    var: str
+    every: PositiveInt = 10
+    phases: list[str] | None = None
+    reduce: Literal["none", "mean", "norm"] = "none"
+
+
+# ---------------------------------------------------------------- top level
+class Spec(Strict):
+    """A whole circuit spec after ``extends``, presets and ``$references`` are resolved."""
+
+    schema_: Literal["microcircuit/1"] = Field(alias="schema")
+    name: str
+    description: str = ""
+    preset: Literal["haider2021", "sacramento2018"] | None = None
+    seed: int = Field(default=0, ge=0)
+    dt: PositiveFloat
+    dtype: Literal["float32", "float64"] = "float32"
+    schedule: Literal["reference", "propagating"] = "reference"
+    checkpoint_every: int = Field(default=0, ge=0)
+    parameters: dict[str, float | int | str | bool] = Field(default_factory=dict)
+    defaults: Defaults = Defaults()
+    populations: dict[str, Population]
+    projections: dict[str, Projection]
+    task: TaskSpec
+    inputs: Inputs
+    protocol: list[Phase] = Field(min_length=1)
+    record: list[Recording] = Field(default_factory=list)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

@@ -1,0 +1,22 @@
+"""Tasks (data sets and target maps), each a class registered in :data:`TASKS`.
+
+Use :func:`make_task` on a spec's ``task`` block, then ``task.splits(architecture)``.
+"""
+
+from microcircuit.tasks import bars, teacher, yin_yang  # noqa: F401  (registers the tasks)
+from microcircuit.tasks.bars import Bars
+from microcircuit.tasks.base import TASKS, Architecture, Split, Task, make_task, validate_split
+from microcircuit.tasks.teacher import Teacher
+from microcircuit.tasks.yin_yang import YinYang
+
+__all__ = [
+    "TASKS",
+    "Architecture",
+    "Bars",
+    "Split",
+    "Task",
+    "Teacher",
+    "YinYang",
+    "make_task",
+    "validate_split",
+]

@@ -1,0 +1,275 @@
+"""Figures from a synthetic run directory (no simulation: metrics and recordings are made up here)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from microcircuit.plotting import (
+    NoData,
+    load_run,
+    output_variable,
+    plot_apical,
+    plot_learning_curves,
+    plot_output_traces,
+    plot_run,
+)
+
+SEEDS = [11, 12, 13]
+EPOCHS = 20
+DT = 0.1
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def write_metrics(path: Path, classification: bool = True, epochs: int = EPOCHS) -> None:
+    """Long-form metrics: self-prediction (2 epochs), train, validate every 5 epochs, one test row."""
+    rng = np.random.default_rng(0)
+    rows = []
+
+    def add(phase: str, epoch: int, progress: float) -> None:
+        for seed in SEEDS:
+            noise = rng.normal(0.0, 0.02)
+            rows.append((phase, epoch, seed, "loss", 0.2 * np.exp(-3 * progress) + abs(noise)))
+            if classification:
+                rows.append((phase, epoch, seed, "accuracy", min(1.0, 0.4 + 0.5 * progress + noise)))
+            for pop, scale in (("pyr_1", 1.0), ("pyr_2", 0.3)):
+                rows.append((phase, epoch, seed, f"apical_norm/{pop}", scale * np.exp(-4 * progress) + 1e-3))
+
+    for epoch in (1, 2):
+        for seed in SEEDS:
+            rows.append(("self_prediction", epoch, seed, "apical_norm/pyr_1", 2.0 / epoch))
+            rows.append(("self_prediction", epoch, seed, "apical_norm/pyr_2", 1.0 / epoch))
+    for epoch in range(1, epochs + 1):
+        add("train", epoch, epoch / epochs)
+        if epoch % 5 == 0:
+            add("validate", epoch, epoch / epochs)
+    add("test", epochs, 1.0)
+    pd.DataFrame(rows, columns=["phase", "epoch", "seed", "metric", "value"]).to_csv(path, index=False)
+
+
+def write_chunk(run: Path, phase: str, epoch: int, t0: float, n: int = 50, n_out: int = 3,
+                teacher: bool = True, skip: tuple[str, ...] = ()) -> None:
+    """One recordings chunk: output potentials, target, a norm-reduced and an unreduced apical potential."""
+    t = t0 + np.arange(n) * 1.0  # every 10 steps of 0.1 ms
+    n_seeds = len(SEEDS)
+    phase_shift = np.arange(n_out)[None, None, None, :]
+    u = 0.5 + 0.4 * np.sin(t[:, None, None, None] / 5.0 + phase_shift) * np.ones((1, n_seeds, 1, 1))
+    square = np.where(np.sin(t[:, None, None, None] / 5.0 + phase_shift) > 0, 1.0, 0.1)
+    target = square * np.ones((1, n_seeds, 1, 1))
+    if not teacher:
+        target = np.full_like(target, np.nan)
+    decay = np.exp(-t / 60.0)[:, None, None]
+    apical_norm = decay * (1.0 + 0.1 * np.arange(n_seeds))[None, :, None]
+    apical = np.sin(t[:, None, None, None] + np.arange(4)) * decay[..., None] * np.ones((1, n_seeds, 1, 4))
+    arrays = {"out.soma.u": u, "target": target, "pyr_1.apical.v": apical_norm, "pyr_2.apical.v": apical}
+    chunk = {}
+    for var, value in arrays.items():
+        if var in skip:
+            continue
+        chunk[var] = value.astype(np.float32)
+        chunk[f"{var}.t"] = t
+    folder = run / "recordings" / phase
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(folder / f"epoch_{epoch:04d}.npz", **chunk)
+
+
+def make_run(root: Path, classification: bool = True, recordings: bool = True,
+             nested_index: bool = False) -> Path:
+    """A synthetic run directory as the experiment writes it (no figures folder yet)."""
+    run = root / "run"
+    run.mkdir()
+    (run / "manifest.json").write_text(json.dumps({"name": "synthetic", "seeds": SEEDS, "dt": DT}))
+    write_metrics(run / "metrics.csv", classification=classification)
+    if recordings:
+        units = "potential (dimensionless)"
+        variables = {
+            "out.soma.u": {"every": 10, "reduce": "none", "units": units, "phases": None},
+            "target": {"every": 10, "reduce": "none", "units": units, "phases": None},
+            "pyr_1.apical.v": {"every": 10, "reduce": "norm", "units": units, "phases": None},
+            "pyr_2.apical.v": {"every": 10, "reduce": "none", "units": units, "phases": ["train"]},
+        }
+        index = {"seeds": SEEDS, "variables": variables} if nested_index else {"seeds": SEEDS, **variables}
+        (run / "recordings").mkdir()
+        (run / "recordings" / "index.json").write_text(json.dumps(index))
+        write_chunk(run, "train", 1, t0=0.0)
+        write_chunk(run, "train", 2, t0=50.0)
+        write_chunk(run, "test", EPOCHS, t0=100.0, teacher=False, skip=("pyr_2.apical.v",))
+    return run
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    return make_run(tmp_path)
+
+
+def assert_png(path: Path) -> None:
+    data = path.read_bytes()
+    assert data.startswith(PNG_MAGIC), f"{path} is not a PNG"
+    assert len(data) > 5000, f"{path} is suspiciously small ({len(data)} bytes)"
+
+
+def test_plot_run_writes_every_kind(run_dir: Path):
+    written = plot_run(run_dir)
+    assert [p.name for p in written] == ["curves.png", "traces.png", "apical.png"]
+    for path in written:
+        assert path.parent == run_dir / "figures"
+        assert_png(path)
+        assert path.stat().st_mode & 0o044, "figures should be readable like any other file"
+    leftovers = [p.name for p in (run_dir / "figures").iterdir() if p.name not in {"curves.png", "traces.png",
+                                                                                   "apical.png"}]
+    assert not leftovers, f"temporary files left behind: {leftovers}"
+
+
+def test_plot_run_leaves_global_style_alone(run_dir: Path):
+    import matplotlib
+
+    before = dict(matplotlib.rcParams)
+    plot_run(run_dir, kinds=["curves"])
+    changed = {k for k, v in matplotlib.rcParams.items() if before.get(k) != v}
+    assert not changed, f"rcParams changed: {sorted(changed)}"
+
+
+def test_plot_run_other_format_and_kind_subset(run_dir: Path):
+    written = plot_run(run_dir, kinds=["apical"], fmt="pdf")
+    assert written == [run_dir / "figures" / "apical.pdf"]
+    assert written[0].read_bytes().startswith(b"%PDF")
+
+
+def test_plot_run_rejects_unknown_kind(run_dir: Path):
+    with pytest.raises(ValueError, match="unknown figure kind.*weights"):
+        plot_run(run_dir, kinds=["weights"])
+
+
+def test_missing_recordings_are_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    run = make_run(tmp_path, recordings=False)
+    with caplog.at_level(logging.INFO, logger="microcircuit"):
+        written = plot_run(run)
+    assert [p.name for p in written] == ["curves.png"]
+    assert_png(written[0])
+    skipped = [r.getMessage() for r in caplog.records if "skipping" in r.getMessage()]
+    assert any("traces" in m for m in skipped) and any("apical" in m for m in skipped), skipped
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_missing_variable_in_one_phase_is_skipped(run_dir: Path, caplog: pytest.LogCaptureFixture):
+    shutil.rmtree(run_dir / "recordings" / "train")
+    run = load_run(run_dir)
+    with pytest.raises(NoData, match="pyr_1.apical.v.*train"):
+        run.recording("train", "pyr_1.apical.v")
+    with pytest.raises(NoData, match="apical"):
+        plot_apical(run, phase="train")
+    fig = plot_apical(run)  # the test phase still has pyr_1.apical.v (pyr_2 was recorded in train only)
+    assert [ax.get_title().split(" ")[:4] for ax in fig.axes] == [["pyr_1.apical.v", "—", "test", "phase"]]
+    with caplog.at_level(logging.INFO, logger="microcircuit"):
+        written = plot_run(run_dir)
+    assert len(written) == 3  # traces fall back to the test phase, without target
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_empty_run_dir_draws_nothing(tmp_path: Path):
+    assert plot_run(tmp_path) == []
+    assert (tmp_path / "figures").exists() is False
+
+
+def test_recording_concatenates_chunks_in_epoch_order(run_dir: Path):
+    # an epoch number past the 4-digit padding must still sort numerically, not by name
+    write_chunk(run_dir, "train", 10000, t0=1000.0, n=7)
+    run = load_run(run_dir)
+    t, u = run.recording("train", "out.soma.u")
+    assert t.shape == (107,) and u.shape == (107, 3, 1, 3)
+    assert np.all(np.diff(t) > 0), "chunks were not concatenated in order"
+    with np.load(run_dir / "recordings" / "train" / "epoch_0002.npz") as chunk:
+        np.testing.assert_array_equal(u[50:100], chunk["out.soma.u"])
+    t1, _ = run.recording("train", "out.soma.u", epochs=[2])
+    np.testing.assert_array_equal(t1, t[50:100])
+    _, norm = run.recording("train", "pyr_1.apical.v")
+    assert norm.shape == (107, 3, 1)
+    assert run.recorded_phases() == ["train", "test"]
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_load_run_reads_both_index_layouts(tmp_path: Path, nested: bool):
+    run = load_run(make_run(tmp_path, nested_index=nested))
+    assert run.name == "synthetic" and run.dt == DT and run.seeds == SEEDS
+    assert set(run.index) == {"out.soma.u", "target", "pyr_1.apical.v", "pyr_2.apical.v"}
+    assert run.reduce("pyr_1.apical.v") == "norm"
+    assert list(run.metrics.columns) == ["phase", "epoch", "seed", "metric", "value"]
+    assert run.metrics["epoch"].dtype.kind == "i" and run.metrics["seed"].dtype.kind == "i"
+    assert output_variable(run) == "out.soma.u"
+
+
+def panel_titles(fig) -> list[str]:
+    return [ax.get_title() for ax in fig.axes if ax.get_visible()]
+
+
+def test_learning_curves_classification(run_dir: Path):
+    fig = plot_learning_curves(load_run(run_dir))
+    assert panel_titles(fig) == ["Accuracy", "Loss", "Apical potential"]
+    accuracy = fig.axes[0]
+    assert accuracy.get_ylabel() == "accuracy (%)"
+    assert accuracy.get_ylim()[1] > 50  # in percent, not a fraction
+    assert all(ax.get_xlabel().startswith("epoch") for ax in fig.axes)
+    (phase_legend,) = fig.legends  # phases share one legend: the colours are the same in every panel
+    phases = [t.get_text() for t in phase_legend.get_texts()]
+    assert phases == ["self prediction", "train", "validate", "test"]
+    populations = [t.get_text() for t in fig.axes[2].get_legend().get_texts()]
+    assert populations == ["pyr_1", "pyr_2"]
+
+
+def test_learning_curves_regression_task(tmp_path: Path):
+    run = load_run(make_run(tmp_path, classification=False, recordings=False))
+    fig = plot_learning_curves(run)
+    assert panel_titles(fig) == ["Loss", "Apical potential"]
+    assert "accuracy" not in " ".join(ax.get_ylabel() for ax in fig.axes)
+
+
+def test_learning_curves_generic_metric_and_given_axes(run_dir: Path):
+    import matplotlib.pyplot as plt
+
+    with (run_dir / "metrics.csv").open("a") as f:
+        for epoch in range(1, EPOCHS + 1):
+            for seed in SEEDS:
+                f.write(f"train,{epoch},{seed},weight_distance/up_1,{1.0 / epoch}\n")
+    run = load_run(run_dir)
+    fig = plot_learning_curves(run)
+    assert panel_titles(fig)[-1] == "Weight distance"
+    fig_given, ax = plt.subplots()
+    assert plot_learning_curves(run, ax=ax, metrics=["loss"]) is fig_given
+    with pytest.raises(ValueError, match="need as many axes"):
+        plot_learning_curves(run, ax=ax)
+    plt.close("all")
+
+
+def test_output_traces(run_dir: Path):
+    run = load_run(run_dir)
+    fig = plot_output_traces(run, phase="train", seed_index=1)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "time (ms)"
+    assert "dimensionless" in ax.get_ylabel()
+    assert "seed 12" in ax.get_title() and "epoch 2" in ax.get_title()
+    assert len(ax.get_lines()) == 6  # 3 outputs + 3 dashed targets
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "teacher target (dashed)" in labels and "neuron 2" in labels
+    test = plot_output_traces(run)  # teacher off in the test phase: potentials only
+    assert len(test.axes[0].get_lines()) == 3
+    with pytest.raises(NoData):
+        plot_output_traces(run, phase="validate")
+
+
+def test_apical_panels(run_dir: Path):
+    run = load_run(run_dir)
+    fig = plot_apical(run)
+    assert len(fig.axes) == 2
+    norm_ax, neuron_ax = fig.axes
+    assert norm_ax.get_yscale() == "log"
+    assert len(norm_ax.get_lines()) == len(SEEDS)
+    assert neuron_ax.get_yscale() == "linear"  # signed potentials
+    assert all(ax.get_xlabel() == "time (ms)" and ax.get_legend() is not None for ax in fig.axes)
+    only_test = plot_apical(run, phase="test")
+    assert len(only_test.axes) == 1
