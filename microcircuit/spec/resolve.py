@@ -29,7 +29,7 @@ from microcircuit.spec.errors import Problem, SpecError, did_you_mean, listing
 from microcircuit.spec.loader import Mark, Path, SourceMap, dotted, is_under, load_yaml, load_yaml_file
 from microcircuit.spec.presets import PRESETS, apply_preset
 from microcircuit.spec.schema import PopulationDefaults, ProjectionDefaults, Spec
-from microcircuit.spec.structural import child_type, describe_value, is_container, key_names
+from microcircuit.spec.structural import child_type, describe_value, is_choice, is_container, key_names
 
 COMMAND_LINE = "<command line>"
 REFERENCE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
@@ -107,15 +107,23 @@ def _load_extended(name: str, fs_path: FsPath, text: str | bytes | None,
     return merged, kept
 
 
-def deep_merge(base: Any, over: Any, path: Path = (), replaced: list[Path] | None = None) -> Any:
+def deep_merge(base: Any, over: Any, path: Path = (), replaced: list[Path] | None = None,
+               tp: Any = Spec) -> Any:
     """``over`` merged onto ``base``: mappings recursively, anything else replaces.
 
-    ``replaced`` collects the paths where ``over`` replaced a value of ``base`` whole.
+    A tagged choice (``rule``, ``init``, ``dynamics``, ``task``) is replaced, not merged,
+    when ``over`` picks a different tag: ``{apical_silencing: ...}`` over
+    ``{dendritic_prediction: ...}`` means the new rule, not both. ``replaced`` collects
+    the paths where ``over`` replaced a value of ``base`` whole.
     """
-    if isinstance(base, dict) and isinstance(over, dict):
+    other_choice = is_choice(tp) and isinstance(base, dict) and base.keys().isdisjoint(over)
+    if isinstance(base, dict) and isinstance(over, dict) and not other_choice:
         out = dict(base)
         for key, value in over.items():
-            out[key] = deep_merge(base[key], value, path + (key,), replaced) if key in base else value
+            if key in base:
+                out[key] = deep_merge(base[key], value, path + (key,), replaced, child_type(tp, key))
+            else:
+                out[key] = value
         return out
     if replaced is not None:
         replaced.append(path)

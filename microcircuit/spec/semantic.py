@@ -66,6 +66,7 @@ class _Checker:
         self.problems: list[Problem] = []
         self.edges: dict[str, _Edge] = {}
         self.nudgers: dict[str, list[_Edge]] = {}  # interneuron -> nudging projections into it
+        self.unresolved = False  # some projection did not resolve (so a partner may be missing)
 
     # -------------------------------------------------------- reporting
     def _report(self, path: Path, message: str, hint: str, warning: bool) -> None:
@@ -151,6 +152,7 @@ class _Checker:
         for name, proj in self.spec.projections.items():
             edge = self._edge(name, proj.source, proj.target)
             if edge is None:
+                self.unresolved = True
                 continue
             self.edges[name] = edge
             path = ("projections", name)
@@ -258,6 +260,7 @@ class _Checker:
                            "|P_k+1|", f"set size: {size}")
 
     def check_self_predicting(self) -> None:
+        """W_pi = -W_down and W_ip = c * W_up(above) need their partner projections (model.md sec. 4)."""
         for name, edge in self.edges.items():
             if self.spec.projections[name].init != "self_predicting":
                 continue
@@ -268,12 +271,14 @@ class _Checker:
             if source_cell == "interneuron" and target_cell == "pyramidal" and edge.target_comp == "apical":
                 partners = [e for e in self.edges.values() if e.name != name and e.target == edge.target
                             and e.target_comp == "apical" and self.cell_name(e.source) in _PYRAMIDAL]
-                if not partners:
+                if not partners and not self.unresolved:  # else the partner may be the broken one
                     self.error(path, f"init 'self_predicting' of '{name}' sets W_pi = -W_down, but no "
                                f"projection from a pyramidal population targets '{edge.target}.apical'")
             elif (source_cell in _PYRAMIDAL and target_cell == "interneuron"
                   and edge.target_comp == "dendrite"):
                 nudgers = self.nudgers.get(edge.target)
+                if self.unresolved:
+                    continue  # the partner may be the projection already reported
                 if not nudgers:
                     self.error(path, f"init 'self_predicting' of '{name}' copies W_up of the population that "
                                f"nudges '{edge.target}', but nothing nudges it")

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from microcircuit.spec.errors import Problem, did_you_mean, listing
 from microcircuit.spec.loader import Path, SourceMap, is_under
-from microcircuit.spec.schema import Spec
+from microcircuit.spec.schema import Spec, TaskSpec
 
 #: Top-level keys consumed before validation (so valid although not on :class:`Spec`).
 EXTRA_TOP_LEVEL_KEYS = ("extends",)
@@ -88,6 +88,12 @@ def child_type(tp: Any, key: str | int) -> Any:
 def is_container(tp: Any) -> bool:
     """True if values of type ``tp`` can be mappings (a model, a dict or a union holding one)."""
     return any(is_model(arm) or get_origin(arm) is dict for arm in members(strip(tp)))
+
+
+def is_choice(tp: Any) -> bool:
+    """True for a tagged choice: a union of one-key models (``rule``) or the ``task`` block."""
+    tp = strip(tp)
+    return (is_union(tp) and any(is_model(arm) for arm in members(tp))) or tp is TaskSpec
 
 
 def describe_type(tp: Any) -> str:

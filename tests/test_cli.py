@@ -1,0 +1,130 @@
+"""The command line as a user runs it: validate, describe, run, plot."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pytest
+import torch
+
+from microcircuit.cli import main
+from tests.conftest import CIRCUITS, ROOT
+
+FAST = ["--set", "parameters.t_pres=5", "--set", "protocol.0.epochs=4", "--set", "protocol.0.validate_every=2"]
+
+
+def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m microcircuit ...`` in a subprocess, as a user would."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "microcircuit", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=timeout, env=env)
+
+
+def test_validate_shipped_circuits(capsys):
+    assert main(["validate", *map(str, sorted(CIRCUITS.glob("*.yaml")))]) == 0
+    assert capsys.readouterr().out.count(": ok") == len(list(CIRCUITS.glob("*.yaml")))
+
+
+def test_validate_bad_spec_exits_2_with_location_and_no_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    text = (CIRCUITS / "bars_le.yaml").read_text().replace("target: pyr_1.apical,   init", "target: pyr_1.apicl,    init")
+    bad.write_text(text)
+    proc = cli("validate", str(bad))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if "apicl" in row)
+    assert f"bad.yaml:{line}:" in proc.stderr and "did you mean 'apical'" in proc.stderr
+
+
+def test_describe_prints_shapes_and_constants_and_exports(tmp_path, capsys):
+    graphml, png = tmp_path / "bars.graphml", tmp_path / "bars.png"
+    assert main(["describe", str(CIRCUITS / "bars_le.yaml"), "--graph", str(graphml), "--draw", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "30x9" in out and "3x30" in out and "tau_eff=5.263 ms" in out and "nudging ratio=0.3158" in out
+    graph = nx.read_graphml(graphml, force_multigraph=True)
+    assert set(graph.nodes) == {"x", "pyr_1", "int_1", "out"}
+    assert png.stat().st_size > 10_000
+
+
+def test_run_writes_a_complete_run_directory(tmp_path):
+    proc = cli("run", str(CIRCUITS / "bars_le.yaml"), "--seeds", "2", "--out", str(tmp_path), *FAST)
+    assert proc.returncode == 0, proc.stderr
+    run_dir = Path(proc.stdout.strip().splitlines()[-1])
+    assert run_dir.parent.parent == tmp_path and run_dir.is_dir()
+    assert "test accuracy" in proc.stdout
+    assert "%|" in proc.stderr or "stim" in proc.stderr  # progress bar on stderr
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "done" and manifest["seeds"] == [1, 2]
+    assert manifest["torch"] == torch.__version__ and set(manifest["derived_seeds"]) >= {"weights", "order"}
+    assert (run_dir / "config.yaml").read_text() == (CIRCUITS / "bars_le.yaml").read_text()
+    assert "t_pres: 5" in (run_dir / "config.resolved.yaml").read_text()
+    with open(run_dir / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["phase", "epoch", "seed", "metric", "value"]
+    test_acc = [r for r in rows if r["phase"] == "test" and r["metric"] == "accuracy"]
+    assert len(test_acc) == 2 and all(0.0 <= float(r["value"]) <= 1.0 for r in test_acc)
+    assert {r["phase"] for r in rows} == {"train", "validate", "test"}
+    chunk = np.load(run_dir / "recordings" / "test" / "epoch_0004.npz")
+    assert chunk["out.soma.u_breve"].shape == (40, 2, 1, 3)  # 8 patterns x 5 steps, 2 seeds, batch 1, 3 outputs
+    final = torch.load(run_dir / "checkpoints" / "final.pt", weights_only=True)
+    assert final["state"]["weights/up_1"].shape == (2, 30, 9)
+    for kind in ("curves", "traces", "apical"):
+        assert (run_dir / "figures" / f"{kind}.png").stat().st_size > 10_000
+
+
+def test_run_refuses_existing_run_dir_and_bad_spec(tmp_path):
+    existing = tmp_path / "run"
+    existing.mkdir()
+    (existing / "metrics.csv").write_text("x\n")
+    proc = cli("run", str(CIRCUITS / "bars_le.yaml"), "--run-dir", str(existing), *FAST)
+    assert proc.returncode == 2 and "--overwrite" in proc.stderr
+    proc = cli("run", str(CIRCUITS / "bars_le.yaml"), "--set", "populations.pyr_1.size=-3")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "populations.pyr_1.size" in proc.stderr
+
+
+def test_diverging_run_stops_with_diagnosis_and_keeps_metrics(tmp_path):
+    proc = cli("run", str(CIRCUITS / "bars_le.yaml"), "--out", str(tmp_path), "--no-plot",
+               "--set", "projections.up_1.w_max=null", "--set", "projections.up_2.w_max=null",
+               "--set", "projections.up_2.rule={dendritic_prediction: {eta: 1.0e+6}}",
+               "--set", "parameters.t_pres=5", "--set", "protocol.0.epochs=50")
+    assert proc.returncode == 1, proc.stderr
+    assert "diverged" in proc.stderr and "Traceback" not in proc.stderr
+    run_dir = Path(proc.stdout.strip().splitlines()[-1])
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "diverged" and "epoch" in manifest["diagnosis"]
+
+
+def test_sigint_checkpoints_and_exits_130(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "microcircuit", "run", str(CIRCUITS / "bars_le.yaml"),
+                             "--out", str(tmp_path), "-q", "--set", "parameters.t_pres=5"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(tmp_path.glob("*/*/metrics.csv")):
+        time.sleep(0.2)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    run_dir = Path(out.strip().splitlines()[-1])
+    assert (run_dir / "checkpoints" / "interrupted.pt").exists()
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "interrupted"
+
+
+@pytest.mark.parametrize("kind", ["curves"])
+def test_plot_command(tmp_path, kind):
+    proc = cli("run", str(CIRCUITS / "bars_le.yaml"), "--out", str(tmp_path), "--no-plot", *FAST)
+    run_dir = Path(proc.stdout.strip().splitlines()[-1])
+    assert not (run_dir / "figures" / f"{kind}.png").exists()
+    assert main(["plot", str(run_dir), "--kind", kind]) == 0
+    assert (run_dir / "figures" / f"{kind}.png").exists()
+    assert main(["plot", str(tmp_path)]) == 2
