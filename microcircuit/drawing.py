@@ -56,7 +56,7 @@ def draw_circuit(circuit: Circuit, path: Path) -> None:
     nx.draw_networkx_nodes(g, pos, ax=ax, node_size=sizes, node_color=colours, edgecolors="black")
     nx.draw_networkx_labels(g, pos, ax=ax, labels={n: f"{n}\n({g.nodes[n]['size']})" for n in g.nodes},
                             font_size=8)
-    for i, (u, v, key, data) in enumerate(g.edges(keys=True, data=True)):
+    for i, (u, v, data) in enumerate(g.edges(data=True)):
         nx.draw_networkx_edges(g, pos, ax=ax, edgelist=[(u, v)], edge_color=COMPARTMENT_COLOURS[data["compartment"]],
                                connectionstyle=f"arc3,rad={0.15 + 0.05 * (i % 3)}", arrows=True,
                                node_size=sizes[0], style="dashed" if data["kind"] == "nudging" else "solid")

@@ -39,6 +39,8 @@ from microcircuit.seeds import derive_seed, rng
 
 #: |u| above this bound (dimensionless potential) counts as runaway.
 POTENTIAL_BOUND = 1e4
+#: |w| above this bound counts as runaway (w_max, where set, is far below).
+WEIGHT_BOUND = 1e4
 
 
 class Diverged(RuntimeError):
@@ -369,18 +371,19 @@ class Simulator:
 
     # ------------------------------------------------------------------ checks
     def check_finite(self, where: str) -> None:
-        """Raise :class:`Diverged` naming the first population or projection with NaN/Inf or runaway values."""
-        for name, u in self.state.u.items():
-            bad = ~torch.isfinite(u)
-            if bad.any() or u.abs().max() > POTENTIAL_BOUND:
-                circuits = sorted({int(i) for i in torch.nonzero(bad | (u.abs() > POTENTIAL_BOUND))[:, 0]})
-                raise Diverged(f"{where}: somatic potential of population '{name}' is NaN/Inf or exceeds "
-                               f"{POTENTIAL_BOUND:g} in circuit(s) with seed {[self.seeds[c] for c in circuits]}")
-        for name, w in self.state.weights.items():
-            if not torch.isfinite(w).all():
-                circuits = sorted({int(i) for i in torch.nonzero(~torch.isfinite(w))[:, 0]})
-                raise Diverged(f"{where}: weights of projection '{name}' became NaN/Inf in circuit(s) with "
-                               f"seed {[self.seeds[c] for c in circuits]}")
+        """Raise :class:`Diverged` naming the projection or population with NaN/Inf or runaway values.
+
+        Weights are checked first: a runaway weight is usually the cause, the potentials the symptom.
+        """
+        groups = (("weights of projection", self.state.weights, WEIGHT_BOUND),
+                  ("somatic potential of population", self.state.u, POTENTIAL_BOUND))
+        for what, tensors, bound in groups:
+            for name, x in tensors.items():
+                bad = ~torch.isfinite(x) | (x.abs() > bound)
+                if bad.any():
+                    circuits = sorted({int(i) for i in torch.nonzero(bad)[:, 0]})
+                    raise Diverged(f"{where}: {what} '{name}' is NaN/Inf or exceeds {bound:g} in circuit(s) "
+                                   f"with seed {[self.seeds[c] for c in circuits]}")
 
 
 def gather(data: torch.Tensor, index: np.ndarray) -> torch.Tensor:

@@ -15,7 +15,6 @@ import logging
 import platform
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +35,8 @@ from microcircuit.tasks import Architecture, Split, make_task
 log = logging.getLogger("microcircuit")
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: presentations between divergence checks (each check synchronises with the device)
+CHECK_EVERY = 50
 
 
 @dataclass
@@ -120,7 +121,7 @@ class Experiment:
         # tasks with a known generating network (teacher) report how far the student's W_up are from it
         self.reference_weights = (
             {q.name: torch.as_tensor(w, dtype=self.dtype, device=self.device)
-             for q, w in zip(self.circuit.forward_chain, self.task.teacher_weights(arch))}
+             for q, w in zip(self.circuit.forward_chain, self.task.teacher_weights(arch), strict=True)}
             if hasattr(self.task, "teacher_weights") else {}
         )
         self.sim = Simulator(self.circuit, self.seeds, n_batch=1, dtype=self.dtype, device=self.device)
@@ -247,6 +248,8 @@ class Experiment:
             for p in self.apical_pops:
                 apical[p] += res[f"apical/{p}"]
             self._bar.update(1)
+            if (j + 1) % CHECK_EVERY == 0:
+                sim.check_finite(f"phase '{name}', epoch {epoch}, step {self.global_step}")
         sim.check_finite(f"phase '{name}', epoch {epoch}, step {self.global_step}")
         rows = self.epoch_metrics(name, epoch, data, order, torch.stack(outputs, dim=1), apical, n)
         self.result.rows.extend(rows)

@@ -438,13 +438,14 @@ def _draw_family(ax: Axes, df: pd.DataFrame, family: str, phases: Sequence[str],
             if rows.empty:
                 continue
             n_x = rows["x"].nunique()
-            if n_x <= 2:  # e.g. the single test point: marker with a +-sd bar
-                stats = rows.groupby("x")["value"].agg(["mean", "std"]).fillna({"std": 0.0})
-                ax.errorbar(stats.index, stats["mean"], yerr=stats["std"], fmt=markers[k % len(markers)],
+            if n_x <= 2:  # e.g. the single test point: marker with a min-max bar over seeds
+                stats = rows.groupby("x")["value"].agg(["mean", "min", "max"])
+                yerr = [stats["mean"] - stats["min"], stats["max"] - stats["mean"]]
+                ax.errorbar(stats.index, stats["mean"], yerr=yerr, fmt=markers[k % len(markers)],
                             color=colour,
                             ms=5, capsize=3, mec="white", mew=0.6, zorder=3)
             else:
-                sns.lineplot(data=rows, x="x", y="value", errorbar="sd", color=colour, ax=ax, legend=False,
+                sns.lineplot(data=rows, x="x", y="value", errorbar=("pi", 100), color=colour, ax=ax, legend=False,
                              linestyle=dashes[k % len(dashes)],
                              marker=markers[k % len(markers)] if n_x <= 30 else None,
                              markersize=3, markeredgewidth=0)
@@ -516,7 +517,7 @@ def plot_learning_curves(run: RunResult, ax: Axes | Sequence[Axes] | None = None
             a.set_xlabel("epoch (≤ 0: before training)" if shifted and
                          (df[df["family"] == family]["x"] <= 0).any() else "epoch")
         if ax is None:
-            spread = "mean ± sd over" if n_seeds > 1 else "from"
+            spread = "mean and min-max range over" if n_seeds > 1 else "from"
             fig.suptitle(f"{run.name}: learning curves ({spread} {n_seeds} seed{'s' * (n_seeds != 1)})")
             shown = df[df["family"].isin(families)]
             fig.legend(handles=_phase_handles(shown, phases), title="phase", loc="lower center",

@@ -33,7 +33,10 @@ def chain_spec(depth: int, dynamics: str = "latent_equilibrium", schedule: str =
         "preset": "haider2021",
         "dtype": dtype,
         "schedule": schedule,
-        "defaults": {"population": {"dynamics": dynamics, "activation": activation}, "projection": {"init": {"uniform": 1.0}}},
+        "defaults": {
+            "population": {"dynamics": dynamics, "activation": activation},
+            "projection": {"init": {"uniform": 1.0}},
+        },
         "populations": pops,
         "projections": projections,
         "task": {"teacher": {"train": 4, "test": 4}},

@@ -36,7 +36,8 @@ def test_validate_shipped_circuits(capsys):
 
 def test_validate_bad_spec_exits_2_with_location_and_no_traceback(tmp_path):
     bad = tmp_path / "bad.yaml"
-    text = (CIRCUITS / "bars_le.yaml").read_text().replace("target: pyr_1.apical,   init", "target: pyr_1.apicl,    init")
+    text = (CIRCUITS / "bars_le.yaml").read_text()
+    text = text.replace("target: pyr_1.apical,   init", "target: pyr_1.apicl,    init")
     bad.write_text(text)
     proc = cli("validate", str(bad))
     assert proc.returncode == 2

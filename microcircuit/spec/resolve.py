@@ -116,8 +116,8 @@ def deep_merge(base: Any, over: Any, path: Path = (), replaced: list[Path] | Non
     ``{dendritic_prediction: ...}`` means the new rule, not both. ``replaced`` collects
     the paths where ``over`` replaced a value of ``base`` whole.
     """
-    other_choice = is_choice(tp) and isinstance(base, dict) and base.keys().isdisjoint(over)
-    if isinstance(base, dict) and isinstance(over, dict) and not other_choice:
+    both_mappings = isinstance(base, dict) and isinstance(over, dict)
+    if both_mappings and not (is_choice(tp) and base.keys().isdisjoint(over)):
         out = dict(base)
         for key, value in over.items():
             if key in base:
@@ -157,6 +157,8 @@ def _apply_override(data: dict, smap: SourceMap, line: int, item: str) -> list[P
     segments = key.split(".")
     if "" in segments:
         return problem((), f"--set {item!r}: empty segment in key '{key}'")
+    if segments[0] == "extends":
+        return problem(("extends",), "extends cannot be set on the command line", "give that file instead")
     if text.strip() == "":
         value, value_positions = "", {}
     else:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import difflib
 import types
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -309,7 +310,7 @@ def explain(exc: ValidationError, data: Any) -> list[tuple[Path, str, str, Path]
 
 
 # ---------------------------------------------------------------- entry point
-def validate_structure(data: dict, smap: SourceMap, reported: list[Path] = ()
+def validate_structure(data: dict, smap: SourceMap, reported: Sequence[Path] = ()
                        ) -> tuple[Spec | None, list[Problem], list[Path]]:
     """Validate ``data`` against :class:`Spec` (strictly: no strings taken as numbers).
 
