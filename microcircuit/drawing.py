@@ -50,7 +50,7 @@ def draw_circuit(circuit: Circuit, path: Path) -> None:
     g = circuit.graph
     pos = layout(circuit)
     fig, ax = plt.subplots(figsize=(6, 1.6 + 1.4 * (circuit.depth + 1)))
-    sizes = [600 + 30 * min(g.nodes[n]["size"], 60) for n in g.nodes]
+    sizes = [1200 + 40 * min(g.nodes[n]["size"], 60) for n in g.nodes]
     colours = ["#dddddd" if g.nodes[n]["cell"] == "input" else
                "#fdd49e" if g.nodes[n]["cell"] == "interneuron" else "#c6dbef" for n in g.nodes]
     nx.draw_networkx_nodes(g, pos, ax=ax, node_size=sizes, node_color=colours, edgecolors="black")
@@ -59,7 +59,8 @@ def draw_circuit(circuit: Circuit, path: Path) -> None:
     for i, (u, v, data) in enumerate(g.edges(data=True)):
         nx.draw_networkx_edges(g, pos, ax=ax, edgelist=[(u, v)], edge_color=COMPARTMENT_COLOURS[data["compartment"]],
                                connectionstyle=f"arc3,rad={0.15 + 0.05 * (i % 3)}", arrows=True,
-                               node_size=sizes[0], style="dashed" if data["kind"] == "nudging" else "solid")
+                               arrowstyle="-|>", arrowsize=14, width=1.5, nodelist=list(g.nodes),
+                               node_size=sizes, style="dashed" if data["kind"] == "nudging" else "solid")
     handles = [Line2D([0], [0], color=c, label=f"to {k}" + (" (nudging)" if k == "soma" else ""))
                for k, c in COMPARTMENT_COLOURS.items()]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)

@@ -235,23 +235,29 @@ class Experiment:
             order = np.broadcast_to(np.arange(n), (n_circuits, n))
         circuit_index = torch.arange(n_circuits, device=self.device)[:, None]
         observers = self.recorder.observers(name)
+        batch = phase.batch
+        if sim.n_batch != batch:
+            sim.reset_neurons(batch)
+        n_presentations = -(-n // batch)
+        padded = np.concatenate([order, order[:, : n_presentations * batch - n]], axis=1)
         outputs = []
         apical = {p: torch.zeros(n_circuits, dtype=self.dtype, device=self.device) for p in self.apical_pops}
-        for j in range(n):
-            idx = torch.as_tensor(np.ascontiguousarray(order[:, j : j + 1]), device=self.device)
+        for j in range(n_presentations):
+            idx = torch.as_tensor(np.ascontiguousarray(padded[:, j * batch : (j + 1) * batch]), device=self.device)
             x = data.inputs[circuit_index, idx]
             target = data.targets[circuit_index, idx] if data.targets is not None else None
             res = sim.present(x, target, phase.t_pres, plastic, observers, self.global_step, self.apical_pops,
                               teacher=phase.teacher)
             self.global_step += phase.t_pres
-            outputs.append(res["output"][:, 0])
+            outputs.append(res["output"])
             for p in self.apical_pops:
                 apical[p] += res[f"apical/{p}"]
-            self._bar.update(1)
+            self._bar.update(min(batch, n - j * batch))
             if (j + 1) % CHECK_EVERY == 0:
                 sim.check_finite(f"phase '{name}', epoch {epoch}, step {self.global_step}")
+        outputs_t = torch.cat(outputs, dim=1)[:, :n]
         sim.check_finite(f"phase '{name}', epoch {epoch}, step {self.global_step}")
-        rows = self.epoch_metrics(name, epoch, data, order, torch.stack(outputs, dim=1), apical, n)
+        rows = self.epoch_metrics(name, epoch, data, order, outputs_t, apical, n_presentations)
         self.result.rows.extend(rows)
         if self.run_dir is not None:
             self.run_dir.append_metrics(rows)
@@ -259,8 +265,9 @@ class Experiment:
             if chunk:
                 self.run_dir.write_chunk(name, epoch, chunk)
 
-    def epoch_metrics(self, name, epoch, data: PhaseData, order, outputs, apical, n) -> list[tuple]:
-        """outputs: presentation-averaged output potentials [circuit, sample (presentation order), n_out]."""
+    def epoch_metrics(self, name, epoch, data: PhaseData, order, outputs, apical, n_presentations) -> list[tuple]:
+        """outputs: presentation-averaged outputs [circuit, sample (presentation order), n_out];
+        apical: summed per-presentation mean |v_apical| [circuit]."""
         rows = []
         order_t = torch.as_tensor(np.ascontiguousarray(order), device=self.device)
         loss = acc = None
@@ -276,7 +283,7 @@ class Experiment:
             if acc is not None:
                 rows.append((name, epoch, seed, "accuracy", float(acc[c])))
             for p, total in apical.items():
-                rows.append((name, epoch, seed, f"apical_norm/{p}", float(total[c]) / n))
+                rows.append((name, epoch, seed, f"apical_norm/{p}", float(total[c]) / n_presentations))
             for proj, w_ref in self.reference_weights.items():
                 w = self.sim.state.weights[proj][c]
                 rows.append((name, epoch, seed, f"weight_distance/{proj}", float((w - w_ref).norm() / w_ref.norm())))

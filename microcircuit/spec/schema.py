@@ -239,7 +239,9 @@ class Phase(Strict):
     ``eta``: per-projection learning-rate overrides for this phase (1/ms).
     ``eta_scale``: factor on every learning rate, or ``inverse_t_pres`` (1/t_pres).
     ``t_pres``: presentation time per stimulus (steps). ``samples``: stimuli per
-    epoch for ``data: random``. ``validate_every``: in a training phase, evaluate
+    epoch for ``data: random``. ``batch``: stimuli presented in parallel to each circuit, their
+    plasticity averaged (a minibatch; the last batch of an epoch is filled up from its start
+    and only the real stimuli count in the metrics). ``validate_every``: in a training phase, evaluate
     the validation split every K epochs (0 = never).
     """
 
@@ -253,6 +255,7 @@ class Phase(Strict):
     t_pres: PositiveInt = 100
     samples: PositiveInt = 100
     shuffle: bool = True
+    batch: PositiveInt = 1
     validate_every: int = Field(default=0, ge=0)
 
 
