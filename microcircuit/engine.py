@@ -195,13 +195,19 @@ class Simulator:
             noise=p.noise,
         )
 
-    def plastic_plan(self, learning: dict[str, float]) -> list[tuple[PlasticPlan, float]]:
-        """(plan, eta) for each projection that learns in a phase; ``learning`` maps name -> eta (1/ms)."""
+    def plastic_plan(self, learning: dict[str, float | torch.Tensor]) -> list[tuple[PlasticPlan, float | torch.Tensor]]:
+        """(plan, eta) for each projection that learns in a phase.
+
+        ``learning`` maps projection name -> eta in 1/ms: a float, or a tensor [circuit] with one
+        learning rate per circuit (sweeps over learning rates or presentation times in one batch).
+        """
         plans = []
         for name, eta in learning.items():
             q = self.circuit.projections[name]
             rule = RULES.get(q.rule)()
-            if not rule.learns or eta == 0.0:
+            if isinstance(eta, torch.Tensor):
+                eta = eta.to(self.device, self.dtype).reshape(self.n_circuits, 1, 1)
+            if not rule.learns or (not isinstance(eta, torch.Tensor) and eta == 0.0):
                 continue
             post = self.circuit.populations[q.target]
             plan = PlasticPlan(
@@ -215,7 +221,7 @@ class Simulator:
                 tau_w=q.tau_w,
                 w_max=q.w_max,
             )
-            plans.append((plan, float(eta)))
+            plans.append((plan, eta if isinstance(eta, torch.Tensor) else float(eta)))
         return plans
 
     def zeros(self, size: int) -> torch.Tensor:
@@ -316,7 +322,10 @@ class Simulator:
                 filt = dw * (dt / plan.tau_w) if filt is None else filt + (dt / plan.tau_w) * (dw - filt)
                 st.dw_filtered[plan.name] = filt
                 dw = filt
-            w = weights[plan.name].add_(dw, alpha=dt * eta)
+            if isinstance(eta, torch.Tensor):  # one learning rate per circuit, [circuit, 1, 1]
+                w = weights[plan.name].add_(dw * (dt * eta))
+            else:
+                w = weights[plan.name].add_(dw, alpha=dt * eta)
             if plan.w_max is not None:
                 w.clamp_(-plan.w_max, plan.w_max)
 
