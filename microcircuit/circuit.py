@@ -233,8 +233,19 @@ class Circuit:
                 shape = (self.populations[q.target].size, self.populations[q.source].size)
                 per_circuit[name].append(draw_init(q.init, shape, gen))
         weights = {n: torch.as_tensor(np.stack(ws), dtype=dtype, device=device) for n, ws in per_circuit.items()}
+        self.apply_tied(weights)
         self.apply_self_predicting(weights, only_marked=True)
         return weights
+
+    @cached_property
+    def tied_pairs(self) -> list[tuple[str, str]]:
+        """(projection, projection it mirrors) for every ``tied`` rule: W = (W_to)^T."""
+        return [(q.name, q.rule_params["to"]) for q in self.projections.values() if q.rule == "tied"]
+
+    def apply_tied(self, weights: dict[str, torch.Tensor]) -> None:
+        """Set every tied projection to the transpose of its partner, in place of the dict entry."""
+        for name, to in self.tied_pairs:
+            weights[name] = weights[to].transpose(1, 2).clone()
 
     def self_predicting_pairs(self) -> dict[str, tuple[str, list[str]]]:
         """For every interneuron projection: how its self-predicting value is formed.

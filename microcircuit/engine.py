@@ -204,7 +204,7 @@ class Simulator:
         plans = []
         for name, eta in learning.items():
             q = self.circuit.projections[name]
-            rule = RULES.get(q.rule)()
+            rule = RULES.get(q.rule)(q.rule_params)
             if isinstance(eta, torch.Tensor):
                 eta = eta.to(self.device, self.dtype).reshape(self.n_circuits, 1, 1)
             if not rule.learns or (not isinstance(eta, torch.Tensor) and eta == 0.0):
@@ -316,7 +316,8 @@ class Simulator:
         for plan, eta in plastic:
             dendrite = st.v[f"{plan.target}.{plan.compartment}"]
             prediction = plan.phi_post(plan.attenuation * dendrite)
-            dw = plan.rule.direction(rates[plan.target], prediction, dendrite, carried[plan.name])
+            dw = plan.rule.direction(rates[plan.target], prediction, dendrite, carried[plan.name],
+                                     weights[plan.name], dt)
             if plan.tau_w > 0.0:
                 filt = st.dw_filtered.get(plan.name)
                 filt = dw * (dt / plan.tau_w) if filt is None else filt + (dt / plan.tau_w) * (dw - filt)
@@ -328,6 +329,8 @@ class Simulator:
                 w = weights[plan.name].add_(dw, alpha=dt * eta)
             if plan.w_max is not None:
                 w.clamp_(-plan.w_max, plan.w_max)
+        if plastic and self.circuit.tied_pairs:
+            self.circuit.apply_tied(weights)
 
     def present(
         self,

@@ -23,6 +23,7 @@ import torch
 from tqdm import tqdm
 
 import microcircuit
+from microcircuit.analysis.alignment import AlignmentProbe
 from microcircuit.circuit import Circuit
 from microcircuit.engine import Diverged, Simulator
 from microcircuit.model.activations import numpy_activation
@@ -131,6 +132,7 @@ class Experiment:
         self.trained_epochs = 0
         self.apical_pops = [p.name for p in self.circuit.populations.values() if "apical" in p.cell.dendrites]
         self.result = RunResult()
+        self.probe = AlignmentProbe(self.sim) if spec.compare_backprop else None
 
     # ------------------------------------------------------------------ manifest
     def manifest(self, argv: list[str] | None = None) -> dict:
@@ -246,8 +248,13 @@ class Experiment:
             idx = torch.as_tensor(np.ascontiguousarray(padded[:, j * batch : (j + 1) * batch]), device=self.device)
             x = data.inputs[circuit_index, idx]
             target = data.targets[circuit_index, idx] if data.targets is not None else None
+            probing = self.probe is not None and phase.teacher and target is not None
+            if probing:
+                self.probe.start([plan.name for plan, _ in plastic])
             res = sim.present(x, target, phase.t_pres, plastic, observers, self.global_step, self.apical_pops,
                               teacher=phase.teacher)
+            if probing:
+                self.probe.finish(target)
             self.global_step += phase.t_pres
             outputs.append(res["output"])
             for p in self.apical_pops:
@@ -258,6 +265,8 @@ class Experiment:
         outputs_t = torch.cat(outputs, dim=1)[:, :n]
         sim.check_finite(f"phase '{name}', epoch {epoch}, step {self.global_step}")
         rows = self.epoch_metrics(name, epoch, data, order, outputs_t, apical, n_presentations)
+        if self.probe is not None:
+            rows += self.probe.rows(name, epoch, self.seeds)
         self.result.rows.extend(rows)
         if self.run_dir is not None:
             self.run_dir.append_metrics(rows)

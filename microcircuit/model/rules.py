@@ -23,21 +23,35 @@ def batch_outer(post: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
 
 
 class Rule:
-    """A plasticity rule. ``learns`` is False for rules that never change the weights."""
+    """A plasticity rule, instantiated per projection and phase with the spec's parameters.
+
+    ``learns`` is False for rules that never change the weights by themselves.
+    """
 
     name: ClassVar[str]
     learns: ClassVar[bool] = True
 
+    def __init__(self, params: dict | None = None):
+        self.params = dict(params or {})
+
     def direction(
-        self, post_rate: torch.Tensor, post_prediction: torch.Tensor, dendrite: torch.Tensor, pre_rate: torch.Tensor
+        self,
+        post_rate: torch.Tensor,
+        post_prediction: torch.Tensor,
+        dendrite: torch.Tensor,
+        pre_rate: torch.Tensor,
+        weights: torch.Tensor,
+        dt: float,
     ) -> torch.Tensor:
-        """dW/dt divided by eta.
+        """dW/dt divided by eta, [circuit, post, pre].
 
         Args:
             post_rate: postsynaptic rate r_post, [circuit, batch, post].
             post_prediction: phi(vhat), the rate predicted by the attenuated dendritic potential.
             dendrite: the target dendrite's potential v, [circuit, batch, post].
             pre_rate: the presynaptic rate the projection carried this step, [circuit, batch, pre].
+            weights: the current weights [circuit, post, pre].
+            dt: the time step (ms), for rules with internal filters.
         """
         raise NotImplementedError
 
@@ -56,7 +70,7 @@ class DendriticPrediction(Rule):
 
     name = "dendritic_prediction"
 
-    def direction(self, post_rate, post_prediction, dendrite, pre_rate):
+    def direction(self, post_rate, post_prediction, dendrite, pre_rate, weights, dt):
         return batch_outer(post_rate - post_prediction, pre_rate)
 
 
@@ -66,5 +80,43 @@ class ApicalSilencing(Rule):
 
     name = "apical_silencing"
 
-    def direction(self, post_rate, post_prediction, dendrite, pre_rate):
+    def direction(self, post_rate, post_prediction, dendrite, pre_rate, weights, dt):
         return batch_outer(-dendrite, pre_rate)
+
+
+@RULES.register("tied")
+class Tied(Rule):
+    """W = (W_to)^T, kept by the engine after every step in which W_to learns (backprop-like top-down)."""
+
+    name = "tied"
+    learns = False
+
+
+@RULES.register("noise_alignment")
+class NoiseAlignment(Rule):
+    """Learned top-down weights W^down_k [post = area k, pre = area k+1]:
+
+        dW/dt = eta (mean_b hp(r_post) hp(r_pre)^T - decay W)
+
+    hp(x) = x - lowpass_{tau_hp}(x) keeps the fast fluctuations. Somatic noise in area k makes
+    fluctuations delta r_k that area k+1 receives through W^up_{k+1}: delta r_{k+1} ~ D W^up_{k+1} delta r_k,
+    so E[delta r_k delta r_{k+1}^T] ~ Sigma_k (W^up_{k+1})^T D, which W follows (after the phaseless
+    alignment learning idea of Max et al. 2024); ``decay`` keeps the weights bounded.
+    """
+
+    name = "noise_alignment"
+
+    def __init__(self, params: dict | None = None):
+        super().__init__(params)
+        self.tau_hp = float(self.params.get("tau_hp", 10.0))
+        self.decay = float(self.params.get("decay", 0.1))
+        self.low_post: torch.Tensor | None = None
+        self.low_pre: torch.Tensor | None = None
+
+    def direction(self, post_rate, post_prediction, dendrite, pre_rate, weights, dt):
+        if self.low_post is None or self.low_post.shape != post_rate.shape:
+            self.low_post, self.low_pre = post_rate.clone(), pre_rate.clone()
+        alpha = dt / self.tau_hp
+        self.low_post += alpha * (post_rate - self.low_post)
+        self.low_pre += alpha * (pre_rate - self.low_pre)
+        return batch_outer(post_rate - self.low_post, pre_rate - self.low_pre) - self.decay * weights

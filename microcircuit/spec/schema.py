@@ -96,7 +96,32 @@ class ApicalSilencingRule(Strict):
     apical_silencing: EtaParams
 
 
-RuleSpec = Literal["fixed"] | DendriticPredictionRule | ApicalSilencingRule
+class TiedParams(Strict):
+    to: str
+
+
+class TiedRule(Strict):
+    """W = (W_to)^T at every step: top-down weights tied to a forward projection (backprop-like)."""
+
+    tied: TiedParams
+
+
+class NoiseAlignmentParams(Strict):
+    eta: NonNegFloat
+    tau_hp: PositiveFloat = 10.0
+    decay: NonNegFloat = 0.1
+
+
+class NoiseAlignmentRule(Strict):
+    """Learned top-down weights (after the phaseless alignment idea of Max et al. 2024):
+    dW/dt = eta (hp(r_post) hp(r_pre)^T - decay W), hp = high-pass with time constant tau_hp (ms).
+    With somatic noise in the post area, the correlation of its fluctuations with those they cause in
+    the pre area (the area above) is proportional to (W^up)^T, so W aligns with it."""
+
+    noise_alignment: NoiseAlignmentParams
+
+
+RuleSpec = Literal["fixed"] | DendriticPredictionRule | ApicalSilencingRule | TiedRule | NoiseAlignmentRule
 
 
 # ---------------------------------------------------------------- initialisation
@@ -289,6 +314,7 @@ class Spec(Strict):
     dtype: Literal["float32", "float64"] = "float32"
     schedule: Literal["reference", "propagating"] = "reference"
     checkpoint_every: int = Field(default=0, ge=0)
+    compare_backprop: bool = False
     parameters: dict[str, float | int | str | bool] = Field(default_factory=dict)
     defaults: Defaults = Defaults()
     populations: dict[str, Population]

@@ -17,7 +17,13 @@ from fnmatch import fnmatchcase
 from microcircuit.model.cells import CELL_TYPES, CellType
 from microcircuit.spec.errors import Problem, did_you_mean, listing
 from microcircuit.spec.loader import Path, SourceMap, is_under
-from microcircuit.spec.schema import ApicalSilencingRule, DendriticPredictionRule, Spec
+from microcircuit.spec.schema import (
+    ApicalSilencingRule,
+    DendriticPredictionRule,
+    NoiseAlignmentRule,
+    Spec,
+    TiedRule,
+)
 
 #: Activation names of the engine's registry (microcircuit.model.activations.ACTIVATIONS).
 #: That module imports torch, which the spec layer must not, so the names are repeated
@@ -168,6 +174,30 @@ class _Checker:
                     self.error(path + ("conductance",),
                                "'conductance' belongs to somatic nudging projections only (target "
                                f"'population.soma'); '{name}' targets '{proj.target}'")
+        for name, proj in self.spec.projections.items():
+            if isinstance(proj.rule, TiedRule) and name in self.edges:
+                self._check_tied(name, proj.rule.tied.to)
+            if isinstance(proj.rule, NoiseAlignmentRule) and name in self.edges:
+                post = self.spec.populations[self.edges[name].target]
+                noise = post.noise if post.noise is not None else self.spec.defaults.population.noise
+                if not noise:
+                    self.warn(("projections", name, "rule"), f"noise_alignment on '{name}' learns from the "
+                              f"fluctuations of '{self.edges[name].target}', which has no noise",
+                              f"give populations.{self.edges[name].target}.noise a value, e.g. 0.05")
+
+    def _check_tied(self, name: str, to: str) -> None:
+        """A tied projection mirrors a weighted projection running the other way (W = W_to^T)."""
+        path = ("projections", name, "rule", "tied", "to")
+        partner = self.edges.get(to)
+        if partner is None:
+            names = [n for n, e in self.edges.items() if not e.nudging and n != name]
+            self.error(path, f"tied to unknown projection '{to}' (weighted projections: {listing(names)})",
+                       did_you_mean(to, names))
+            return
+        edge = self.edges[name]
+        if partner.nudging or (partner.source, partner.target) != (edge.target, edge.source):
+            self.error(path, f"'{name}' ({edge.source} -> {edge.target}) cannot be tied to '{to}' "
+                       f"({partner.source} -> {partner.target}): W = W_to^T needs the reverse direction")
 
     def _edge(self, name: str, source: str, target: str) -> _Edge | None:
         """Parse and resolve a projection's endpoints, reporting what does not resolve."""
@@ -462,6 +492,8 @@ class _Checker:
                     eta, path = proj.rule.dendritic_prediction.eta, ("projections", name, "rule")
                 elif isinstance(proj.rule, ApicalSilencingRule):
                     eta, path = proj.rule.apical_silencing.eta, ("projections", name, "rule")
+                elif isinstance(proj.rule, NoiseAlignmentRule):
+                    eta, path = proj.rule.noise_alignment.eta, ("projections", name, "rule")
                 else:
                     continue
                 step = dt * eta * scale
