@@ -80,6 +80,7 @@ class PlasticPlan:
     source: str
     target: str
     compartment: str
+    predicted_from: str  # dendrite whose attenuated potential predicts the rate (usually the target)
     rule: Rule
     attenuation: float
     phi_post: Activation
@@ -210,13 +211,15 @@ class Simulator:
             if not rule.learns or (not isinstance(eta, torch.Tensor) and eta == 0.0):
                 continue
             post = self.circuit.populations[q.target]
+            predicted_from = rule.prediction_from or q.compartment
             plan = PlasticPlan(
                 name=name,
                 source=q.source,
                 target=q.target,
                 compartment=q.compartment,
+                predicted_from=predicted_from,
                 rule=rule,
-                attenuation=self.circuit.attenuation(q.target, q.compartment),
+                attenuation=self.circuit.attenuation(q.target, predicted_from),
                 phi_post=ACTIVATIONS.get(post.activation),
                 tau_w=q.tau_w,
                 w_max=q.w_max,
@@ -315,7 +318,8 @@ class Simulator:
             rates[soma.name] = soma.phi(u_rate)
         for plan, eta in plastic:
             dendrite = st.v[f"{plan.target}.{plan.compartment}"]
-            prediction = plan.phi_post(plan.attenuation * dendrite)
+            predictor = st.v[f"{plan.target}.{plan.predicted_from}"]
+            prediction = plan.phi_post(plan.attenuation * predictor)
             dw = plan.rule.direction(rates[plan.target], prediction, dendrite, carried[plan.name],
                                      weights[plan.name], dt)
             if plan.tau_w > 0.0:

@@ -18,7 +18,8 @@ def microcircuit_spec(
     teacher_conductance: float | str = "$g_som",
     task: dict[str, Any] | None = None,
     eta_up: float = 0.0,
-    eta_down: float = 0.05,
+    eta_down: float = 1.0,
+    eta_pi: float = 1.0,
     noise: float = 0.0,
     name: str = "microcircuit",
     **top_level: Any,
@@ -28,7 +29,8 @@ def microcircuit_spec(
 
     Args:
         top_down: ``random`` (fixed random W^down: feedback alignment), ``tied`` (W^down = (W^up)^T),
-            ``learned`` (noise_alignment rule, needs ``noise`` > 0).
+            ``learned`` (hebbian_alignment rule, rate ``eta_down``; W^PI then learns by apical silencing
+            with rate ``eta_pi`` when listed as plastic, to keep cancelling the changing W^down).
         teacher_conductance: g_som of the teacher at the output (1/ms); the interneurons keep $g_som.
         eta_up: learning rate of the forward weights and W^IP (1/ms); W^PI stays at -W^down.
     """
@@ -51,11 +53,13 @@ def microcircuit_spec(
         projections[f"ip_{k}"] = {"source": pop, "target": f"int_{k}.dendrite", "init": "self_predicting",
                                   "rule": ip_rule}
         projections[f"pi_{k}"] = {"source": f"int_{k}", "target": f"{pop}.apical", "init": "self_predicting"}
+        if top_down == "learned":
+            projections[f"pi_{k}"]["rule"] = {"apical_silencing": {"eta": eta_pi}}
         down: dict[str, Any] = {"source": above, "target": f"{pop}.apical"}
         if top_down == "tied":
             down["rule"] = {"tied": {"to": f"up_{k + 1}"}}
         elif top_down == "learned":
-            down["rule"] = {"noise_alignment": {"eta": eta_down}}
+            down["rule"] = {"hebbian_alignment": {"eta": eta_down, "tau_hp": 5.0, "decay": 0.01}}
         projections[f"down_{k}"] = down
         projections[f"nudge_{k}"] = {"source": f"{above}.soma", "target": f"int_{k}.soma", "conductance": "$g_som"}
     spec = {

@@ -30,6 +30,8 @@ class Rule:
 
     name: ClassVar[str]
     learns: ClassVar[bool] = True
+    #: the dendrite whose attenuated potential forms ``post_prediction`` (None: the target compartment)
+    prediction_from: ClassVar[str | None] = None
 
     def __init__(self, params: dict | None = None):
         self.params = dict(params or {})
@@ -92,19 +94,22 @@ class Tied(Rule):
     learns = False
 
 
-@RULES.register("noise_alignment")
-class NoiseAlignment(Rule):
+@RULES.register("hebbian_alignment")
+class HebbianAlignment(Rule):
     """Learned top-down weights W^down_k [post = area k, pre = area k+1]:
 
-        dW/dt = eta (mean_b hp(r_post) hp(r_pre)^T - decay W)
+        dW/dt = eta (mean_b hp(phi(vhat^B_post)) hp(r_pre)^T - decay W)
 
-    hp(x) = x - lowpass_{tau_hp}(x) keeps the fast fluctuations. Somatic noise in area k makes
-    fluctuations delta r_k that area k+1 receives through W^up_{k+1}: delta r_{k+1} ~ D W^up_{k+1} delta r_k,
-    so E[delta r_k delta r_{k+1}^T] ~ Sigma_k (W^up_{k+1})^T D, which W follows (after the phaseless
+    hp(x) = x - lowpass_{tau_hp}(x) keeps the fluctuations. The postsynaptic factor is the basal
+    (bottom-up) prediction of area k, not its rate: the rate also carries the apical input through W
+    itself, which would make the rule reinforce its own weights. Fluctuations delta of area k's bottom-up
+    drive (stimulus changes, noise) reach area k+1 as D W^up_{k+1} delta, so the correlation is
+    Sigma (W^up_{k+1})^T D with Sigma, D positive: W turns towards (W^up_{k+1})^T (after the phaseless
     alignment learning idea of Max et al. 2024); ``decay`` keeps the weights bounded.
     """
 
-    name = "noise_alignment"
+    name = "hebbian_alignment"
+    prediction_from = "basal"
 
     def __init__(self, params: dict | None = None):
         super().__init__(params)
@@ -114,9 +119,9 @@ class NoiseAlignment(Rule):
         self.low_pre: torch.Tensor | None = None
 
     def direction(self, post_rate, post_prediction, dendrite, pre_rate, weights, dt):
-        if self.low_post is None or self.low_post.shape != post_rate.shape:
-            self.low_post, self.low_pre = post_rate.clone(), pre_rate.clone()
+        if self.low_post is None or self.low_post.shape != post_prediction.shape:
+            self.low_post, self.low_pre = post_prediction.clone(), pre_rate.clone()
         alpha = dt / self.tau_hp
-        self.low_post += alpha * (post_rate - self.low_post)
+        self.low_post += alpha * (post_prediction - self.low_post)
         self.low_pre += alpha * (pre_rate - self.low_pre)
-        return batch_outer(post_rate - self.low_post, pre_rate - self.low_pre) - self.decay * weights
+        return batch_outer(post_prediction - self.low_post, pre_rate - self.low_pre) - self.decay * weights

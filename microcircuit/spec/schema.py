@@ -106,22 +106,23 @@ class TiedRule(Strict):
     tied: TiedParams
 
 
-class NoiseAlignmentParams(Strict):
+class HebbianAlignmentParams(Strict):
     eta: NonNegFloat
     tau_hp: PositiveFloat = 10.0
     decay: NonNegFloat = 0.1
 
 
-class NoiseAlignmentRule(Strict):
-    """Learned top-down weights (after the phaseless alignment idea of Max et al. 2024):
-    dW/dt = eta (hp(r_post) hp(r_pre)^T - decay W), hp = high-pass with time constant tau_hp (ms).
-    With somatic noise in the post area, the correlation of its fluctuations with those they cause in
-    the pre area (the area above) is proportional to (W^up)^T, so W aligns with it."""
+class HebbianAlignmentRule(Strict):
+    """Learned top-down weights W^down_k [post = area k, pre = area k+1], always on and local:
+    dW/dt = eta (hp(phi(vhat^B_post)) hp(r_pre)^T - decay W), hp = high-pass with time constant tau_hp (ms).
+    Fluctuations of the bottom-up drive of area k reach area k+1 through W^up_{k+1}, so their correlation is
+    proportional to (W^up_{k+1})^T (after the phaseless alignment idea of Max et al. 2024, here driven by the
+    stimulus and any noise instead of noise alone)."""
 
-    noise_alignment: NoiseAlignmentParams
+    hebbian_alignment: HebbianAlignmentParams
 
 
-RuleSpec = Literal["fixed"] | DendriticPredictionRule | ApicalSilencingRule | TiedRule | NoiseAlignmentRule
+RuleSpec = Literal["fixed"] | DendriticPredictionRule | ApicalSilencingRule | TiedRule | HebbianAlignmentRule
 
 
 # ---------------------------------------------------------------- initialisation

@@ -20,7 +20,7 @@ from microcircuit.spec.loader import Path, SourceMap, is_under
 from microcircuit.spec.schema import (
     ApicalSilencingRule,
     DendriticPredictionRule,
-    NoiseAlignmentRule,
+    HebbianAlignmentRule,
     Spec,
     TiedRule,
 )
@@ -177,11 +177,11 @@ class _Checker:
         for name, proj in self.spec.projections.items():
             if isinstance(proj.rule, TiedRule) and name in self.edges:
                 self._check_tied(name, proj.rule.tied.to)
-            if isinstance(proj.rule, NoiseAlignmentRule) and name in self.edges:
+            if isinstance(proj.rule, HebbianAlignmentRule) and name in self.edges:
                 post = self.spec.populations[self.edges[name].target]
                 noise = post.noise if post.noise is not None else self.spec.defaults.population.noise
                 if not noise:
-                    self.warn(("projections", name, "rule"), f"noise_alignment on '{name}' learns from the "
+                    self.warn(("projections", name, "rule"), f"hebbian_alignment on '{name}' learns from the "
                               f"fluctuations of '{self.edges[name].target}', which has no noise",
                               f"give populations.{self.edges[name].target}.noise a value, e.g. 0.05")
 
@@ -492,8 +492,8 @@ class _Checker:
                     eta, path = proj.rule.dendritic_prediction.eta, ("projections", name, "rule")
                 elif isinstance(proj.rule, ApicalSilencingRule):
                     eta, path = proj.rule.apical_silencing.eta, ("projections", name, "rule")
-                elif isinstance(proj.rule, NoiseAlignmentRule):
-                    eta, path = proj.rule.noise_alignment.eta, ("projections", name, "rule")
+                elif isinstance(proj.rule, HebbianAlignmentRule):
+                    eta, path = proj.rule.hebbian_alignment.eta, ("projections", name, "rule")
                 else:
                     continue
                 step = dt * eta * scale
