@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=["float32", "float64"], default=None, help="default: the spec's")
     p.add_argument("--overwrite", action="store_true", help="allow writing into an existing run directory")
     p.add_argument("--run-dir", type=Path, default=None, help="exact run directory (default: a new unique one)")
+    p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                   help="continue an interrupted run from its latest checkpoint (same floats as an uninterrupted run)")
     p.add_argument("--no-plot", action="store_true", help="skip the figures at the end")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -130,45 +132,18 @@ def cmd_describe(args, argv) -> int:
 
 
 def cmd_run(args, argv) -> int:
-    import yaml
-
     from microcircuit.engine import Diverged
-    from microcircuit.experiment import Experiment, RunOptions, accuracy_summary
-    from microcircuit.rundir import RunDir
+    from microcircuit.experiment import accuracy_summary
 
-    path = args.spec or DEFAULT_SPEC
-    if args.seeds < 1:
-        print(f"error: --seeds must be at least 1, got {args.seeds}", file=sys.stderr)
-        return EXIT_SPEC
-    loaded = load(path, args.overrides)
-    if loaded is None:
-        return EXIT_SPEC
-    spec, resolved = loaded
-    options = RunOptions(n_seeds=args.seeds, seed=args.seed, device=args.device, dtype=args.dtype,
-                         progress=not args.quiet)
-    try:
-        experiment = Experiment(spec, options)
-    except (RuntimeError, ValueError) as err:
-        print(f"{path}: error: {err}", file=sys.stderr)
-        return EXIT_SPEC
-    resolved_text = yaml.safe_dump(resolved, sort_keys=False)
-    try:
-        run_dir = (RunDir(args.run_dir, overwrite=args.overwrite) if args.run_dir
-                   else RunDir.create(args.out, spec.name, resolved_text, overwrite=args.overwrite))
-    except FileExistsError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_SPEC
-    experiment.run_dir = run_dir
+    prepared = resume_run(args, argv) if args.resume else new_run(args, argv)
+    if isinstance(prepared, int):
+        return prepared
+    experiment, run_dir, manifest = prepared
     file_handler = logging.FileHandler(run_dir.path / "log.txt")
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(file_handler)
-    run_dir.write_config(Path(path).read_text(), resolved_text)
-    run_dir.write_recording_index(experiment.recorder.index())
-    manifest = experiment.manifest(["microcircuit", *argv])
-    manifest["started"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    run_dir.write_manifest(manifest)
-    log.info("running %s on %d circuit(s), %s, %s -> %s", spec.name, args.seeds, experiment.device,
-             manifest["dtype"], run_dir.path)
+    log.info("running %s on %d circuit(s), %s, %s -> %s", experiment.spec.name, len(experiment.seeds),
+             experiment.device, manifest["dtype"], run_dir.path)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     start = time.perf_counter()
     code = EXIT_OK
@@ -207,6 +182,93 @@ def cmd_run(args, argv) -> int:
         print(f"run diverged: {manifest['diagnosis']}", file=sys.stderr)
     print(run_dir.path)
     return code
+
+
+def make_experiment(path: Path, spec, options):
+    """An Experiment, or None after printing why the spec's data or device cannot run."""
+    from microcircuit.experiment import Experiment
+
+    try:
+        return Experiment(spec, options)
+    except (RuntimeError, ValueError) as err:
+        print(f"{path}: error: {err}", file=sys.stderr)
+        return None
+
+
+def new_run(args, argv):
+    """Validate the spec, build the experiment and a new run directory; an exit code on failure."""
+    import yaml
+
+    from microcircuit.experiment import RunOptions
+    from microcircuit.rundir import RunDir
+
+    path = args.spec or DEFAULT_SPEC
+    if args.seeds < 1:
+        print(f"error: --seeds must be at least 1, got {args.seeds}", file=sys.stderr)
+        return EXIT_SPEC
+    loaded = load(path, args.overrides)
+    if loaded is None:
+        return EXIT_SPEC
+    spec, resolved = loaded
+    options = RunOptions(n_seeds=args.seeds, seed=args.seed, device=args.device, dtype=args.dtype,
+                         progress=not args.quiet)
+    experiment = make_experiment(path, spec, options)
+    if experiment is None:
+        return EXIT_SPEC
+    resolved_text = yaml.safe_dump(resolved, sort_keys=False)
+    try:
+        run_dir = (RunDir(args.run_dir, overwrite=args.overwrite) if args.run_dir
+                   else RunDir.create(args.out, spec.name, resolved_text, overwrite=args.overwrite))
+    except FileExistsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_SPEC
+    experiment.run_dir = run_dir
+    run_dir.write_config(Path(path).read_text(), resolved_text)
+    run_dir.write_recording_index(experiment.recorder.index())
+    manifest = experiment.manifest(["microcircuit", *argv])
+    manifest["started"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    run_dir.write_manifest(manifest)
+    return experiment, run_dir, manifest
+
+
+def resume_run(args, argv):
+    """Continue the run in ``args.resume`` from its latest checkpoint; an exit code on failure."""
+    import torch
+
+    from microcircuit.experiment import RunOptions
+    from microcircuit.rundir import RunDir
+
+    path = Path(args.resume)
+    if not (path / "manifest.json").exists() or not (path / "config.resolved.yaml").exists():
+        print(f"error: {path} is not a run directory (no manifest.json / config.resolved.yaml)", file=sys.stderr)
+        return EXIT_SPEC
+    run_dir = RunDir(path, overwrite=True)
+    manifest = run_dir.read_manifest()
+    if manifest.get("status") == "done":
+        print(f"{path}: the run is complete; nothing to resume")
+        print(path)
+        return EXIT_OK
+    checkpoint = run_dir.latest_checkpoint()
+    if checkpoint is None:
+        print(f"error: {path} has no checkpoint to resume from", file=sys.stderr)
+        return EXIT_SPEC
+    loaded = load(path / "config.resolved.yaml", [])
+    if loaded is None:
+        return EXIT_SPEC
+    options = RunOptions(n_seeds=len(manifest["seeds"]), seed=manifest["master_seed"],
+                         device=manifest["device"], dtype=manifest["dtype"], progress=not args.quiet)
+    experiment = make_experiment(path, loaded[0], options)
+    if experiment is None:
+        return EXIT_SPEC
+    payload = torch.load(checkpoint, weights_only=True)
+    experiment.restore(payload)
+    experiment.result.rows = run_dir.truncate_metrics(payload["cursor"]["metric_rows"])
+    experiment.run_dir = run_dir
+    manifest.setdefault("resumed", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                               "from": checkpoint.name, "argv": ["microcircuit", *argv]})
+    manifest["status"] = "running"
+    run_dir.write_manifest(manifest)
+    return experiment, run_dir, manifest
 
 
 def cmd_plot(args, argv) -> int:

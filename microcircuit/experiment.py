@@ -133,6 +133,8 @@ class Experiment:
         self.apical_pops = [p.name for p in self.circuit.populations.values() if "apical" in p.cell.dendrites]
         self.result = RunResult()
         self.probe = AlignmentProbe(self.sim) if spec.compare_backprop else None
+        self.cursor: tuple[int, int] = (0, 0)  # (phase index, epochs of it completed)
+        self.snapshot: dict | None = None  # payload at the last epoch boundary
 
     # ------------------------------------------------------------------ manifest
     def manifest(self, argv: list[str] | None = None) -> dict:
@@ -158,8 +160,9 @@ class Experiment:
     # ------------------------------------------------------------------ data
     def phase_data(self, phase: Phase) -> PhaseData:
         n_in = self.circuit.populations[self.circuit.input_population].size
-        if phase.data == "random":
-            x = np.stack([g.uniform(0.0, 1.0, (phase.samples, n_in)) for g in self.order_rngs])
+        if phase.data == "random":  # a stream per phase, so that a resumed run draws the same inputs
+            x = np.stack([rng(seed, f"random/{phase.phase}").uniform(0.0, 1.0, (phase.samples, n_in))
+                          for seed in self.seeds])
             return PhaseData(torch.as_tensor(x, dtype=self.dtype, device=self.device), None, None)
         split = self.splits[phase.data]
         n_circuits = len(self.seeds)
@@ -181,15 +184,18 @@ class Experiment:
 
     # ------------------------------------------------------------------ running
     def run(self) -> RunResult:
-        """Run every phase; metrics are appended to the run directory as they come."""
+        """Run every phase (from the cursor, after :meth:`restore`); metrics are appended as they come."""
         total = sum(p.epochs * self._n_samples(p) + self._n_validations(p) * len(self.splits["validation"])
                     for p in self.spec.protocol)
         bar = tqdm(total=total, file=sys.stderr, disable=not self.options.progress, unit="stim",
                    mininterval=1.0, dynamic_ncols=True)
         self._bar = bar
+        if self.snapshot is None:
+            self.snapshot = self.payload()  # an interrupt before the first epoch ends resumes from here
         try:
             for index, phase in enumerate(self.spec.protocol):
-                self.run_phase(index, phase)
+                if index >= self.cursor[0]:
+                    self.run_phase(index, phase, first_epoch=self.cursor[1] + 1 if index == self.cursor[0] else 1)
             self.result.status = "done"
         except Diverged as err:
             self.result.status = "diverged"
@@ -198,7 +204,8 @@ class Experiment:
         finally:
             bar.close()
         if self.run_dir is not None and self.result.status == "done":
-            self.checkpoint("final")
+            self.cursor = (len(self.spec.protocol), 0)
+            self.checkpoint("final", self.payload())
         return self.result
 
     def _n_samples(self, phase: Phase) -> int:
@@ -207,12 +214,12 @@ class Experiment:
     def _n_validations(self, phase: Phase) -> int:
         return phase.epochs // phase.validate_every if phase.validate_every else 0
 
-    def run_phase(self, index: int, phase: Phase) -> None:
+    def run_phase(self, index: int, phase: Phase, first_epoch: int = 1) -> None:
         learning = self.learning_rates(phase)
         plastic = self.sim.plastic_plan(learning)
         evaluation = not plastic
         data = self.phase_data(phase)
-        for epoch in range(1, phase.epochs + 1):
+        for epoch in range(first_epoch, phase.epochs + 1):
             self._bar.set_description(f"{phase.phase} {epoch}/{phase.epochs}", refresh=False)
             label_epoch = self.trained_epochs if evaluation else epoch
             self.present_epoch(phase.phase, label_epoch, data, phase, plastic, shuffle=phase.shuffle)
@@ -222,9 +229,11 @@ class Experiment:
                 validation = Phase(phase="validate", data="validation", t_pres=phase.t_pres)
                 self.present_epoch("validate", self.trained_epochs, self.phase_data(validation), validation, [],
                                    shuffle=False)
+            self.cursor = (index, epoch)
+            self.snapshot = self.payload()
             every = self.spec.checkpoint_every
             if self.run_dir is not None and every and epoch % every == 0:
-                self.checkpoint(f"{phase.phase}_epoch_{epoch:04d}", cursor=(index, epoch))
+                self.checkpoint(f"{phase.phase}_epoch_{epoch:04d}", self.snapshot)
 
     def present_epoch(self, name: str, epoch: int, data: PhaseData, phase: Phase, plastic, shuffle: bool) -> None:
         """Present every stimulus of ``data`` once, then log the epoch's metrics."""
@@ -299,21 +308,44 @@ class Experiment:
         return rows
 
     # ------------------------------------------------------------------ checkpoints
-    def checkpoint(self, name: str, cursor: tuple[int, int] | None = None) -> None:
-        """Weights, neuron state, RNG states and protocol cursor; tensors and primitives only."""
-        payload = {
+    def payload(self) -> dict:
+        """Everything needed to continue exactly from the current epoch boundary: weights, neuron state,
+        RNG states, protocol cursor and the number of metric rows written. Tensors and primitives only
+        (loadable with ``torch.load(weights_only=True)``)."""
+        return {
             "format": 1,
             "spec_name": self.spec.name,
             "seeds": self.seeds,
-            "cursor": {"phase": cursor[0] if cursor else len(self.spec.protocol), "epoch": cursor[1] if cursor else 0,
-                       "global_step": self.global_step, "trained_epochs": self.trained_epochs},
-            "state": {k: v.detach().cpu() for k, v in self.sim.state.tensors().items()},
+            "cursor": {"phase": self.cursor[0], "epoch": self.cursor[1], "global_step": self.global_step,
+                       "trained_epochs": self.trained_epochs, "metric_rows": len(self.result.rows)},
+            "state": {k: v.detach().cpu().clone() for k, v in self.sim.state.tensors().items()},
             "rng": {
                 "order": [json.dumps(g.bit_generator.state) for g in self.order_rngs],
                 "noise": [g.get_state() for g in self.sim.noise_generators],
             },
         }
+
+    def checkpoint(self, name: str, payload: dict | None = None) -> None:
+        """Write a checkpoint (default: the last epoch boundary, the point a resumed run continues from)."""
+        if payload is None:
+            payload = self.snapshot if self.snapshot is not None else self.payload()
         self.run_dir.write_checkpoint(name, payload)
+
+    def restore(self, payload: dict) -> None:
+        """Continue from a checkpoint written by :meth:`payload` (same spec, seeds, device and dtype)."""
+        if payload["seeds"] != self.seeds:
+            raise ValueError(f"checkpoint seeds {payload['seeds']} differ from this run's {self.seeds}")
+        cursor = payload["cursor"]
+        self.cursor = (cursor["phase"], cursor["epoch"])
+        self.global_step, self.trained_epochs = cursor["global_step"], cursor["trained_epochs"]
+        state = {k: v.to(self.device) for k, v in payload["state"].items()}
+        self.sim.state.load_tensors(state)
+        self.sim.n_batch = next(iter(self.sim.state.u.values())).shape[1]
+        for g, text in zip(self.order_rngs, payload["rng"]["order"], strict=True):
+            g.bit_generator.state = json.loads(text)
+        for g, value in zip(self.sim.noise_generators, payload["rng"]["noise"], strict=True):
+            g.set_state(value)
+        self.snapshot = payload
 
 
 def git_info() -> dict:

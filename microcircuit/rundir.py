@@ -125,6 +125,43 @@ class RunDir:
         atomic_write_bytes(self.path / "recordings" / phase / f"epoch_{epoch:04d}.npz", buf.getvalue())
 
     # ------------------------------------------------------------------ checkpoints
+    def truncate_metrics(self, n_rows: int) -> list[tuple]:
+        """Keep the header and the first ``n_rows`` rows of metrics.csv (rows a resumed run will write
+        again are dropped), atomically; return the kept rows as (phase, epoch, seed, metric, value)."""
+        path = self.path / "metrics.csv"
+        rows: list[tuple] = []
+        if path.exists():
+            with open(path, newline="") as f:
+                reader = csv.reader(f)
+                next(reader, None)
+                for row in reader:
+                    if len(rows) == n_rows:
+                        break
+                    if len(row) == 5:
+                        rows.append((row[0], int(row[1]), int(row[2]), row[3], float(row[4])))
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(self.METRIC_COLUMNS)
+        for phase, epoch, seed, metric, value in rows:
+            writer.writerow((phase, epoch, seed, metric, f"{value:.9g}"))
+        atomic_write_text(path, buf.getvalue())
+        return rows
+
+    def latest_checkpoint(self) -> Path | None:
+        """The checkpoint with the furthest protocol cursor (the final one if present)."""
+        candidates = sorted((self.path / "checkpoints").glob("*.pt"))
+        if not candidates:
+            return None
+        final = self.path / "checkpoints" / "final.pt"
+        if final in candidates:
+            return final
+
+        def cursor(path: Path) -> tuple[int, int]:
+            c = torch.load(path, weights_only=True)["cursor"]
+            return (c["phase"], c["epoch"])
+
+        return max(candidates, key=cursor)
+
     def write_checkpoint(self, name: str, payload: dict) -> Path:
         buf = io.BytesIO()
         torch.save(payload, buf)
