@@ -61,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plot", action="store_true", help="skip the figures at the end")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
+    p = sub.add_parser("analyse", aliases=["analyze"], add_help=False,
+                       help="run an analysis program (see 'microcircuit analyse --list')")
+    p.add_argument("name", nargs="?", help="analysis program")
+    p.add_argument("--list", action="store_true", help="list the analysis programs")
+
     p = sub.add_parser("plot", help="draw learning curves, output traces and apical potentials of a run")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--kind", action="append", choices=["curves", "traces", "apical"], default=None)
@@ -69,9 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
+    args, rest = build_parser().parse_known_args(argv)
+    if rest and args.command not in ("analyse", "analyze"):
+        build_parser().parse_args(argv)  # reports the unknown arguments and exits 2
+    args.rest = rest
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
-    handler = {"validate": cmd_validate, "describe": cmd_describe, "run": cmd_run, "plot": cmd_plot}
+    handler = {"validate": cmd_validate, "describe": cmd_describe, "run": cmd_run, "plot": cmd_plot,
+               "analyse": cmd_analyse, "analyze": cmd_analyse}
     return handler[args.command](args, argv)
 
 
@@ -269,6 +278,24 @@ def resume_run(args, argv):
     manifest["status"] = "running"
     run_dir.write_manifest(manifest)
     return experiment, run_dir, manifest
+
+
+def cmd_analyse(args, argv) -> int:
+    """``microcircuit analyse NAME [program options]``: runs the program's main with the remaining arguments."""
+    import importlib
+
+    from microcircuit.analysis import ANALYSES
+
+    if args.list or not args.name:
+        for name in ANALYSES:
+            print(name)
+        return EXIT_OK if args.list else EXIT_SPEC
+    if args.name not in ANALYSES:
+        from microcircuit.registry import UnknownName
+
+        print(f"error: {UnknownName('analysis', args.name, list(ANALYSES))}", file=sys.stderr)
+        return EXIT_SPEC
+    return importlib.import_module(ANALYSES[args.name]).main(args.rest)
 
 
 def cmd_plot(args, argv) -> int:
