@@ -161,6 +161,7 @@ def cmd_run(args, argv) -> int:
         manifest["status"] = result.status
         if result.status == "diverged":
             manifest["diagnosis"] = result.diagnosis
+            experiment.checkpoint("last_good")  # the last epoch boundary, which passed the finiteness check
             code = EXIT_FAILED
     except (KeyboardInterrupt, Terminated) as err:
         interrupted = isinstance(err, KeyboardInterrupt)
@@ -234,6 +235,7 @@ def new_run(args, argv):
     experiment.run_dir = run_dir
     run_dir.write_config(Path(path).read_text(), resolved_text)
     run_dir.write_recording_index(experiment.recorder.index())
+    run_dir.append_metrics([])  # the header, so that metrics.csv exists whatever happens next
     manifest = experiment.manifest(["microcircuit", *argv])
     manifest["started"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     run_dir.write_manifest(manifest)

@@ -146,6 +146,7 @@ class Experiment:
             "python": platform.python_version(),
             "numpy": np.__version__,
             "torch": torch.__version__,
+            "libraries": library_versions(),
             "platform": platform.platform(),
             "device": str(self.device),
             "dtype": str(self.dtype).replace("torch.", ""),
@@ -346,6 +347,19 @@ class Experiment:
         for g, value in zip(self.sim.noise_generators, payload["rng"]["noise"], strict=True):
             g.set_state(value)
         self.snapshot = payload
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries a run depends on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("numpy", "torch", "networkx", "pyyaml", "pydantic", "seaborn", "matplotlib", "pandas", "tqdm"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
 
 
 def git_info() -> dict:

@@ -102,6 +102,10 @@ def test_diverging_run_stops_with_diagnosis_and_keeps_metrics(tmp_path):
     run_dir = Path(proc.stdout.strip().splitlines()[-1])
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "diverged" and "epoch" in manifest["diagnosis"]
+    assert "up_2" in manifest["diagnosis"]  # names the projection whose weights ran away
+    last_good = torch.load(run_dir / "checkpoints" / "last_good.pt", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in last_good["state"].values())
+    assert (run_dir / "metrics.csv").exists()
 
 
 def test_sigint_checkpoints_and_exits_130(tmp_path):
@@ -159,3 +163,25 @@ def test_resume_after_sigint_gives_the_same_floats(tmp_path):
     assert (tmp_path / "straight" / "metrics.csv").read_text() == metrics.read_text()
     manifest = json.loads((tmp_path / "cut" / "manifest.json").read_text())
     assert manifest["status"] == "done" and manifest["resumed"][0]["from"] == "interrupted.pt"
+
+
+def test_kill_9_leaves_valid_metrics_and_recordings(tmp_path):
+    """SIGKILL cannot be caught: what was written before it must still parse (flushed lines, whole chunks)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "microcircuit", "run", str(CIRCUITS / "bars_le.yaml"), "-q",
+                             "--no-plot", "--run-dir", str(tmp_path / "run"), "--set", "parameters.t_pres=5",
+                             "--set", "record=[{var: pyr_1.apical.v, every: 1}]"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    metrics = tmp_path / "run" / "metrics.csv"
+    deadline = time.time() + 60
+    while time.time() < deadline and (not metrics.exists() or metrics.read_text().count("\n") < 100):
+        time.sleep(0.05)
+    proc.kill()
+    proc.communicate(timeout=30)
+    with open(metrics) as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["phase", "epoch", "seed", "metric", "value"]
+    assert all(len(row) == 5 for row in rows) and len(rows) >= 100
+    chunks = sorted((tmp_path / "run" / "recordings" / "train").glob("*.npz"))
+    assert chunks and all(np.load(c)["pyr_1.apical.v"].shape[1:] == (1, 1, 30) for c in chunks)
+    assert not list((tmp_path / "run").rglob("*.tmp"))  # no half-written files under their final names
