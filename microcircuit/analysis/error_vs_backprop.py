@@ -39,6 +39,7 @@ from microcircuit.spec import load_spec, load_spec_text
 ROOT = Path(__file__).resolve().parents[2]
 SIZES = [5, 8, 6, 3]
 DYNAMICS = {"latent_equilibrium": "LE", "orig": "orig"}
+TOP_DOWN = ["tied", "random", "learned"]
 
 
 def build_simulator(top_down: str, dynamics: str, g_som: float, seeds: list[int], n_batch: int,
@@ -144,7 +145,8 @@ def plot_nudging(df: pd.DataFrame, path: Path) -> None:
         for ax, (metric, mode, title) in zip(axes, panels, strict=True):
             sub = df[(df["metric"] == metric) & (df["mode"] == mode)]
             sns.lineplot(data=sub, x="g_som", y="angle", hue="top_down", style="dynamics", markers=True,
-                         errorbar=("pi", 100), ax=ax, legend=ax is axes[-1])
+                         hue_order=TOP_DOWN, style_order=list(DYNAMICS.values()), errorbar=("pi", 100), ax=ax,
+                         legend=ax is axes[-1])
             ax.set_xscale("log")
             ax.set_title(title)
             ax.set_xlabel("teacher nudging g_som (1/ms)")
@@ -167,8 +169,8 @@ def plot_training(df: pd.DataFrame, path: Path) -> None:
         train = df[df["phase"] == "train"]
         for ax, (metric, title) in zip(axes, metrics, strict=True):
             sub = train[train["metric"] == metric]
-            sns.lineplot(data=sub, x="epoch", y="value", hue="top_down", style="dynamics", errorbar=("pi", 100),
-                         ax=ax, legend=ax is axes[-1])
+            sns.lineplot(data=sub, x="epoch", y="value", hue="top_down", style="dynamics", hue_order=TOP_DOWN,
+                         style_order=list(DYNAMICS.values()), errorbar=("pi", 100), ax=ax, legend=ax is axes[-1])
             ax.set_title(title)
             ax.set_xlabel("training epoch (bars)")
             ax.set_ylabel("angle (degrees)")
