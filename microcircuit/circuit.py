@@ -49,6 +49,7 @@ class PopulationInfo:
     dynamics: object
     activation: str
     noise: float
+    rate_noise: float
     tau_0: float
 
 
@@ -67,6 +68,10 @@ class ProjectionInfo:
     w_max: float | None
     tau_w: float
     conductance: float
+    tau_s: float = 0.0  # synaptic low-pass of the presynaptic rate, ms
+    delay_steps: int = 0
+    delay_jitter: int = 0
+    precision: object = None  # PrecisionSpec or None
 
     @property
     def eta(self) -> float:
@@ -92,6 +97,7 @@ class Circuit:
                 dynamics=p.dynamics or spec.defaults.population.dynamics,
                 activation=p.activation or spec.defaults.population.activation,
                 noise=float(p.noise if p.noise is not None else spec.defaults.population.noise),
+                rate_noise=float(p.rate_noise if p.rate_noise is not None else spec.defaults.population.rate_noise),
                 tau_0=float(p.tau_0 if p.tau_0 is not None else spec.defaults.population.tau_0),
             )
         self.projections: dict[str, ProjectionInfo] = {}
@@ -113,6 +119,10 @@ class Circuit:
                 w_max=q.w_max if q.w_max is not None else dflt.w_max,
                 tau_w=float(q.tau_w if q.tau_w is not None else dflt.tau_w),
                 conductance=float(q.conductance or 0.0),
+                tau_s=0.0 if nudging else float(q.tau_s if q.tau_s is not None else dflt.tau_s),
+                delay_steps=0 if nudging else delay_of(q.delay if q.delay is not None else dflt.delay)[0],
+                delay_jitter=0 if nudging else delay_of(q.delay if q.delay is not None else dflt.delay)[1],
+                precision=None if nudging else (q.precision if q.precision is not None else dflt.precision),
             )
         self.input_population = spec.inputs.stimulus.target
         self.output_population = spec.inputs.teacher.target.split(".")[0]
@@ -334,6 +344,13 @@ class Circuit:
                 parts.append(f"nudging ratio={self.nudging_ratio(p.name):.4f}")
             lines.append(f"  {p.name:<10} " + ", ".join(parts))
         return "\n".join(lines)
+
+
+def delay_of(delay) -> tuple[int, int]:
+    """(steps, jitter) of a spec ``delay`` (an int or {steps, jitter})."""
+    if isinstance(delay, int):
+        return delay, 0
+    return delay.steps, delay.jitter
 
 
 def draw_init(init, shape: tuple[int, int], gen: np.random.Generator) -> np.ndarray:

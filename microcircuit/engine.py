@@ -33,7 +33,7 @@ import torch
 
 from microcircuit.circuit import Circuit, tagged
 from microcircuit.model.activations import ACTIVATIONS, Activation
-from microcircuit.model.dynamics import Dynamics, make_dynamics
+from microcircuit.model.dynamics import Dynamics, LatentEquilibrium, make_dynamics
 from microcircuit.model.rules import RULES, Rule
 from microcircuit.seeds import derive_seed, rng
 
@@ -71,7 +71,17 @@ class SomaPlan:
     teacher_g: float  # g_som of the teacher (output only; 0 elsewhere)
     phi: Activation
     dynamics: Dynamics
-    noise: float  # sigma
+    noise: float  # sigma of the somatic noise, potential / sqrt(ms)
+    rate_noise: float  # standard deviation of the rate-potential noise per step
+
+
+@dataclass
+class SynapsePlan:
+    """What happens to a projection's presynaptic rate before the weights: delay, then low-pass."""
+
+    delays: torch.Tensor | None  # [circuit] int64 steps, None = no delay
+    length: int  # ring buffer length, max delay + 1
+    tau_s: float  # ms, 0 = none
 
 
 @dataclass
@@ -98,24 +108,30 @@ class State:
     v: dict[str, torch.Tensor] = field(default_factory=dict)  # dendrites, key "pop.compartment"
     weights: dict[str, torch.Tensor] = field(default_factory=dict)  # [circuit, post, pre]
     dw_filtered: dict[str, torch.Tensor] = field(default_factory=dict)  # tau_w low-pass of dW/dt
+    synaptic: dict[str, torch.Tensor] = field(default_factory=dict)  # tau_s low-pass of a projection's input
+    delay_buffer: dict[str, torch.Tensor] = field(default_factory=dict)  # [delay + 1, circuit, batch, pre]
+    tau_r_factor: dict[str, torch.Tensor] = field(default_factory=dict)  # LE tau_r / base, [circuit, 1, neuron]
+    clock: torch.Tensor | None = None  # steps taken (0-d int64), the delay buffers' write position
     target: torch.Tensor | None = None  # filtered teacher target [circuit, batch, n_out]
     last_target: torch.Tensor | None = None  # target of the previous presentation (for the delay)
+
+    GROUPS = ("u", "u_breve", "rate", "v", "weights", "dw_filtered", "synaptic", "delay_buffer", "tau_r_factor")
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """Flat name -> tensor mapping (for checkpoints)."""
         flat = {}
-        for group in ("u", "u_breve", "rate", "v", "weights", "dw_filtered"):
+        for group in self.GROUPS:
             for key, value in getattr(self, group).items():
                 flat[f"{group}/{key}"] = value
-        for key in ("target", "last_target"):
+        for key in ("clock", "target", "last_target"):
             if getattr(self, key) is not None:
                 flat[key] = getattr(self, key)
         return flat
 
     def load_tensors(self, flat: dict[str, torch.Tensor]) -> None:
-        for group in ("u", "u_breve", "rate", "v", "weights", "dw_filtered"):
+        for group in self.GROUPS:
             getattr(self, group).clear()
-        self.target = self.last_target = None
+        self.target = self.last_target = self.clock = None
         for name, value in flat.items():
             if "/" in name:
                 group, key = name.split("/", 1)
@@ -161,8 +177,16 @@ class Simulator:
             torch.Generator().manual_seed(derive_seed(s, "noise")) for s in self.seeds
         ]
         self.applied_target: torch.Tensor | None = None  # the (delayed) task target of the last step
+        self.tau_r_eta = 0.0  # learning rate of the LE prospective time constants (set per phase)
+        self.circuit_index = torch.arange(self.n_circuits, device=self.device)
+        self.synapses = self._synapse_plans()
         self.state = State()
         self.state.weights = circuit.init_weights(self.seeds, dtype, self.device)
+        self.quantized = {n: q.precision for n, q in circuit.projections.items() if q.precision is not None}
+        for name, precision in self.quantized.items():
+            quantize_(self.state.weights[name], precision)
+        self.state.tau_r_factor = {s.name: s.dynamics.factor for s in self.somas if isinstance(s.dynamics,
+                                                                                                LatentEquilibrium)}
         self.reset_neurons()
 
     # ------------------------------------------------------------------ set-up
@@ -194,7 +218,31 @@ class Simulator:
             phi=ACTIVATIONS.get(p.activation),
             dynamics=dynamics,
             noise=p.noise,
+            rate_noise=p.rate_noise,
         )
+
+    def _synapse_plans(self) -> dict[str, SynapsePlan]:
+        """Delay and synaptic filter of every weighted projection that has one."""
+        plans = {}
+        for q in self.circuit.projections.values():
+            delays = None
+            if q.delay_steps or q.delay_jitter:
+                draws = [max(0, q.delay_steps + (int(rng(s, f"delay/{q.name}").integers(-q.delay_jitter,
+                                                                                       q.delay_jitter + 1))
+                                                 if q.delay_jitter else 0)) for s in self.seeds]
+                delays = torch.as_tensor(draws, dtype=torch.int64, device=self.device)
+            if delays is not None or q.tau_s > 0.0:
+                length = int(delays.max()) + 1 if delays is not None else 1
+                plans[q.name] = SynapsePlan(delays, length, q.tau_s)
+        return plans
+
+    def load_state(self, flat: dict[str, torch.Tensor]) -> None:
+        """Replace the whole state (a checkpoint's), keeping the dynamics linked to their tau_r factors."""
+        self.state.load_tensors(flat)
+        self.n_batch = next(iter(self.state.u.values())).shape[1]
+        for soma in self.somas:
+            if soma.name in self.state.tau_r_factor:
+                soma.dynamics.factor = self.state.tau_r_factor[soma.name]
 
     def plastic_plan(self, learning: dict[str, float | torch.Tensor]) -> list[tuple[PlasticPlan, float | torch.Tensor]]:
         """(plan, eta) for each projection that learns in a phase.
@@ -246,10 +294,18 @@ class Simulator:
         st.target = None
         st.last_target = None
         st.dw_filtered.clear()
+        st.clock = torch.zeros((), dtype=torch.int64)
+        for name, plan in self.synapses.items():
+            rest = st.rate[self.circuit.projections[name].source]
+            if plan.delays is not None:
+                st.delay_buffer[name] = rest.expand(plan.length, *rest.shape).clone()
+            if plan.tau_s > 0.0:
+                st.synaptic[name] = rest.clone()
 
     # ------------------------------------------------------------------ stepping
     def draw_noise(self, steps: int) -> dict[str, torch.Tensor]:
-        """sigma sqrt(dt) xi for ``steps`` steps, [step, circuit, batch, neuron], one stream per circuit."""
+        """Noise for ``steps`` steps, [step, circuit, batch, neuron], one stream per circuit: somatic
+        sigma sqrt(dt) xi under the population's name, rate-potential noise under ``<name>.rate``."""
         noise = {}
         for soma in self.somas:
             if soma.noise > 0.0:
@@ -258,6 +314,12 @@ class Simulator:
                     for g in self.noise_generators
                 ], dim=1)
                 noise[soma.name] = (soma.noise * math.sqrt(self.dt) * xi).to(self.device, self.dtype)
+            if soma.rate_noise > 0.0:
+                xi = torch.stack([
+                    torch.randn(steps, self.n_batch, soma.size, generator=g, dtype=torch.float64)
+                    for g in self.noise_generators
+                ], dim=1)
+                noise[f"{soma.name}.rate"] = (soma.rate_noise * xi).to(self.device, self.dtype)
         return noise
 
     def step(
@@ -294,6 +356,8 @@ class Simulator:
                 v = None
                 for proj in d.projections:
                     r_pre = read_rate[self.circuit.projections[proj].source]
+                    if proj in self.synapses:
+                        r_pre = self.presynaptic(proj, r_pre)
                     carried[proj] = r_pre
                     term = torch.bmm(r_pre, weights[proj].transpose(1, 2))
                     v = term if v is None else v + term
@@ -313,6 +377,10 @@ class Simulator:
             if noise and soma.name in noise:
                 u_next = u_next + noise[soma.name]
             u_rate = soma.dynamics.rate_potential(u, du, u_next, g_tot)
+            if self.tau_r_eta > 0.0 and soma.name in st.tau_r_factor:
+                soma.dynamics.learn(u_rate, current, du, g_tot, self.tau_r_eta, dt)
+            if noise and f"{soma.name}.rate" in noise:
+                u_rate = u_rate + noise[f"{soma.name}.rate"]
             pots[soma.name] = u_next
             sent[soma.name] = u_rate
             rates[soma.name] = soma.phi(u_rate)
@@ -333,8 +401,25 @@ class Simulator:
                 w = weights[plan.name].add_(dw, alpha=dt * eta)
             if plan.w_max is not None:
                 w.clamp_(-plan.w_max, plan.w_max)
+            if plan.name in self.quantized:
+                quantize_(w, self.quantized[plan.name])
         if plastic and self.circuit.tied_pairs:
             self.circuit.apply_tied(weights)
+        if self.synapses:
+            st.clock += 1
+
+    def presynaptic(self, name: str, rate: torch.Tensor) -> torch.Tensor:
+        """The rate a projection's synapses see: delayed by its delay (per circuit), low-passed by tau_s."""
+        plan, st = self.synapses[name], self.state
+        if plan.delays is not None:
+            buffer = st.delay_buffer[name]
+            position = int(st.clock) % plan.length
+            buffer[position] = rate
+            rate = buffer[(position - plan.delays) % plan.length, self.circuit_index]
+        if plan.tau_s > 0.0:
+            rate = st.synaptic[name] + (self.dt / plan.tau_s) * (rate - st.synaptic[name])
+            st.synaptic[name] = rate
+        return rate
 
     def present(
         self,
@@ -365,7 +450,7 @@ class Simulator:
             ``apical/<pop>``: mean |v_apical| over the presentation, [circuit].
         """
         st = self.state
-        noise = self.draw_noise(steps) if any(s.noise > 0 for s in self.somas) else None
+        noise = self.draw_noise(steps) if any(s.noise > 0 or s.rate_noise > 0 for s in self.somas) else None
         previous = st.last_target if st.last_target is not None else target
         out_sum = self.zeros(self.circuit.populations[self.output].size)
         apical_sum = {p: torch.zeros(self.n_circuits, dtype=self.dtype, device=self.device) for p in apical}
@@ -400,6 +485,14 @@ class Simulator:
                     circuits = sorted({int(i) for i in torch.nonzero(bad)[:, 0]})
                     raise Diverged(f"{where}: {what} '{name}' is NaN/Inf or exceeds {bound:g} in circuit(s) "
                                    f"with seed {[self.seeds[c] for c in circuits]}")
+
+
+def quantize_(weights: torch.Tensor, precision) -> torch.Tensor:
+    """Round weights in place to 2^bits levels evenly spaced in [-range, range]."""
+    step = 2.0 * precision.range / (2**precision.bits - 1)
+    weights.clamp_(-precision.range, precision.range)
+    weights.add_(precision.range).div_(step).round_().mul_(step).sub_(precision.range)
+    return weights
 
 
 def gather(data: torch.Tensor, index: np.ndarray) -> torch.Tensor:

@@ -218,6 +218,7 @@ class Experiment:
     def run_phase(self, index: int, phase: Phase, first_epoch: int = 1) -> None:
         learning = self.learning_rates(phase)
         plastic = self.sim.plastic_plan(learning)
+        self.sim.tau_r_eta = phase.tau_r_eta
         evaluation = not plastic
         data = self.phase_data(phase)
         for epoch in range(first_epoch, phase.epochs + 1):
@@ -339,9 +340,7 @@ class Experiment:
         cursor = payload["cursor"]
         self.cursor = (cursor["phase"], cursor["epoch"])
         self.global_step, self.trained_epochs = cursor["global_step"], cursor["trained_epochs"]
-        state = {k: v.to(self.device) for k, v in payload["state"].items()}
-        self.sim.state.load_tensors(state)
-        self.sim.n_batch = next(iter(self.sim.state.u.values())).shape[1]
+        self.sim.load_state({k: v.to(self.device) for k, v in payload["state"].items()})
         for g, text in zip(self.order_rngs, payload["rng"]["order"], strict=True):
             g.bit_generator.state = json.loads(text)
         for g, value in zip(self.sim.noise_generators, payload["rng"]["noise"], strict=True):

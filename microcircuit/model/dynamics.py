@@ -67,9 +67,13 @@ class Orig(Dynamics):
 class LatentEquilibrium(Dynamics):
     """r = phi(u_breve), u_breve = u + tau_r du/dt.
 
-    ``tau_r`` (ms) defaults to tau_eff = 1/g_tot of the current step. ``mismatch``
-    multiplies tau_r per neuron by a random factor m_i: ``lognormal`` m_i = exp(N(0, s)),
-    ``normal`` m_i = max(0, 1 + N(0, s)), with s = ``spread``; one draw per circuit.
+    tau_r = m_i * base, base = ``tau_r`` (ms) or, by default, tau_eff = 1/g_tot of the current step.
+    ``mismatch`` draws the per-neuron factor m_i: ``lognormal`` m_i = exp(N(0, s)), ``normal``
+    m_i = max(0, 1 + N(0, s)), s = ``spread``; one draw per circuit; without mismatch m_i = 1.
+
+    :meth:`learn` adapts m towards tau_eff / base from the neuron's own trajectory:
+    u_breve - u_ss = (tau_r - tau_eff) du/dt, so dm/dt = -eta (u_breve - u_ss) du/dt
+    = -eta (tau_r - tau_eff) (du/dt)^2 drives tau_r to tau_eff (u_ss = I / g_tot is local to the neuron).
     """
 
     name = "latent_equilibrium"
@@ -79,26 +83,36 @@ class LatentEquilibrium(Dynamics):
         self.tau_r: float | None = params.get("tau_r")
         mismatch = params.get("mismatch") or {}
         spread = float(mismatch.get("spread", 0.0))
-        self.factor: torch.Tensor | None = None
         if spread > 0.0:
             if mismatch.get("distribution", "lognormal") == "lognormal":
                 draws = [np.exp(rng.normal(0.0, spread, size)) for rng in rngs]
             else:
                 draws = [np.maximum(0.0, 1.0 + rng.normal(0.0, spread, size)) for rng in rngs]
-            self.factor = torch.as_tensor(np.stack(draws)[:, None, :])  # [circuit, 1, neuron]
+        else:
+            draws = [np.ones(size) for _ in rngs]
+        #: m, [circuit, 1, neuron]; kept in the simulator state (checkpointed, learnable)
+        self.factor = torch.as_tensor(np.stack(draws)[:, None, :])
 
     def to(self, device, dtype):
-        if self.factor is not None:
-            self.factor = self.factor.to(device=device, dtype=dtype)
+        self.factor = self.factor.to(device=device, dtype=dtype)
         return self
 
-    def tau(self, g_tot: float) -> torch.Tensor | float:
-        """tau_r in ms: a float, or [circuit, 1, neuron] with mismatch."""
-        base = self.tau_r if self.tau_r is not None else 1.0 / g_tot
-        return base if self.factor is None else base * self.factor
+    def base(self, g_tot: float) -> float:
+        return self.tau_r if self.tau_r is not None else 1.0 / g_tot
+
+    def tau(self, g_tot: float) -> torch.Tensor:
+        """tau_r in ms, [circuit, 1, neuron]."""
+        return self.base(g_tot) * self.factor
 
     def rate_potential(self, u, du, u_next, g_tot):
         return u + self.tau(g_tot) * du
+
+    def learn(self, u_breve: torch.Tensor, current: torch.Tensor, du: torch.Tensor, g_tot: float,
+              eta: float, dt: float) -> None:
+        """One Euler step of the tau_r rule (batch-averaged), in place: m >= 0."""
+        mismatch = u_breve - current / g_tot  # u_breve - u_ss
+        self.factor.add_((mismatch * du).mean(dim=1, keepdim=True), alpha=-dt * eta / self.base(g_tot))
+        self.factor.clamp_(min=0.0)
 
 
 def make_dynamics(spec_value, size: int, rngs: list[np.random.Generator]) -> Dynamics:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 SCHEMA_VERSION = "microcircuit/1"
 
 NonNegFloat = Annotated[float, Field(ge=0.0)]
+NonNegInt = Annotated[int, Field(ge=0)]
 
 
 class Strict(BaseModel):
@@ -66,7 +67,10 @@ class Population(Strict):
     ``output_pyramidal`` (soma, basal), ``interneuron`` (soma, dendrite).
     ``conductances``: keys of the cell type (g_l, g_b, g_a / g_l, g_d); missing ones
     are taken from the ``parameters`` block under the same name.
-    ``noise``: sigma of the somatic white noise (potential / sqrt(ms)).
+    ``noise``: sigma of the somatic white noise (potential / sqrt(ms)); it enters u, so in LE
+    (whose rate follows the input, not u) it shows in the rates only through tau_r mismatch.
+    ``rate_noise``: standard deviation of white noise added to the rate potential every step
+    (potential units; noise on what a neuron transmits).
     ``tau_0``: low-pass time constant of an input population (ms, 0 = none).
     """
 
@@ -76,6 +80,7 @@ class Population(Strict):
     dynamics: DynamicsSpec | None = None
     activation: str | None = None
     noise: NonNegFloat | None = None
+    rate_noise: NonNegFloat | None = None
     tau_0: NonNegFloat | None = None
 
 
@@ -147,6 +152,22 @@ InitSpec = Literal["zeros", "self_predicting"] | UniformInit | NormalInit | Cons
 
 
 # ---------------------------------------------------------------- projections
+class DelaySpec(Strict):
+    """Transmission delay in steps; with ``jitter`` each circuit draws its delay uniformly from
+    steps - jitter .. steps + jitter (clipped at 0), one value per projection (synapse group)."""
+
+    steps: NonNegInt
+    jitter: NonNegInt = 0
+
+
+class PrecisionSpec(Strict):
+    """Limited-precision weights: 2^bits levels evenly spaced in [-range, range], rounding to nearest
+    after initialisation and after every update."""
+
+    bits: Annotated[int, Field(ge=1, le=32)]
+    range: PositiveFloat
+
+
 class Projection(Strict):
     """A named projection ``source -> target``.
 
@@ -163,6 +184,9 @@ class Projection(Strict):
     init: InitSpec | None = None
     w_max: PositiveFloat | None = None
     tau_w: NonNegFloat | None = None
+    tau_s: NonNegFloat | None = None
+    delay: NonNegInt | DelaySpec | None = None
+    precision: PrecisionSpec | None = None
     conductance: NonNegFloat | None = None
 
 
@@ -170,6 +194,7 @@ class PopulationDefaults(Strict):
     dynamics: DynamicsSpec = "latent_equilibrium"
     activation: str = "soft_relu"
     noise: NonNegFloat = 0.0
+    rate_noise: NonNegFloat = 0.0
     tau_0: NonNegFloat = 0.0
 
 
@@ -178,6 +203,9 @@ class ProjectionDefaults(Strict):
     init: InitSpec = UniformInit(uniform=1.0)
     w_max: PositiveFloat | None = None
     tau_w: NonNegFloat = 0.0
+    tau_s: NonNegFloat = 0.0
+    delay: NonNegInt | DelaySpec = 0
+    precision: PrecisionSpec | None = None
 
 
 class Defaults(Strict):
@@ -222,12 +250,38 @@ class TeacherTask(Strict):
     weight_scale: PositiveFloat = 1.0
 
 
+class MnistTask(Strict):
+    """MNIST digits read from the four idx files (``train-images-idx3-ubyte`` ..., optionally ``.gz``).
+
+    ``data_dir``: the folder holding them (``~`` expanded, relative to the working directory);
+    default: the environment variable ``MICROCIRCUIT_DATA``. Nothing is downloaded.
+    ``validation``: the last this many training images are held out as the validation split.
+    ``train`` / ``test``: use only the first this many images of the remaining training images /
+    of the test set (quick runs; default all). Pixels are scaled to [0, 1].
+    """
+
+    data_dir: str | None = None
+    validation: PositiveInt = 10000
+    train: PositiveInt | None = None
+    test: PositiveInt | None = None
+    target_low: float = 0.1
+    target_high: float = 1.0
+
+
+class FashionMnistTask(MnistTask):
+    """Fashion-MNIST, same files and parameters as :class:`MnistTask`; ``data_dir`` defaults to
+    ``MICROCIRCUIT_DATA``, else ``/usr/share/datasets/fashion-mnist`` (Debian package
+    ``dataset-fashion-mnist``)."""
+
+
 class TaskSpec(Strict):
     """Exactly one task, as a one-key mapping: ``{bars: {...}}``."""
 
     bars: BarsTask | None = None
     yin_yang: YinYangTask | None = None
     teacher: TeacherTask | None = None
+    mnist: MnistTask | None = None
+    fashion_mnist: FashionMnistTask | None = None
 
 
 class StimulusSpec(Strict):
@@ -267,7 +321,9 @@ class Phase(Strict):
     ``t_pres``: presentation time per stimulus (steps). ``samples``: stimuli per
     epoch for ``data: random``. ``batch``: stimuli presented in parallel to each circuit, their
     plasticity averaged (a minibatch; the last batch of an epoch is filled up from its start
-    and only the real stimuli count in the metrics). ``validate_every``: in a training phase, evaluate
+    and only the real stimuli count in the metrics). ``tau_r_eta``: learning rate of the prospective
+    time constants of every LE population in this phase (0 = off; see LatentEquilibrium).
+    ``validate_every``: in a training phase, evaluate
     the validation split every K epochs (0 = never).
     """
 
@@ -282,6 +338,7 @@ class Phase(Strict):
     samples: PositiveInt = 100
     shuffle: bool = True
     batch: PositiveInt = 1
+    tau_r_eta: NonNegFloat = 0.0
     validate_every: int = Field(default=0, ge=0)
 
 

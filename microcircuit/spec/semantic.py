@@ -249,7 +249,7 @@ class _Checker:
 
     def _check_nudging(self, edge: _Edge, path: Path) -> None:
         proj = self.spec.projections[edge.name]
-        for key in ("rule", "init", "w_max", "tau_w"):
+        for key in ("rule", "init", "w_max", "tau_w", "tau_s", "delay", "precision"):
             if getattr(proj, key) is not None:
                 self.error(path + (key,), f"'{key}' on a somatic nudging projection: projections into a "
                            "soma carry a conductance, not weights", f"remove '{key}'")

@@ -3,9 +3,10 @@
 Use :func:`make_task` on a spec's ``task`` block, then ``task.splits(architecture)``.
 """
 
-from microcircuit.tasks import bars, teacher, yin_yang  # noqa: F401  (registers the tasks)
+from microcircuit.tasks import bars, mnist, teacher, yin_yang  # noqa: F401  (registers the tasks)
 from microcircuit.tasks.bars import Bars
 from microcircuit.tasks.base import TASKS, Architecture, Split, Task, make_task, validate_split
+from microcircuit.tasks.mnist import FashionMnist, Mnist
 from microcircuit.tasks.teacher import Teacher
 from microcircuit.tasks.yin_yang import YinYang
 
@@ -13,6 +14,8 @@ __all__ = [
     "TASKS",
     "Architecture",
     "Bars",
+    "FashionMnist",
+    "Mnist",
     "Split",
     "Task",
     "Teacher",
