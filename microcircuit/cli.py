@@ -244,6 +244,8 @@ def new_run(args, argv):
 
 def resume_run(args, argv):
     """Continue the run in ``args.resume`` from its latest checkpoint; an exit code on failure."""
+    import pickle
+
     import torch
 
     from microcircuit.experiment import RunOptions
@@ -259,7 +261,11 @@ def resume_run(args, argv):
         print(f"{path}: the run is complete; nothing to resume")
         print(path)
         return EXIT_OK
-    checkpoint = run_dir.latest_checkpoint()
+    try:
+        checkpoint = run_dir.latest_checkpoint()
+    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, KeyError) as err:
+        print(f"error: {path}: unreadable checkpoint: {err}", file=sys.stderr)
+        return EXIT_SPEC
     if checkpoint is None:
         print(f"error: {path} has no checkpoint to resume from", file=sys.stderr)
         return EXIT_SPEC
@@ -271,8 +277,12 @@ def resume_run(args, argv):
     experiment = make_experiment(path, loaded[0], options)
     if experiment is None:
         return EXIT_SPEC
-    payload = torch.load(checkpoint, weights_only=True)
-    experiment.restore(payload)
+    try:
+        payload = torch.load(checkpoint, weights_only=True)
+        experiment.restore(payload)
+    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, KeyError, TypeError, ValueError) as err:
+        print(f"{checkpoint}: error: cannot resume from this checkpoint: {err}", file=sys.stderr)
+        return EXIT_SPEC
     experiment.result.rows = run_dir.truncate_metrics(payload["cursor"]["metric_rows"])
     experiment.run_dir = run_dir
     manifest.setdefault("resumed", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

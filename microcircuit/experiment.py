@@ -252,7 +252,8 @@ class Experiment:
         if sim.n_batch != batch:
             sim.reset_neurons(batch)
         n_presentations = -(-n // batch)
-        padded = np.concatenate([order, order[:, : n_presentations * batch - n]], axis=1)
+        fill = np.arange(n_presentations * batch - n) % n  # the last batch is filled from the start (wraps)
+        padded = np.concatenate([order, order[:, fill]], axis=1)
         outputs = []
         apical = {p: torch.zeros(n_circuits, dtype=self.dtype, device=self.device) for p in self.apical_pops}
         for j in range(n_presentations):
@@ -289,7 +290,7 @@ class Experiment:
         """outputs: presentation-averaged outputs [circuit, sample (presentation order), n_out];
         apical: summed per-presentation mean |v_apical| [circuit]."""
         rows = []
-        order_t = torch.as_tensor(np.ascontiguousarray(order), device=self.device)
+        order_t = torch.as_tensor(np.array(order), device=self.device)
         loss = acc = None
         if data.targets is not None:
             targets = torch.gather(data.targets, 1, order_t[..., None].expand(-1, -1, data.targets.shape[-1]))

@@ -13,7 +13,8 @@ can
   :class:`~microcircuit.spec.errors.SpecError` with ``file:line:col``.
 
 Plain scalars such as ``1e-3`` are read as numbers (YAML 1.2), unlike PyYAML's YAML 1.1
-resolver which leaves them as strings.
+resolver which leaves them as strings; ``-0.0`` is read as ``0.0``. Recursive aliases and
+nesting deeper than the parser can follow are errors too.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ _MAX_NODES = 200_000  # guards against alias ("billion laughs") expansion
 
 _TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {_TAG + name for name in ("str", "int", "float", "bool", "null")}
+_COLLECTION_TAGS = {yaml.MappingNode: _TAG + "map", yaml.SequenceNode: _TAG + "seq"}
 
 
 def dotted(path: Path) -> str:
@@ -147,6 +149,8 @@ def load_yaml(content: str | bytes, file: str, *, scalar_ok: bool = False,
         raise _reader_error(exc, text, file, line, col) from None
     except yaml.YAMLError as exc:  # pragma: no cover - other PyYAML errors carry marks
         raise fail(None, f"invalid YAML: {exc}") from None
+    except RecursionError:
+        raise fail(None, "YAML nested too deeply", "a spec needs a few levels of nesting") from None
 
     if node is None:
         if scalar_ok:
@@ -157,7 +161,10 @@ def load_yaml(content: str | bytes, file: str, *, scalar_ok: bool = False,
         raise fail(node.start_mark, f"a spec must be a mapping (key: value), got {kind}")
 
     builder = _Builder(mark)
-    value = builder.build(node, ())
+    try:
+        value = builder.build(node, ())
+    except RecursionError:
+        raise fail(node.start_mark, "YAML nested too deeply", "a spec needs a few levels of nesting") from None
     if builder.problems:
         raise SpecError(builder.problems)
     builder.positions[()] = mark(node.start_mark)
@@ -183,6 +190,7 @@ class _Builder:
         self.positions: dict[Path, Mark] = {}
         self.problems: list[Problem] = []
         self.nodes = 0
+        self.open: set[int] = set()  # ids of the collections being built (to catch recursive aliases)
         self.constructor = yaml.SafeLoader("")  # only its scalar constructors are used
 
     def error(self, node: yaml.Node, message: str, hint: str = "", path: Path = ()) -> None:
@@ -195,15 +203,26 @@ class _Builder:
             where = self.mark(node.start_mark)
             raise SpecError([Problem(where.file, where.line, where.col, dotted(path),
                                      f"document too large (over {_MAX_NODES} nodes; alias expansion?)")])
-        if isinstance(node, yaml.MappingNode):
-            return self.mapping(node, path)
-        if isinstance(node, yaml.SequenceNode):
+        if isinstance(node, yaml.ScalarNode):
+            return self.scalar(node, path)
+        if node.tag != _COLLECTION_TAGS.get(type(node)):
+            tag = node.tag.replace(_TAG, "!!", 1)
+            self.error(node, f"unsupported YAML tag '{tag}'", "remove the tag", path)
+            return None
+        if id(node) in self.open:
+            self.error(node, "recursive alias: a value that contains itself", "remove the alias", path)
+            return None
+        self.open.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self.mapping(node, path)
             items = []
             for index, item in enumerate(node.value):
                 self.positions[path + (index,)] = self.mark(item.start_mark)
                 items.append(self.build(item, path + (index,)))
             return items
-        return self.scalar(node, path)
+        finally:
+            self.open.discard(id(node))
 
     def mapping(self, node: yaml.MappingNode, path: Path) -> dict:
         out: dict[str, Any] = {}
@@ -243,8 +262,21 @@ class _Builder:
             self.error(node, f"unsupported YAML tag '{tag}'", "remove the tag", path)
             return node.value
         if plain and node.tag == _TAG + "str" and _YAML12_FLOAT.match(node.value):
-            return float(node.value)
-        return self.constructor.construct_object(node, deep=True)
+            value = float(node.value)
+        else:
+            try:
+                value = self.constructor.construct_object(node, deep=True)
+            except (ValueError, KeyError, yaml.YAMLError):  # e.g. '!!int abc', '!!bool maybe'
+                tag = node.tag.replace(_TAG, "!!", 1)
+                shown = node.value if len(node.value) <= 40 else node.value[:37] + "..."
+                hint = "remove the tag" if node.tag != self.constructor.resolve(yaml.ScalarNode, node.value,
+                                                                                (True, False)) else (
+                    "write a smaller number")
+                self.error(node, f"cannot read '{shown}' as {tag}", hint, path)
+                return node.value
+        if isinstance(value, float) and value == 0.0:
+            return 0.0  # -0.0 means zero (numpy's uniform(-a, a) refuses a = -0.0)
+        return value
 
 
 def _decode(content: bytes, file: str) -> str:

@@ -2,9 +2,13 @@
 
 :func:`check` collects *all* problems of a typed :class:`~microcircuit.spec.schema.Spec`:
 references between populations, projections, phases and recordings; the circuit's
-topology (compartments, nudging, interneuron sizes, self-predicting initialisation); and
-physics (forward-Euler stability of every soma, learning-rate sizes). Each problem is
-located at the key that causes it.
+topology (compartments, nudging, interneuron sizes, self-predicting initialisation, no
+bottom-up cycle, one chain of basal projections from the stimulus to the output); the task
+(its parameters, its input and output sizes against the circuit's, batches against its data);
+resources (no array beyond 2^31 - 1 elements, every number within float32); and physics
+(forward-Euler stability of every soma and filter, learning-rate sizes). Each problem is
+located at the key that causes it. A spec that passes builds and runs: whatever would make
+``Experiment(...)`` or a run raise is reported here instead.
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from typing import Any
+
+from pydantic import BaseModel
 
 from microcircuit.model.cells import CELL_TYPES, CellType
 from microcircuit.spec.errors import Problem, did_you_mean, listing
@@ -34,6 +41,12 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PYRAMIDAL = ("pyramidal", "output_pyramidal")
 #: dt above this fraction of the smallest tau_eff draws a warning (integration error).
 DT_WARN_FRACTION = 0.1
+#: Most elements one array of a run may hold (weights post x pre, a batch of states, a phase's stimuli);
+#: the same limit as microcircuit.tasks.base.MAX_ELEMENTS (2^31 - 1: int32 indexing, 8 GiB in float32).
+MAX_ELEMENTS = 2**31 - 1
+#: Largest float32 (a run may compute in float32 whatever the spec's dtype: ``--dtype``); larger
+#: numbers overflow to inf there, or make torch refuse them as scalars.
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,7 @@ class _Checker:
         self.edges: dict[str, _Edge] = {}
         self.nudgers: dict[str, list[_Edge]] = {}  # interneuron -> nudging projections into it
         self.unresolved = False  # some projection did not resolve (so a partner may be missing)
+        self.chain: list[str] | None = None  # populations of the forward chain, stimulus to output
 
     # -------------------------------------------------------- reporting
     def _report(self, path: Path, message: str, hint: str, warning: bool) -> None:
@@ -113,10 +127,15 @@ class _Checker:
         self.check_self_predicting()
         self.check_task()
         self.check_inputs()
+        self.check_topology()
+        self.check_task_fits()
         self.check_protocol()
         self.check_record()
+        self.check_resources()
+        self.check_ranges()
         if physics:
             self.check_time_step()
+            self.check_filters()
             self.check_learning_rates()
 
     # -------------------------------------------------------- names and populations
@@ -178,6 +197,13 @@ class _Checker:
             if isinstance(proj.rule, TiedRule) and name in self.edges:
                 self._check_tied(name, proj.rule.tied.to)
             if isinstance(proj.rule, HebbianAlignmentRule) and name in self.edges:
+                target_cell = self.cell(self.edges[name].target)
+                if target_cell is not None and "basal" not in target_cell.dendrites:
+                    self.error(("projections", name, "rule"), f"hebbian_alignment on '{name}' learns from the basal "
+                               f"prediction of its target, but '{self.edges[name].target}' (cell type "
+                               f"'{target_cell.name}') has no basal dendrite", "use it on top-down projections "
+                               "into pyramidal.apical")
+                    continue
                 post = self.spec.populations[self.edges[name].target]
                 noise = post.noise if post.noise is not None else self.spec.defaults.population.noise
                 if not noise:
@@ -301,9 +327,19 @@ class _Checker:
             if source_cell == "interneuron" and target_cell == "pyramidal" and edge.target_comp == "apical":
                 partners = [e for e in self.edges.values() if e.name != name and e.target == edge.target
                             and e.target_comp == "apical" and self.cell_name(e.source) in _PYRAMIDAL]
-                if not partners and not self.unresolved:  # else the partner may be the broken one
+                nudgers = [e.source for e in self.nudgers.get(edge.source, [])]
+                if self.unresolved:
+                    continue  # the partner may be the projection already reported
+                if not partners:
                     self.error(path, f"init 'self_predicting' of '{name}' sets W_pi = -W_down, but no "
                                f"projection from a pyramidal population targets '{edge.target}.apical'")
+                elif not nudgers:
+                    self.error(path, f"init 'self_predicting' of '{name}' sets W_pi = -W_down of the population "
+                               f"that nudges '{edge.source}', but nothing nudges it",
+                               f"add a projection {{source: <pyramidal>.soma, target: {edge.source}.soma}}")
+                elif not any(e.source in nudgers for e in partners):
+                    self.error(path, f"init 'self_predicting' of '{name}' sets W_pi = -W_down, but no projection "
+                               f"from '{nudgers[0]}' (which nudges '{edge.source}') targets '{edge.target}.apical'")
             elif (source_cell in _PYRAMIDAL and target_cell == "interneuron"
                   and edge.target_comp == "dendrite"):
                 nudgers = self.nudgers.get(edge.target)
@@ -314,14 +350,102 @@ class _Checker:
                                f"nudges '{edge.target}', but nothing nudges it")
                     continue
                 above = nudgers[0].source
-                if not any(e.source == edge.source and e.target == above and e.target_comp == "basal"
-                           for e in self.edges.values()):
+                ups = [e.name for e in self.edges.values()
+                       if e.source == edge.source and e.target == above and e.target_comp == "basal"]
+                if not ups:
                     self.error(path, f"init 'self_predicting' of '{name}' copies W_up from '{edge.source}' "
                                f"to '{above}.basal', but there is no such projection")
+                elif len(ups) > 1:
+                    self.error(path, f"init 'self_predicting' of '{name}' copies W_up from '{edge.source}' to "
+                               f"'{above}.basal', but {len(ups)} projections ({listing(ups)}) run there")
+                elif not self.spec.populations[edge.target].conductances.get("g_d", 0.0) > 0.0:
+                    self.error(path, f"init 'self_predicting' of '{name}' sets W_ip = W_up c (g_l + g_d) / g_d, "
+                               f"which needs g_d > 0 on '{edge.target}'", "use another init, e.g. zeros")
             else:
                 self.error(path, f"init 'self_predicting' applies to interneuron -> pyramidal.apical (W_pi) "
                            f"or pyramidal -> interneuron.dendrite (W_ip); '{name}' is {source_cell} -> "
                            f"{target_cell}.{edge.target_comp}", "use another init, e.g. {uniform: 1.0}")
+
+    # -------------------------------------------------------- topology
+    def check_topology(self) -> None:
+        """Bottom-up projections form no cycle, and one chain of basal projections leads from the
+        stimulus to the output (the equivalent feedforward network, model.md sec. 5)."""
+        self._check_cycles()
+        self._check_forward_chain()
+
+    def _check_cycles(self) -> None:
+        """Populations are updated bottom-up (a topological order of every projection except the
+        apical ones), so only apical projections may point back."""
+        forward: dict[str, list[_Edge]] = {}
+        for edge in self.edges.values():
+            if edge.target_comp != "apical":
+                forward.setdefault(edge.source, []).append(edge)
+        state: dict[str, int] = {}  # 1 on the DFS stack, 2 done
+        stack: list[_Edge] = []
+
+        def visit(population: str) -> None:
+            state[population] = 1
+            for edge in forward.get(population, []):
+                if state.get(edge.target) == 1:
+                    start = next((i for i, e in enumerate(stack) if e.source == edge.target), len(stack))
+                    cycle = stack[start:] + [edge]
+                    names = [e.name for e in cycle]
+                    loop = " -> ".join([e.source for e in cycle] + [edge.target])
+                    self.error(("projections", edge.name, "target"),
+                               f"projection{'s' if len(names) > 1 else ''} {listing(names)} form a bottom-up "
+                               f"cycle {loop}: populations are updated bottom-up, so only apical (top-down) "
+                               "projections may point back", "target an apical dendrite instead")
+                elif edge.target not in state:
+                    stack.append(edge)
+                    visit(edge.target)
+                    stack.pop()
+            state[population] = 2
+
+        for population in self.spec.populations:
+            if population not in state:
+                visit(population)
+
+    def _check_forward_chain(self) -> None:
+        stimulus, teacher = self.spec.inputs.stimulus.target, self.spec.inputs.teacher.target
+        output = teacher.partition(".")[0]
+        if (self.unresolved or stimulus not in self.spec.populations or output not in self.spec.populations
+                or self.cell_name(stimulus) != "input" or self.cell_name(output) != "output_pyramidal"):
+            return  # reported elsewhere; the chain would only repeat it
+        chain, population = [output], output
+        while population != stimulus:
+            basal = [e for e in self.edges.values() if e.target == population and e.target_comp == "basal"]
+            if len(basal) != 1:
+                if basal:
+                    self.error(("projections", basal[1].name, "target"),
+                               f"'{population}' has {len(basal)} basal projections ({listing(e.name for e in basal)});"
+                               f" every area of the forward chain from '{stimulus}' to '{output}' has exactly one",
+                               "target another compartment, or merge them")
+                elif chain[-1] == output:
+                    self.error(("populations", population), f"the output '{output}' has no basal projection: "
+                               f"nothing carries the stimulus from '{stimulus}' to it",
+                               f"add a projection {{source: <area below>, target: {output}.basal}}")
+                else:
+                    into = next(e for e in self.edges.values()
+                                if e.source == population and e.target == chain[-2] and e.target_comp == "basal")
+                    cell = self.cell_name(population)
+                    what = "has no basal dendrite" if cell not in _PYRAMIDAL else "has no basal projection"
+                    self.error(("projections", into.name, "source"),
+                               f"the forward chain from '{stimulus}' to '{output}' runs through '{population}' "
+                               f"(cell type '{cell}'), which {what}: it cannot reach the stimulus",
+                               f"the basal projections must lead from '{output}' down to '{stimulus}'")
+                return
+            edge = basal[0]
+            population = edge.source
+            if population in chain:
+                return  # a cycle, reported by _check_cycles
+            chain.append(population)
+            if population != stimulus and self.cell_name(population) == "input":
+                self.error(("projections", edge.name, "source"),
+                           f"the forward chain to '{output}' starts at input population '{population}', but the "
+                           f"stimulus goes to '{stimulus}'", f"write source: {stimulus}, or inputs.stimulus.target: "
+                           f"{population}")
+                return
+        self.chain = chain[::-1]
 
     # -------------------------------------------------------- task, inputs
     def check_task(self) -> None:
@@ -357,6 +481,42 @@ class _Checker:
         elif compartment != "soma":
             self.error(path, f"teacher target '{teacher}' must be 'population.soma' (the teacher nudges "
                        "a soma)", f"write target: {population}.soma")
+        delay = self.spec.inputs.teacher.delay
+        if delay != "auto" and delay < 0:
+            self.error(("inputs", "teacher", "delay"), f"delay {delay} is negative: the target can only lag the "
+                       "stimulus", "use a delay >= 0 steps, or auto")
+
+    def check_task_fits(self) -> None:
+        """The task's own parameters, and its input and output sizes against the circuit's."""
+        chosen = [name for name in type(self.spec.task).model_fields if getattr(self.spec.task, name) is not None]
+        if len(chosen) != 1:
+            return  # reported by check_task
+        from microcircuit.tasks import TASKS, make_task  # here: the tasks import the spec schema (torch-free)
+
+        if chosen[0] not in TASKS:
+            self.error(("task", chosen[0]), f"task '{chosen[0]}' is not implemented (tasks: {listing(TASKS.names())})")
+            return
+        name, task = chosen[0], make_task(self.spec.task)
+        sizes = [self.spec.populations[p].size for p in self.chain] if self.chain else None
+        for key, message in task.check_params(sizes):
+            self.error(("task", name, key), f"task '{name}': {message}")
+        stimulus, output = self.spec.inputs.stimulus.target, self.spec.inputs.teacher.target.partition(".")[0]
+        for population, needed, what in ((stimulus, task.n_inputs, "inputs"), (output, task.n_outputs, "outputs")):
+            pop = self.spec.populations.get(population)
+            if needed is None or pop is None or pop.size == needed:
+                continue
+            role = "stimulus" if what == "inputs" else "output"
+            if (role == "stimulus" and pop.cell != "input") or (role == "output" and pop.cell != "output_pyramidal"):
+                continue  # the wrong population is reported by check_inputs
+            self.error(("populations", population, "size"), f"task '{name}' has {needed} {what}, but the {role} "
+                       f"population '{population}' has {pop.size} neurons", f"set size: {needed}")
+        counts = task.split_sizes() or {}
+        for index, phase in enumerate(self.spec.protocol):
+            n = phase.samples if phase.data == "random" else counts.get(phase.data)
+            if n is not None and phase.batch > n:
+                self.error(("protocol", index, "batch"), f"batch {phase.batch} exceeds the {n} stimuli of "
+                           f"{'the random data' if phase.data == 'random' else f'split {phase.data!r}'}",
+                           f"use batch <= {n}")
 
     # -------------------------------------------------------- protocol, recording
     def check_protocol(self) -> None:
@@ -416,7 +576,10 @@ class _Checker:
             return
         known = self._variables()
         if any(ch in var for ch in "*?["):
-            if not any(all(map(fnmatchcase, triple, parts)) for triple in known):
+            if parts[0] != "*" or any(ch in part for part in parts[1:] for ch in "*?["):
+                self.error(path, f"'{var}': only the whole population may be a wildcard ('*.compartment.variable')",
+                           f"write '*.{parts[1]}.{parts[2]}' or name the population")
+            elif not any(all(map(fnmatchcase, triple, parts)) for triple in known):
                 self.error(path, f"'{var}' matches no variable of this circuit")
             return
         population, compartment, variable = parts
@@ -433,6 +596,42 @@ class _Checker:
             options = cell.variables(compartment)
             self.error(path, f"no variable '{variable}' on {population}.{compartment} "
                        f"(has: {listing(options)})", did_you_mean(variable, options))
+
+    # -------------------------------------------------------- resources
+    def check_resources(self) -> None:
+        """Arrays a run allocates stay within :data:`MAX_ELEMENTS`: weight matrices (post x pre), the
+        stimuli of a ``random`` phase (samples x inputs), the neuron states of a batch, the noise drawn
+        per presentation (t_pres x batch x neurons)."""
+        limit = f"the limit of {MAX_ELEMENTS:,} elements per array"
+        for name, edge in self.edges.items():
+            if edge.nudging:
+                continue
+            post, pre = self.spec.populations[edge.target].size, self.spec.populations[edge.source].size
+            if post * pre > MAX_ELEMENTS:
+                self.error(("projections", name), f"the weight matrix of '{name}' ({post} x {pre} = {post * pre:,}"
+                           f" weights per circuit) exceeds {limit}", "use smaller populations")
+        sizes = [p.size for p in self.spec.populations.values()]
+        largest = max(sizes, default=1)
+        noisy = [p.size for p in self.spec.populations.values()
+                 if (p.noise if p.noise is not None else self.spec.defaults.population.noise)]
+        stimulus = self.spec.populations.get(self.spec.inputs.stimulus.target)
+        for index, phase in enumerate(self.spec.protocol):
+            path = ("protocol", index)
+            if phase.data == "random" and stimulus is not None and phase.samples * stimulus.size > MAX_ELEMENTS:
+                self.error(path + ("samples",), f"{phase.samples} random stimuli x {stimulus.size} inputs exceed "
+                           f"{limit}")
+            if phase.batch * largest > MAX_ELEMENTS:
+                self.error(path + ("batch",), f"batch {phase.batch} x {largest} neurons exceeds {limit}")
+            elif noisy and phase.t_pres * phase.batch * max(noisy) > MAX_ELEMENTS:
+                self.error(path + ("t_pres",), f"the somatic noise of a presentation ({phase.t_pres} steps x batch "
+                           f"{phase.batch} x {max(noisy)} neurons) exceeds {limit}", "use a shorter t_pres")
+
+    def check_ranges(self) -> None:
+        """Every number fits float32 (``parameters`` are checked where a ``$reference`` puts them)."""
+        for path, value in _floats(self.spec, ()):
+            if path[:1] != ("parameters",) and abs(value) > FLOAT32_MAX:
+                self.error(path, f"{value:g} is outside the float32 range (|x| <= {FLOAT32_MAX:.3g}) that a run "
+                           "may compute in", "use a physically meaningful value")
 
     # -------------------------------------------------------- physics
     def soma_conductances(self, name: str) -> dict[str, float]:
@@ -460,6 +659,12 @@ class _Checker:
                 self.error(("populations", name, "conductances"), f"all conductances on the soma of "
                            f"'{name}' are zero ({listing(conductances)}): it never relaxes", "set g_l > 0")
                 continue
+            own = cell.conductance_names()
+            if not sum(conductances[key] for key in own) > 0.0:
+                self.error(("populations", name, "conductances"), f"{' + '.join(own)} = 0 on '{name}': its "
+                           f"dendritic attenuation c = g / ({' + '.join(own)}) is undefined, and without nudging "
+                           "its soma would never relax", "set g_l > 0")
+                continue
             if smallest is None or 1.0 / total < smallest[0]:
                 smallest = (1.0 / total, name, conductances)
         if smallest is None:
@@ -473,6 +678,25 @@ class _Checker:
         elif dt > DT_WARN_FRACTION * tau:
             self.warn(("dt",), f"dt = {dt:g} ms > {DT_WARN_FRACTION:g} * {detail}: "
                       "integration error may be large", hint)
+
+    def check_filters(self) -> None:
+        """A low-pass filter x += dt / tau (y - x) overshoots for tau < dt (and oscillates for tau < dt/2):
+        every time constant of a filter is 0 (off) or at least dt."""
+        dt = self.spec.dt
+        found: list[tuple[Path, float | None]] = [(("inputs", "teacher", "tau_0"), self.spec.inputs.teacher.tau_0),
+                                                  (("defaults", "population", "tau_0"),
+                                                   self.spec.defaults.population.tau_0)]
+        found += [(("populations", name, "tau_0"), pop.tau_0) for name, pop in self.spec.populations.items()]
+        for key in ("tau_w", "tau_s"):
+            found.append((("defaults", "projection", key), getattr(self.spec.defaults.projection, key, None)))
+            found += [(("projections", name, key), getattr(proj, key, None))
+                      for name, proj in self.spec.projections.items()]
+        found += [(("projections", name, "rule", "hebbian_alignment", "tau_hp"), proj.rule.hebbian_alignment.tau_hp)
+                  for name, proj in self.spec.projections.items() if isinstance(proj.rule, HebbianAlignmentRule)]
+        for path, tau in found:  # the message does not name the entry: a copied default is reported once
+            if tau is not None and 0.0 < tau < dt:
+                self.error(path, f"{path[-1]} = {tau:g} ms < dt = {dt:g} ms: the low-pass filter's Euler step "
+                           "overshoots", f"use 0 (no filter) or a value >= {dt:g} ms")
 
     def check_learning_rates(self) -> None:
         """Warn where one step changes a weight by more than its own size: dt * eta * scale > 1."""
@@ -497,7 +721,25 @@ class _Checker:
                 else:
                     continue
                 step = dt * eta * scale
-                if step > 1.0:
+                if step > FLOAT32_MAX:
+                    self.error(path, f"dt * eta * eta_scale = {dt:g} * {eta:g} * {scale:g} = {step:.3g} for '{name}' "
+                               f"in phase '{phase.phase}' is outside the float32 range", "lower eta or eta_scale")
+                elif step > 1.0:
                     self.warn(path, f"dt * eta * eta_scale = {dt:g} * {eta:g} * {scale:g} = {step:.3g} > 1 "
                               f"for '{name}' in phase '{phase.phase}': the weight update may be unstable",
                               "lower eta or use eta_scale: inverse_t_pres")
+
+
+def _floats(value: Any, path: Path) -> list[tuple[Path, float]]:
+    """(path, value) of every float in a validated spec, by the keys written in YAML (aliases)."""
+    if isinstance(value, float):
+        return [(path, value)]
+    if isinstance(value, BaseModel):
+        items = [(info.alias or name, getattr(value, name)) for name, info in type(value).model_fields.items()]
+    elif isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, (list, tuple)):
+        items = list(enumerate(value))
+    else:
+        return []
+    return [found for key, item in items for found in _floats(item, path + (key,))]

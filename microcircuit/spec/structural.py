@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 import types
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -309,6 +310,26 @@ def explain(exc: ValidationError, data: Any) -> list[tuple[Path, str, str, Path]
     return result
 
 
+# ---------------------------------------------------------------- non-finite numbers
+def non_finite(data: Any, path: Path = ()) -> list[Path]:
+    """Paths of every infinite or NaN number (YAML ``.inf``, ``.nan``) in ``data``.
+
+    ``parameters`` are skipped: a parameter is checked where a ``$reference`` puts it.
+    """
+    if isinstance(data, float):
+        return [] if math.isfinite(data) else [path]
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    found = []
+    for key, value in items:
+        if path + (key,) != ("parameters",):
+            found += non_finite(value, path + (key,))
+    return found
+
+
+def _spelled(value: float) -> str:
+    return ".nan" if math.isnan(value) else ("-.inf" if value < 0 else ".inf")
+
+
 # ---------------------------------------------------------------- entry point
 def validate_structure(data: dict, smap: SourceMap, reported: Sequence[Path] = ()
                        ) -> tuple[Spec | None, list[Problem], list[Path]]:
@@ -325,13 +346,28 @@ def validate_structure(data: dict, smap: SourceMap, reported: Sequence[Path] = (
         ``data`` with the offending keys removed (so that the semantic pass can still run)
         or None if that is not valid either, and ``pruned`` lists the removed paths
         (semantic problems related to them should be dropped).
+
+    Infinite and NaN numbers are errors wherever they are written: no quantity of a
+    circuit is infinite, and NaN compares false with every bound.
     """
+    bad = non_finite(data)
     try:
-        return Spec.model_validate(data, strict=True), [], []
+        spec = Spec.model_validate(data, strict=True)
+        found = []
     except ValidationError as exc:
-        found = explain(exc, data)
+        spec, found = None, explain(exc, data)
+    if spec is not None and not bad:
+        return spec, [], []
     problems, pruned = [], []
+    for path in bad:
+        if not any(is_under(path, r) for r in reported):
+            problems.append(smap.problem(path, f"expected a finite number, got {_spelled(get_path(data, path))}",
+                                         "write a finite value"))
+        pruned.append(path)
     for path, message, hint, prune in found:
+        if any(is_under(path, b) for b in bad):
+            pruned.append(prune)  # explained by the non-finite number there
+            continue
         if not any(is_under(path, r) or is_under(prune, r) for r in reported):
             problems.append(smap.problem(path, message, hint))
         pruned.append(prune)

@@ -11,7 +11,7 @@ somatic potentials (dimensionless) for the output population.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -21,6 +21,11 @@ from microcircuit.registry import Registry
 from microcircuit.spec.schema import TaskSpec
 
 SPLIT_NAMES: tuple[str, ...] = ("train", "validation", "test")
+#: Most samples a generated split may have (generation is sample by sample; 10^7 already takes minutes).
+MAX_SAMPLES = 10_000_000
+#: Most elements one array of a run may hold (samples x width of a split, post x pre of a weight matrix):
+#: 2^31 - 1, the int32 index range, 8 GiB in float32. Larger arrays fail in numpy/torch or exhaust memory.
+MAX_ELEMENTS = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,33 @@ class Architecture:
             )
 
 
+def _check_array(arr: Any, what: str, where: str) -> None:
+    """A non-empty, finite, 2-D floating-point numpy array [n_samples, n], else ValueError."""
+    if not isinstance(arr, np.ndarray):
+        raise ValueError(f"{where}: {what} must be a numpy array, got {type(arr).__name__}")
+    if arr.ndim != 2:
+        raise ValueError(f"{where}: {what} must be 2-D [n_samples, n], got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(f"{where}: {what} must be floating point, got dtype {arr.dtype}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{where} is empty (0 samples)")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{where}: zero-width {what} {arr.shape}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        raise ValueError(f"{where}: {what} contain {int(bad.sum())} NaN/Inf values (first in sample {row})")
+
+
+def validate_inputs(inputs: np.ndarray, name: str, n_inputs: int | None = None) -> None:
+    """Check stimuli without targets (e.g. the ``random`` phase data): a non-empty, finite, 2-D
+    floating-point array [n_samples, n_inputs]; raise ValueError naming ``name`` on a problem."""
+    where = f"split '{name}'"
+    _check_array(inputs, "inputs", where)
+    if n_inputs is not None and inputs.shape[1] != n_inputs:
+        raise ValueError(f"{where}: inputs have width {inputs.shape[1]}, expected {n_inputs}")
+
+
 def validate_split(
     split: Split, name: str, n_inputs: int | None = None, n_outputs: int | None = None
 ) -> None:
@@ -93,29 +125,11 @@ def validate_split(
     """
     where = f"split '{name}'"
     inputs, targets, labels = split.inputs, split.targets, split.labels
-    for what, arr in (("inputs", inputs), ("targets", targets)):
-        if not isinstance(arr, np.ndarray):
-            raise ValueError(f"{where}: {what} must be a numpy array, got {type(arr).__name__}")
-        if arr.ndim != 2:
-            raise ValueError(f"{where}: {what} must be 2-D [n_samples, n], got shape {arr.shape}")
-        if not np.issubdtype(arr.dtype, np.floating):
-            raise ValueError(f"{where}: {what} must be floating point, got dtype {arr.dtype}")
+    validate_inputs(inputs, name, n_inputs)
+    _check_array(targets, "targets", where)
     n = inputs.shape[0]
-    if n == 0:
-        raise ValueError(f"{where} is empty (0 samples)")
     if targets.shape[0] != n:
         raise ValueError(f"{where}: {n} inputs but {targets.shape[0]} targets")
-    if inputs.shape[1] == 0 or targets.shape[1] == 0:
-        raise ValueError(f"{where}: zero-width inputs {inputs.shape} or targets {targets.shape}")
-    for what, arr in (("inputs", inputs), ("targets", targets)):
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            row = int(np.argwhere(bad)[0][0])
-            raise ValueError(
-                f"{where}: {what} contain {int(bad.sum())} NaN/Inf values (first in sample {row})"
-            )
-    if n_inputs is not None and inputs.shape[1] != n_inputs:
-        raise ValueError(f"{where}: inputs have width {inputs.shape[1]}, expected {n_inputs}")
     if n_outputs is not None and targets.shape[1] != n_outputs:
         raise ValueError(f"{where}: targets have width {targets.shape[1]}, expected {n_outputs}")
     if labels is not None:
@@ -170,12 +184,42 @@ class Task(ABC):
         """Required size of the output population, None if any size works."""
         return None
 
+    def split_sizes(self) -> dict[str, int] | None:
+        """Samples per split (``train``, ``validation``, ``test``) as the parameters set them, without
+        generating any data; None where only the data can tell (files)."""
+        return None
+
+    def check_params(self, sizes: Sequence[int] | None = None) -> list[tuple[str, str]]:
+        """Problems with the task's parameters, as ``(parameter, message)`` pairs; empty if they are fine.
+
+        Cheap and torch-free (no data is generated), so that the spec's semantic pass reports a bad
+        value as a located spec error before anything runs. ``sizes`` are the circuit's forward
+        chain [n_input, n_hidden..., n_output] where known. The base class checks that every split's
+        data stay within :data:`MAX_SAMPLES` and :data:`MAX_ELEMENTS`; subclasses add their own checks.
+        """
+        problems = []
+        counts = self.split_sizes() or {}
+        width = max(sizes[0], sizes[-1]) if sizes else 1
+        for split, n in counts.items():
+            if n > MAX_SAMPLES:
+                problems.append((split, f"{n} samples in split '{split}' exceed the limit of {MAX_SAMPLES:,}"))
+            elif n * width > MAX_ELEMENTS:
+                problems.append((split, f"{n} samples x {width} values in split '{split}' exceed the limit of "
+                                        f"{MAX_ELEMENTS:,} elements per array"))
+        return problems
+
     @abstractmethod
     def _build_splits(self, architecture: Architecture) -> dict[str, Split]:
         """Generate the splits (keys ``train``, ``validation``, ``test``)."""
 
     def splits(self, architecture: Architecture) -> dict[str, Split]:
-        """The task's data: ``{'train', 'validation', 'test'} -> Split``, each validated."""
+        """The task's data: ``{'train', 'validation', 'test'} -> Split``, each validated.
+
+        Raises:
+            ValueError: naming the task and split, if a split is missing, malformed (shape, dtype,
+                NaN/Inf, labels out of range or missing for a classification task) or does not fit
+                the circuit's input and output sizes.
+        """
         splits = self._build_splits(architecture)
         if set(splits) != set(SPLIT_NAMES):
             raise ValueError(
@@ -184,7 +228,11 @@ class Task(ABC):
         n_in = self.n_inputs if self.n_inputs is not None else architecture.sizes[0]
         n_out = self.n_outputs if self.n_outputs is not None else architecture.sizes[-1]
         for key in SPLIT_NAMES:
+            if not isinstance(splits[key], Split):
+                raise ValueError(f"task '{self.name}': split '{key}' is a {type(splits[key]).__name__}, not a Split")
             validate_split(splits[key], f"{self.name}/{key}", n_in, n_out)
+            if self.classification and splits[key].labels is None:
+                raise ValueError(f"split '{self.name}/{key}': a classification task needs labels")
         return {key: splits[key] for key in SPLIT_NAMES}
 
     def check_sizes(self, n_inputs: int, n_outputs: int) -> list[str]:

@@ -13,10 +13,30 @@ u_N = c_N W_N r_{N-1} (a potential, no phi at the output).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import numpy as np
 
 from microcircuit.spec.schema import TeacherTask
 from microcircuit.tasks.base import TASKS, Architecture, Split, Task
+
+#: Largest output potential the teacher may be able to produce: beyond it targets may overflow to inf.
+TARGET_LIMIT = 1e300
+
+
+def output_bound(sizes: Sequence[int], input_low: float, input_high: float, weight_scale: float) -> float:
+    """An upper bound of |u_N| over all teachers and inputs of these parameters (inf on overflow).
+
+    Uses |c_k| <= 1, |w| <= weight_scale and |phi(u)| <= |u| + 1, true of every activation
+    (soft_relu <= max(u, 0) + log 2; relu, linear <= |u|; sigmoid, tanh, hard_sigmoid <= 1).
+    """
+    rate = max(abs(input_low), abs(input_high))
+    potential = 0.0
+    for k in range(1, len(sizes)):
+        potential = float(sizes[k - 1]) * weight_scale * rate
+        rate = potential + 1.0
+    return potential
 
 
 def teacher_forward(weights: list[np.ndarray], architecture: Architecture, inputs: np.ndarray) -> np.ndarray:
@@ -41,6 +61,30 @@ class Teacher(Task):
     name = "teacher"
     classification = False
     params: TeacherTask
+
+    def split_sizes(self) -> dict[str, int]:
+        """Validation has as many inputs as test (drawn after them)."""
+        return {"train": self.params.train, "validation": self.params.test, "test": self.params.test}
+
+    def check_params(self, sizes: Sequence[int] | None = None) -> list[tuple[str, str]]:
+        """Input range ordered and finite, seed >= 0 (numpy's default_rng), and, for the circuit's
+        ``sizes``, targets that cannot overflow."""
+        p = self.params
+        problems = [(key, message) for key, message in super().check_params(sizes)
+                    if key != "validation"]  # the validation split is sized by 'test', reported there
+        if p.input_high < p.input_low:
+            problems.append(("input_high", f"input_high ({p.input_high:g}) is below input_low ({p.input_low:g})"))
+        elif not math.isfinite(p.input_high - p.input_low):
+            problems.append(("input_high", f"the input range [{p.input_low:g}, {p.input_high:g}] overflows"))
+        if not math.isfinite(2.0 * p.weight_scale):
+            problems.append(("weight_scale", f"the weight range [-{p.weight_scale:g}, {p.weight_scale:g}] overflows"))
+        elif sizes and not output_bound(sizes, p.input_low, p.input_high, p.weight_scale) < TARGET_LIMIT:
+            problems.append(("weight_scale", f"with weight_scale {p.weight_scale:g}, inputs up to "
+                             f"{max(abs(p.input_low), abs(p.input_high)):g} and sizes {list(sizes)}, the teacher's "
+                             f"targets could exceed {TARGET_LIMIT:g} (or overflow to inf)"))
+        if p.seed < 0:
+            problems.append(("seed", f"seed {p.seed} is negative (numpy seeds are >= 0)"))
+        return problems
 
     def _draw(self, architecture: Architecture) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
         architecture.check()

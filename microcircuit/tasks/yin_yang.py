@@ -9,6 +9,7 @@ label, so classes are balanced to about 1/3. Features are ``[x, y, 1 - x, 1 - y]
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -20,6 +21,8 @@ R_BIG = 0.5
 R_SMALL = 0.1
 N_CLASSES = 3
 CLASS_NAMES = ("yin", "yang", "dot")
+#: np.random.RandomState takes seeds in [0, 2^32)
+SEED_LIMIT = 2**32
 
 
 def yin_yang_label(x: float, y: float) -> int:
@@ -85,6 +88,19 @@ class YinYang(Task):
     @property
     def n_outputs(self) -> int:
         return N_CLASSES
+
+    def split_sizes(self) -> dict[str, int]:
+        """Samples per split, as the parameters set them."""
+        return {"train": self.params.train, "validation": self.params.validation, "test": self.params.test}
+
+    def check_params(self, sizes: Sequence[int] | None = None) -> list[tuple[str, str]]:
+        """Sample counts within the limits; seeds in [0, 2^32) (np.random.RandomState's range)."""
+        problems = super().check_params(sizes)
+        for key in ("seed_train", "seed_validation", "seed_test"):
+            value = getattr(self.params, key)
+            if not 0 <= value < SEED_LIMIT:
+                problems.append((key, f"seed {value} outside [0, 2^32) (the range of np.random.RandomState)"))
+        return problems
 
     def _split(self, n_samples: int, seed: int) -> Split:
         points, labels = generate_yin_yang(n_samples, seed)
