@@ -172,7 +172,7 @@ def plot(df: pd.DataFrame, tau_ref_steps: float, path: Path) -> None:
 
     palette = sns.color_palette("colorblind")
     colours = {"LE": palette[0], "orig": palette[3]}
-    styles = {"reference": ("-", "o"), "propagating": ("--", "s")}
+    styles = {"reference": ("-", "o", 5), "propagating": ("--", "s", 8)}
     with styled() as plt:
         fig, ax = plt.subplots(figsize=(7.5, 5.6))
         depths = np.array(sorted(df["depth"].unique()))
@@ -182,10 +182,11 @@ def plot(df: pd.DataFrame, tau_ref_steps: float, path: Path) -> None:
                 label="reference: 1 step per area")
         for (dynamics, schedule), grp in df.groupby(["dynamics", "schedule"]):
             stats = grp.groupby("depth")["settle_steps"].agg(["mean", "min", "max"]).sort_index()
-            ls, marker = styles[schedule]
+            ls, marker, size = styles[schedule]
             x = stats.index.to_numpy()
             ax.fill_between(x, stats["min"], stats["max"], color=colours[dynamics], alpha=0.18, lw=0)
-            ax.plot(x, stats["mean"], ls=ls, marker=marker, color=colours[dynamics], ms=5,
+            ax.plot(x, stats["mean"], ls=ls, marker=marker, color=colours[dynamics], ms=size,
+                    mfc="none" if schedule == "propagating" else colours[dynamics],
                     label=f"{dynamics}, {schedule} schedule")
         ax.set_yscale("log")
         ax.set_xticks(depths)
