@@ -77,6 +77,18 @@ class RunResult:
         return out
 
 
+def base_learning_rates(circuit: Circuit, phase: Phase) -> dict[str, float]:
+    """eta (1/ms) of every projection that is plastic in ``phase``, before ``eta_scale``:
+    the phase's override if it has one, else the projection rule's."""
+    if phase.plastic == "none":
+        names: list[str] = []
+    elif phase.plastic == "all":
+        names = [n for n, q in circuit.projections.items() if q.kind == "weighted"]
+    else:
+        names = list(phase.plastic)
+    return {n: phase.eta.get(n, circuit.projections[n].eta) for n in names}
+
+
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -174,14 +186,8 @@ class Experiment:
 
     def learning_rates(self, phase: Phase) -> dict[str, float]:
         """Effective eta (1/ms) of every plastic projection in ``phase``."""
-        if phase.plastic == "none":
-            names: list[str] = []
-        elif phase.plastic == "all":
-            names = [n for n, q in self.circuit.projections.items() if q.kind == "weighted"]
-        else:
-            names = list(phase.plastic)
         scale = 1.0 / phase.t_pres if phase.eta_scale == "inverse_t_pres" else float(phase.eta_scale)
-        return {n: phase.eta.get(n, self.circuit.projections[n].eta) * scale for n in names}
+        return {n: eta * scale for n, eta in base_learning_rates(self.circuit, phase).items()}
 
     # ------------------------------------------------------------------ running
     def run(self) -> RunResult:

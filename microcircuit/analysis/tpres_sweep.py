@@ -35,7 +35,7 @@ import torch
 from microcircuit.analysis.figures import save_figure, styled
 from microcircuit.circuit import Circuit, tagged
 from microcircuit.engine import Diverged, Simulator
-from microcircuit.experiment import DTYPES, architecture, resolve_device
+from microcircuit.experiment import DTYPES, architecture, base_learning_rates, resolve_device
 from microcircuit.rundir import atomic_write_text
 from microcircuit.seeds import circuit_seeds, rng
 from microcircuit.spec import load_spec
@@ -142,17 +142,11 @@ class Sweep:
     def learning_rates(self, t_pres: torch.Tensor) -> dict[str, torch.Tensor]:
         """eta per plastic projection of the train phase, one per circuit (1/ms), from t_pres [circuit]."""
         phase = self.train_phase
-        if phase.plastic == "none":
-            names: list[str] = []
-        elif phase.plastic == "all":
-            names = [n for n, q in self.circuit.projections.items() if q.kind == "weighted"]
-        else:
-            names = list(phase.plastic)
         if phase.eta_scale == "inverse_t_pres":
             scale = 1.0 / t_pres.to(torch.float64)
         else:
             scale = torch.full_like(t_pres, float(phase.eta_scale), dtype=torch.float64)
-        return {n: phase.eta.get(n, self.circuit.projections[n].eta) * scale for n in names}
+        return {n: eta * scale for n, eta in base_learning_rates(self.circuit, phase).items()}
 
     def tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(array, dtype=self.dtype, device=self.device)
