@@ -1,4 +1,4 @@
-"""Command line: ``microcircuit validate|describe|run|plot``. Argument parsing only; the work is in the library.
+"""Command line: ``microcircuit validate|describe|run|plot|analyse|baseline``. Argument parsing only.
 
 Exit codes: 0 ok, 1 runtime failure (e.g. a diverged run), 2 spec or usage error,
 130 interrupted (SIGINT), 143 terminated (SIGTERM).
@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", help="analysis program")
     p.add_argument("--list", action="store_true", help="list the analysis programs")
 
+    sub.add_parser("baseline", add_help=False,
+                   help="train the same architecture with backprop (SGD) on the same data; see 'baseline -h'")
+
     p = sub.add_parser("plot", help="draw learning curves, output traces and apical potentials of a run")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--kind", action="append", choices=["curves", "traces", "apical"], default=None)
@@ -75,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args, rest = build_parser().parse_known_args(argv)
+    if args.command == "baseline":
+        from microcircuit.baseline import main as baseline_main
+
+        return baseline_main(argv[argv.index("baseline") + 1:])
     if rest and args.command not in ("analyse", "analyze"):
         build_parser().parse_args(argv)  # reports the unknown arguments and exits 2
     args.rest = rest

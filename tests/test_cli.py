@@ -186,3 +186,10 @@ def test_kill_9_leaves_valid_metrics_and_recordings(tmp_path):
     assert chunks and all(np.load(c)["pyr_1.apical.v"].shape[1:] == (1, 1, 30) for c in chunks)
     # a kill during an atomic write can leave a hidden temporary file, never a partial file under its final name
     assert all(p.name.startswith(".") for p in (tmp_path / "run").rglob("*.tmp"))
+
+
+def test_baseline_command(capsys):
+    assert main(["baseline", str(CIRCUITS / "bars_le.yaml"), "--seeds", "2", "--epochs", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "backprop baseline of bars_le" in out and "100.00" in out
+    assert main(["baseline", str(CIRCUITS / "bars_le.yaml"), "--set", "nope=1"]) == 2
