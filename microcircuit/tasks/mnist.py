@@ -141,7 +141,8 @@ class _IdxClassification(Task):
     def _split(self, images: np.ndarray, labels: np.ndarray) -> Split:
         """Split with inputs [n, rows*cols] float32 in [0, 1] (float32 halves the memory of 60000 images;
         the simulation casts to its own dtype anyway), targets [n, 10] float64, labels [n] int64."""
-        inputs = images.reshape(images.shape[0], -1).astype(np.float32) / np.float32(255.0)
+        inputs = images.reshape(images.shape[0], -1).astype(np.float32)
+        inputs /= np.float32(255.0)  # in place: no second copy of the images
         labels = labels.astype(np.int64)
         if labels.size and labels.max() >= N_CLASSES:
             raise ValueError(f"task '{self.name}': label {int(labels.max())} outside 0..{N_CLASSES - 1}")
