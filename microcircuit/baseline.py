@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from microcircuit.circuit import Circuit
+from microcircuit.cli import data_dir_arg, use_data_dir
 from microcircuit.experiment import DTYPES, architecture, resolve_device
 from microcircuit.model.activations import ACTIVATIONS
 from microcircuit.seeds import circuit_seeds, rng
@@ -270,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default=None)
     parser.add_argument("--out", default=None, metavar="FILE.csv", help="also write every metric row as CSV")
+    data_dir_arg(parser)
     return parser
 
 
@@ -278,6 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from microcircuit.spec import SpecError, load_spec
 
     args = build_parser().parse_args(argv)
+    use_data_dir(args.data_dir)
     if args.seeds < 1:
         print(f"error: --seeds must be at least 1, got {args.seeds}", file=sys.stderr)
         return 2

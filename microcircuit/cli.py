@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="circuit spec YAML file" + ("s" if many else f" (default: {DEFAULT_SPEC.name})"))
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a spec value, e.g. --set parameters.t_pres=10 (repeatable)")
+        data_dir_arg(p)
 
     p = sub.add_parser("validate", help="check spec files; print every problem at once")
     spec_args(p, many=True)
@@ -85,10 +87,26 @@ def main(argv: list[str] | None = None) -> int:
     if rest and args.command not in ("analyse", "analyze"):
         build_parser().parse_args(argv)  # reports the unknown arguments and exits 2
     args.rest = rest
+    use_data_dir(getattr(args, "data_dir", None))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
     handler = {"validate": cmd_validate, "describe": cmd_describe, "run": cmd_run, "plot": cmd_plot,
                "analyse": cmd_analyse, "analyze": cmd_analyse}
     return handler[args.command](args, argv)
+
+
+def data_dir_arg(parser: argparse.ArgumentParser) -> None:
+    """The ``--data-dir`` option of every command that reads a spec's dataset."""
+    parser.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
+                        help="folder of dataset files (MNIST-format idx files), as $MICROCIRCUIT_DATA; "
+                             "a task's own data_dir takes precedence")
+
+
+def use_data_dir(path: Path | None) -> None:
+    """Make ``--data-dir`` the dataset folder of this process (the tasks read $MICROCIRCUIT_DATA)."""
+    from microcircuit.tasks.mnist import DATA_ENV
+
+    if path is not None:
+        os.environ[DATA_ENV] = str(path.expanduser().resolve())
 
 
 def load(path: Path, overrides: list[str]):

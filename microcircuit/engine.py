@@ -171,7 +171,6 @@ class Simulator:
         self.input_tau_0 = circuit.populations[self.input].tau_0
         teacher = circuit.spec.inputs.teacher
         self.teacher_tau_0 = float(teacher.tau_0)
-        self.target_delay = self._target_delay(teacher.delay)
         self.somas = [self._soma_plan(name) for name in circuit.update_order()]
         self.noise_generators = [
             torch.Generator().manual_seed(derive_seed(s, "noise")) for s in self.seeds
@@ -180,23 +179,42 @@ class Simulator:
         self.tau_r_eta = 0.0  # learning rate of the LE prospective time constants (set per phase)
         self.circuit_index = torch.arange(self.n_circuits, device=self.device)
         self.synapses = self._synapse_plans()
+        self.target_delays = self._target_delays(teacher.delay)
+        self.target_delay = int(self.target_delays.max())  # the longest, steps
+        self._uniform_target_delay = bool((self.target_delays == self.target_delay).all())
         self.state = State()
         self.state.weights = circuit.init_weights(self.seeds, dtype, self.device)
         self.quantized = {n: q.precision for n, q in circuit.projections.items() if q.precision is not None}
-        for name, precision in self.quantized.items():
-            quantize_(self.state.weights[name], precision)
+        self.rounding_generators = [
+            torch.Generator().manual_seed(derive_seed(s, "rounding")) for s in self.seeds
+        ]
+        for name in self.quantized:
+            self.quantize_(name, self.state.weights[name])
         self.state.tau_r_factor = {s.name: s.dynamics.factor for s in self.somas if isinstance(s.dynamics,
                                                                                                 LatentEquilibrium)}
         self.reset_neurons()
 
     # ------------------------------------------------------------------ set-up
-    def _target_delay(self, delay) -> int:
+    def _target_delays(self, delay) -> torch.Tensor:
+        """Steps by which each circuit's teacher target lags its stimulus, [circuit] int64.
+
+        ``auto``: the steps the stimulus needs to reach the output - one per area after the first
+        under the reference schedule when the output is LE (model.md sec. 7), plus the transmission
+        delays of the bottom-up chain (drawn per circuit); 0 for an ``orig`` output, which lags anyway.
+        """
         if delay != "auto":
-            return int(delay)
+            return torch.full((self.n_circuits,), int(delay), dtype=torch.int64, device=self.device)
+        total = torch.zeros(self.n_circuits, dtype=torch.int64, device=self.device)
         out_dynamics = tagged(self.circuit.populations[self.output].dynamics)[0]
-        if self.propagating or out_dynamics != "latent_equilibrium":
-            return 0
-        return self.circuit.depth - 1
+        if out_dynamics != "latent_equilibrium":
+            return total
+        if not self.propagating:
+            total += self.circuit.depth - 1
+        for q in self.circuit.forward_chain:
+            plan = self.synapses.get(q.name)
+            if plan is not None and plan.delays is not None:
+                total += plan.delays
+        return total
 
     def _soma_plan(self, name: str) -> SomaPlan:
         c = self.circuit
@@ -302,6 +320,15 @@ class Simulator:
             if plan.tau_s > 0.0:
                 st.synaptic[name] = rest.clone()
 
+    def quantize_(self, name: str, weights: torch.Tensor) -> None:
+        """Round projection ``name``'s weights [circuit, post, pre] in place to its precision."""
+        precision = self.quantized[name]
+        uniform = None
+        if precision.rounding == "stochastic":
+            uniform = torch.stack([torch.rand(weights.shape[1:], generator=g, dtype=torch.float64)
+                                   for g in self.rounding_generators]).to(weights.device, weights.dtype)
+        quantize_(weights, precision, uniform)
+
     # ------------------------------------------------------------------ stepping
     def draw_noise(self, steps: int) -> dict[str, torch.Tensor]:
         """Noise for ``steps`` steps, [step, circuit, batch, neuron], one stream per circuit: somatic
@@ -359,21 +386,21 @@ class Simulator:
                     if proj in self.synapses:
                         r_pre = self.presynaptic(proj, r_pre)
                     carried[proj] = r_pre
-                    term = torch.bmm(r_pre, weights[proj].transpose(1, 2))
-                    v = term if v is None else v + term
+                    w_t = weights[proj].transpose(1, 2)
+                    v = torch.bmm(r_pre, w_t) if v is None else torch.baddbmm(v, r_pre, w_t)
                 if v is None:
                     v = self.zeros(soma.size)
                 st.v[f"{soma.name}.{d.compartment}"] = v
-                current = d.g * v if current is None else current + d.g * v
+                current = torch.mul(v, d.g) if current is None else current.add_(v, alpha=d.g)
             for source, g in soma.nudges:
-                current = current + g * read_sent[source]
+                current = current.add_(read_sent[source], alpha=g)
                 g_tot += g
             if soma.teacher_g > 0.0 and target is not None:
-                current = current + soma.teacher_g * target
+                current = current.add_(target, alpha=soma.teacher_g)
                 g_tot += soma.teacher_g
             u = pots[soma.name]
-            du = current - g_tot * u
-            u_next = u + dt * du
+            du = torch.sub(current, u, alpha=g_tot)  # du/dt = sum_x g_x (v_x - u) - g_l u = current - g_tot u
+            u_next = torch.add(u, du, alpha=dt)  # forward Euler
             if noise and soma.name in noise:
                 u_next = u_next + noise[soma.name]
             u_rate = soma.dynamics.rate_potential(u, du, u_next, g_tot)
@@ -388,6 +415,14 @@ class Simulator:
             dendrite = st.v[f"{plan.target}.{plan.compartment}"]
             predictor = st.v[f"{plan.target}.{plan.predicted_from}"]
             prediction = plan.phi_post(plan.attenuation * predictor)
+            post = None
+            if plan.tau_w == 0.0 and not isinstance(eta, torch.Tensor):
+                post = plan.rule.post_factor(rates[plan.target], prediction, dendrite)
+            if post is not None:  # W += dt eta mean_b post^T r_pre, one fused in-place product
+                pre = carried[plan.name]
+                w = weights[plan.name].baddbmm_(post.transpose(1, 2), pre, alpha=dt * eta / pre.shape[1])
+                self._constrain(plan, w)
+                continue
             dw = plan.rule.direction(rates[plan.target], prediction, dendrite, carried[plan.name],
                                      weights[plan.name], dt)
             if plan.tau_w > 0.0:
@@ -399,14 +434,18 @@ class Simulator:
                 w = weights[plan.name].add_(dw * (dt * eta))
             else:
                 w = weights[plan.name].add_(dw, alpha=dt * eta)
-            if plan.w_max is not None:
-                w.clamp_(-plan.w_max, plan.w_max)
-            if plan.name in self.quantized:
-                quantize_(w, self.quantized[plan.name])
+            self._constrain(plan, w)
         if plastic and self.circuit.tied_pairs:
             self.circuit.apply_tied(weights)
         if self.synapses:
             st.clock += 1
+
+    def _constrain(self, plan: PlasticPlan, weights: torch.Tensor) -> None:
+        """After an update: clip at w_max, then round to the projection's precision (in place)."""
+        if plan.w_max is not None:
+            weights.clamp_(-plan.w_max, plan.w_max)
+        if plan.name in self.quantized:
+            self.quantize_(plan.name, weights)
 
     def presynaptic(self, name: str, rate: torch.Tensor) -> torch.Tensor:
         """The rate a projection's synapses see: delayed by its delay (per circuit), low-passed by tau_s."""
@@ -434,7 +473,7 @@ class Simulator:
     ) -> dict[str, torch.Tensor]:
         """Present one stimulus for ``steps`` steps.
 
-        The teacher target lags the stimulus by ``target_delay`` steps (model.md sec. 7):
+        The teacher target lags the stimulus by ``target_delays`` steps (model.md sec. 7; per circuit):
         during the first steps of a presentation the previous presentation's target applies.
 
         Args:
@@ -455,7 +494,10 @@ class Simulator:
         out_sum = self.zeros(self.circuit.populations[self.output].size)
         apical_sum = {p: torch.zeros(self.n_circuits, dtype=self.dtype, device=self.device) for p in apical}
         for i in range(steps):
-            tgt = previous if (target is not None and i < self.target_delay) else target
+            tgt = target
+            if target is not None and i < self.target_delay:
+                tgt = previous if self._uniform_target_delay else torch.where(
+                    (i < self.target_delays).view(-1, 1, 1), previous, target)
             self.step(stimulus, tgt if teacher else None, plastic,
                       {k: n[i] for k, n in noise.items()} if noise else None)
             self.applied_target = tgt
@@ -487,12 +529,20 @@ class Simulator:
                                    f"with seed {[self.seeds[c] for c in circuits]}")
 
 
-def quantize_(weights: torch.Tensor, precision) -> torch.Tensor:
-    """Round weights in place to 2^bits levels evenly spaced in [-range, range]."""
+def quantize_(weights: torch.Tensor, precision, uniform: torch.Tensor | None = None) -> torch.Tensor:
+    """Round weights in place to 2^bits levels evenly spaced in [-range, range].
+
+    With ``uniform`` (draws in [0, 1), the shape of ``weights``) the rounding is stochastic:
+    floor(x + uniform) in level units, unbiased, E[rounded] = x. Without it, to the nearest level.
+    """
     step = 2.0 * precision.range / (2**precision.bits - 1)
     weights.clamp_(-precision.range, precision.range)
-    weights.add_(precision.range).div_(step).round_().mul_(step).sub_(precision.range)
-    return weights
+    levels = weights.add_(precision.range).div_(step)
+    if uniform is None:
+        levels.round_()
+    else:
+        levels.add_(uniform).floor_().clamp_(max=2**precision.bits - 1)
+    return levels.mul_(step).sub_(precision.range)
 
 
 def gather(data: torch.Tensor, index: np.ndarray) -> torch.Tensor:

@@ -227,6 +227,11 @@ class Experiment:
         self.sim.tau_r_eta = phase.tau_r_eta
         evaluation = not plastic
         data = self.phase_data(phase)
+        if phase.teacher and self.sim.target_delay > phase.t_pres:
+            log.warning("phase '%s': the teacher target lags the stimulus by %d steps, more than t_pres = %d: "
+                        "only the previous presentation's target is kept, so the first %d steps of each "
+                        "presentation pair the output with a target one presentation too late", phase.phase,
+                        self.sim.target_delay, phase.t_pres, self.sim.target_delay - phase.t_pres)
         for epoch in range(first_epoch, phase.epochs + 1):
             self._bar.set_description(f"{phase.phase} {epoch}/{phase.epochs}", refresh=False)
             label_epoch = self.trained_epochs if evaluation else epoch
@@ -331,6 +336,7 @@ class Experiment:
             "rng": {
                 "order": [json.dumps(g.bit_generator.state) for g in self.order_rngs],
                 "noise": [g.get_state() for g in self.sim.noise_generators],
+                "rounding": [g.get_state() for g in self.sim.rounding_generators],
             },
         }
 
@@ -351,6 +357,8 @@ class Experiment:
         for g, text in zip(self.order_rngs, payload["rng"]["order"], strict=True):
             g.bit_generator.state = json.loads(text)
         for g, value in zip(self.sim.noise_generators, payload["rng"]["noise"], strict=True):
+            g.set_state(value)
+        for g, value in zip(self.sim.rounding_generators, payload["rng"].get("rounding", []), strict=False):
             g.set_state(value)
         self.snapshot = payload
 

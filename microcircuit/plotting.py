@@ -714,7 +714,7 @@ def _draw_apical(ax: Axes, run: RunResult, var: str, phases: Sequence[str], seed
                  max_neurons: int, max_neuron_samples: int) -> None:
     parts = [run.recording(p, var) for p in phases]
     t = np.concatenate([p[0] for p in parts])
-    values = np.concatenate([p[1] for p in parts])
+    values = np.concatenate([p[1][:, :, :1] for p in parts])  # batch 0: phases may differ in batch size
     order = np.argsort(t, kind="stable")
     t, values = t[order], values[order]
     reduce = run.reduce(var, values)

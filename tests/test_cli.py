@@ -108,11 +108,18 @@ def test_diverging_run_stops_with_diagnosis_and_keeps_metrics(tmp_path):
     assert (run_dir / "metrics.csv").exists()
 
 
+def default_sigint() -> None:
+    """In the child before exec: SIGINT to its default, which a shell's background job (`cmd &`) ignores
+    and Python would then keep ignoring."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_sigint_checkpoints_and_exits_130(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, "-m", "microcircuit", "run", str(CIRCUITS / "bars_le.yaml"),
                              "--out", str(tmp_path), "-q", "--set", "parameters.t_pres=5"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=default_sigint)
     deadline = time.time() + 60
     while time.time() < deadline and not list(tmp_path.glob("*/*/metrics.csv")):
         time.sleep(0.2)
@@ -144,7 +151,8 @@ def test_resume_after_sigint_gives_the_same_floats(tmp_path):
     assert straight.returncode == 0, straight.stderr
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, "-m", "microcircuit", *args, "--run-dir", str(tmp_path / "cut")],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=default_sigint)
     metrics = tmp_path / "cut" / "metrics.csv"
     deadline = time.time() + 60
     while time.time() < deadline and (not metrics.exists() or metrics.read_text().count("\n") < 200):

@@ -187,3 +187,23 @@ def test_real_fashion_mnist_files():
     x, y = read_images_labels(directory / "train-images-idx3-ubyte.gz", directory / "train-labels-idx1-ubyte.gz")
     assert x.shape == (60000, 28, 28) and y.shape == (60000,) and int(y.max()) == 9
     assert 0 < x.mean() < 255
+
+
+def test_cli_data_dir_runs_a_spec_on_the_named_folder(tmp_path, monkeypatch, capsys):
+    """`microcircuit run SPEC --data-dir DIR` and `microcircuit baseline SPEC --data-dir DIR` read DIR."""
+    from microcircuit.baseline import main as baseline_main
+    from microcircuit.cli import main
+
+    monkeypatch.delenv("MICROCIRCUIT_DATA", raising=False)
+    write_dataset(tmp_path / "data", n_train=40, n_test=10)
+    small = ["--set", "task.mnist.validation=8", "--set", "protocol.0.epochs=1", "--set", "protocol.0.batch=8",
+             "--set", "protocol.0.validate_every=0", "--set", "protocol.1.batch=10",
+             "--set", "parameters.t_pres=3"]
+    code = main(["run", str(CIRCUITS / "mnist_le.yaml"), "--data-dir", str(tmp_path / "data"), "--out",
+                 str(tmp_path / "runs"), "-q", "--no-plot", *small])
+    assert code == 0
+    run_dir = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    metrics = (run_dir / "metrics.csv").read_text()
+    assert any(line.startswith("test,") and ",accuracy," in line for line in metrics.splitlines())
+    assert baseline_main([str(CIRCUITS / "mnist_le.yaml"), "--data-dir", str(tmp_path / "data"), *small]) == 0
+    assert "test" in capsys.readouterr().out

@@ -273,3 +273,18 @@ def test_apical_panels(run_dir: Path):
     assert all(ax.get_xlabel() == "time (ms)" and ax.get_legend() is not None for ax in fig.axes)
     only_test = plot_apical(run, phase="test")
     assert len(only_test.axes) == 1
+
+
+def test_apical_across_phases_with_different_batch_sizes(tmp_path: Path):
+    """A real run whose train (batch 8) and test (batch 100) phases both record the apical potentials."""
+    from microcircuit.cli import main
+
+    code = main(["run", "circuits/yinyang_le.yaml", "--out", str(tmp_path), "-q",
+                 "--set", "task.yin_yang.train=40", "--set", "protocol.0.epochs=1",
+                 "--set", "protocol.0.validate_every=0",
+                 "--set", "record=[{var: pyr_1.apical.v, every: 5, reduce: norm}]"])
+    assert code == 0
+    run_dir = next(p for p in (tmp_path / "yinyang_le").iterdir() if p.is_dir())
+    fig = plot_apical(load_run(run_dir))
+    assert len(fig.axes) == 1 and len(fig.axes[0].get_lines()) >= 1
+    assert_png(run_dir / "figures" / "apical.png")

@@ -236,11 +236,16 @@ def test_problem_format_and_warnings():
 
 
 def test_physically_questionable_values_are_warnings():
-    _, _, warnings = load_spec(BASE, ["dt=1.0", "protocol.0.eta_scale=1.0", "protocol.0.eta.up_1=20.0"])
+    _, _, warnings = load_spec(BASE, ["dt=1.0", "protocol.0.eta_scale=1.0", "protocol.0.eta.up_2=20.0",
+                                      "protocol.0.eta.up_1=20.0"])
     text = format_problems(warnings)
     assert all(w.severity == "warning" for w in warnings)
     assert re.search(r"<command line>:1:1: warning: dt: dt = 1 ms > 0\.1 \* tau_eff = 5\.263 ms", text), text
-    assert re.search(r"warning: protocol\.0\.eta\.up_1: dt \* eta \* eta_scale = 1 \* 20 \* 1 = 20 > 1", text)
+    # the output's own error feeds back with c * lambda = 0.769 * 0.316 (teacher nudging): gain 4.86
+    assert re.search(r"warning: protocol\.0\.eta\.up_2: dt \* eta \* eta_scale = 1 \* 20 \* 1 = 20, times "
+                     r"c \* lambda = 0\.243 \(c = 0\.769, lambda = 0\.316 of 'out'\) = 4\.86 > 1", text), text
+    # a hidden area has no nudging: its error phi(u) - phi(c v_B) does not depend on its own W_up
+    assert "up_1" not in text
 
 
 def test_nudging_counts_towards_tau_eff():

@@ -81,6 +81,70 @@ def test_limited_precision_weights_stay_on_the_grid():
     assert on_grid(sim.state.weights["up_2"]) and len(torch.unique(sim.state.weights["up_2"])) <= 16
 
 
+def test_stochastic_rounding_is_unbiased_and_keeps_small_updates():
+    from microcircuit.engine import quantize_
+    from microcircuit.spec.schema import PrecisionSpec
+
+    precision = PrecisionSpec(bits=4, range=5.0, rounding="stochastic")
+    grid_step = 10.0 / 15
+    x = torch.full((200_000,), 0.3 * grid_step - 5.0, dtype=F64)  # 0.3 of a level above a grid point
+    uniform = torch.rand(x.shape, dtype=F64, generator=torch.Generator().manual_seed(0))
+    rounded = quantize_(x.clone(), precision, uniform)
+    # two levels only, the upper one with probability 0.3: mean within 4 standard errors (sd 0.46 level)
+    assert set(torch.unique(rounded).tolist()) == {-5.0, -5.0 + grid_step}
+    assert abs(float((rounded + 5.0).mean()) / grid_step - 0.3) < 4 * 0.46 / 200_000**0.5
+
+    # updates far below half a level: nearest rounding keeps the weights, stochastic rounding moves them
+    x_in = torch.rand(2, 1, 9, dtype=F64, generator=torch.Generator().manual_seed(1))
+    target = torch.full((2, 1, 3), 1.0, dtype=F64)
+    moved = {}
+    for rounding in ("nearest", "stochastic"):
+        spec = build(CIRCUITS / "bars_le.yaml", (f"projections.up_2.precision={{bits: 8, range: 5.0, rounding: "
+                                                 f"{rounding}}}",))
+        sim = Simulator(Circuit(spec), [0, 1], dtype=F64)
+        before = sim.state.weights["up_2"].clone()
+        sim.present(x_in, target, 50, sim.plastic_plan({"up_2": 0.05}))
+        moved[rounding] = int((sim.state.weights["up_2"] != before).sum())
+    assert moved["nearest"] == 0 and moved["stochastic"] > 0
+
+
+def test_stochastic_rounding_batched_equals_alone():
+    spec = build(CIRCUITS / "bars_le.yaml", ("projections.up_2.precision={bits: 6, range: 5.0, rounding: stochastic}",))
+    x = torch.rand(3, 1, 9, dtype=F64, generator=torch.Generator().manual_seed(2))
+    target = torch.full((3, 1, 3), 1.0, dtype=F64)
+    batched = Simulator(Circuit(spec), [4, 5, 6], dtype=F64)
+    batched.present(x, target, 30, batched.plastic_plan({"up_2": 1.0}))
+    alone = Simulator(Circuit(spec), [5], dtype=F64)
+    alone.present(x[1:2], target[1:2], 30, alone.plastic_plan({"up_2": 1.0}))
+    assert torch.equal(batched.state.weights["up_2"][1], alone.state.weights["up_2"][0])
+
+
+@pytest.mark.parametrize("schedule, expected", [("reference", lambda depth, d: depth - 1 + depth * d),
+                                                 ("propagating", lambda depth, d: depth * d)])
+def test_auto_teacher_delay_includes_transmission_delays(schedule, expected):
+    depth, delay = 3, 2
+    spec = build(chain_spec(depth), (f"defaults.projection.delay={delay}", f"schedule={schedule}"))
+    sim = Simulator(Circuit(spec), [0, 1], dtype=F64)
+    assert sim.target_delays.tolist() == [expected(depth, delay)] * 2
+    jittered = build(chain_spec(1), ("defaults.projection.delay={steps: 3, jitter: 2}",))
+    sim = Simulator(Circuit(jittered), list(range(10)), dtype=F64)
+    assert torch.equal(sim.target_delays, sim.synapses["up_1"].delays)  # depth 1: no area lag, the drawn delay
+
+
+def test_per_circuit_target_delay_switches_each_circuit_on_its_own_step():
+    jittered = build(chain_spec(1), ("defaults.projection.delay={steps: 3, jitter: 2}",))
+    sim = Simulator(Circuit(jittered), list(range(10)), dtype=F64)
+    n_out = sim.circuit.populations[sim.output].size
+    n_in = sim.circuit.populations[sim.input].size
+    old, new = torch.zeros(10, 1, n_out, dtype=F64), torch.ones(10, 1, n_out, dtype=F64)
+    sim.present(torch.zeros(10, 1, n_in, dtype=F64), old, 5, [], teacher=False)
+    applied = []
+    sim.present(torch.zeros(10, 1, n_in, dtype=F64), new, 8, [], teacher=False,
+                observers=[(1, lambda step: applied.append(sim.applied_target[:, 0, 0].clone()))])
+    switch = torch.stack(applied).argmax(dim=0)  # first step (0-based) at which the new target applies
+    assert torch.equal(switch, sim.target_delays)
+
+
 def test_rate_noise_has_the_requested_spread():
     sigma = 0.05
     sim = Simulator(Circuit(build(chain_spec(1), (f"defaults.population.rate_noise={sigma}",))), list(range(8)),

@@ -182,37 +182,95 @@ def palette() -> dict[str, tuple]:
     return dict(zip(DYNAMICS, sns.color_palette("colorblind", 3)[0::2], strict=True))
 
 
+def training_curve(metrics: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Rows of ``metric`` per training epoch, plus epoch 0: the value after the self-prediction phase
+    (before training; the forward weights do not learn during self-prediction)."""
+    sel = metrics[metrics["metric"] == metric]
+    train = sel[sel["phase"] == "train"]
+    before = sel[sel["phase"] == "self_prediction"]
+    before = before[before["epoch"] == before["epoch"].max()].assign(epoch=0)
+    return pd.concat([before, train], ignore_index=True)
+
+
 def plot_weights(metrics: pd.DataFrame, weights: pd.DataFrame, path: Path) -> None:
-    """Rows W^up_1, W^up_2; columns: LE student weights per seed, orig per seed, relative distance to the teacher."""
+    """Rows W^up_1, W^up_2: student weight per seed (LE, orig) against the teacher's, and the relative distance;
+    last row: apical potential and loss per epoch, and the LE students' path in the (W^up_1, W^up_2) plane."""
     import seaborn as sns
 
     colors = palette()
     ups = sorted(p for p in weights["projection"].unique() if p.startswith("up_"))
     train = weights[weights["phase"].isin(["init", "train"])]
+    epoch_label = "training epoch (0: before training)"
     with styled() as plt:
-        fig, axes = plt.subplots(len(ups), 3, figsize=(13, 3.3 * len(ups)), squeeze=False)
+        fig, axes = plt.subplots(len(ups) + 1, 3, figsize=(15, 3.6 * (len(ups) + 1)), squeeze=False)
         for r, proj in enumerate(ups):
             sub = train[(train["projection"] == proj) & (train["post"] == 0) & (train["pre"] == 0)]
             for c, dynamics in enumerate(DYNAMICS):
                 ax = axes[r, c]
                 d = sub[sub["dynamics"] == dynamics]
-                for _, grp in d.groupby("seed"):
-                    ax.plot(grp["epoch"], grp["value"], color=colors[dynamics], lw=1.0, alpha=0.7)
-                ax.axhline(d["teacher"].iloc[0], color="k", ls="--", lw=1.2, label="teacher")
-                ax.set_title(f"{dynamics}: student {math_name(proj)} (one line per seed)")
-                ax.set_xlabel("training epoch" if r == len(ups) - 1 else "")
-                ax.set_ylabel("weight")
-                ax.legend(loc="best", frameon=False, fontsize=8)
+                for k, (_, grp) in enumerate(d.groupby("seed")):
+                    ax.plot(grp["epoch"], grp["value"], color=colors[dynamics], lw=1.0, alpha=0.7,
+                            label="student, one line per seed" if k == 0 else None)
+                ax.axhline(d["teacher"].iloc[0], color="k", ls="--", lw=1.2,
+                           label=f"teacher ({d['teacher'].iloc[0]:.3f})")
+                ax.set_title(f"{dynamics}: student {math_name(proj)}")
+                ax.set_xlabel(epoch_label)
+                ax.set_ylabel(f"{math_name(proj)} (dimensionless)")
+                ax.legend(loc="best", frameon=True, fontsize=8)
             ax = axes[r, 2]
-            dist = metrics[(metrics["phase"] == "train") & (metrics["metric"] == f"weight_distance/{proj}")]
+            dist = training_curve(metrics, f"weight_distance/{proj}")
             sns.lineplot(data=dist, x="epoch", y="value", hue="dynamics", hue_order=list(DYNAMICS), palette=colors,
                          errorbar=("pi", 100), ax=ax)
             ax.set_yscale("log")
-            ax.set_title(f"distance of {math_name(proj)} to the teacher's (mean, range)")
-            ax.set_xlabel("training epoch" if r == len(ups) - 1 else "")
-            ax.set_ylabel("relative distance")
-            ax.legend(frameon=False, fontsize=8)
-        fig.suptitle("Mimic (1-1-1, t_pres = 100 dt = 0.19 tau_eff): student forward weights against the teacher's")
+            ax.set_title(f"distance of {math_name(proj)} to the teacher's (mean, min-max)")
+            ax.set_xlabel(epoch_label)
+            ax.set_ylabel("|W - W_teacher| / |W_teacher|")
+            ax.legend(frameon=True, fontsize=8)
+        row = axes[len(ups)]
+        ax = row[0]
+        apical = metrics[(metrics["metric"] == "apical_norm/pyr_1")
+                         & metrics["phase"].isin(["self_prediction", "train"])]
+        n_self = int(apical[apical["phase"] == "self_prediction"]["epoch_index"].max())
+        sns.lineplot(data=apical, x="epoch_index", y="value", hue="dynamics", hue_order=list(DYNAMICS),
+                     palette=colors, errorbar=("pi", 100), ax=ax)
+        ax.axvspan(0.5, n_self + 0.5, color="0.88", zorder=0)
+        ax.text(0.55, 0.03, "self-prediction\n(teacher off)", transform=ax.get_xaxis_transform(), va="bottom",
+                fontsize=8)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("epochs presented (self-prediction, then training)")
+        ax.set_ylabel("mean |v^A| of pyr_1 (dimensionless)")
+        ax.set_title("apical potential per epoch (mean, min-max)")
+        ax.legend(frameon=True, fontsize=8, loc="upper right")
+        ax = row[1]
+        loss = training_curve(metrics, "loss")
+        loss = loss[loss["phase"] == "train"]
+        sns.lineplot(data=loss, x="epoch", y="value", hue="dynamics", hue_order=list(DYNAMICS), palette=colors,
+                     errorbar=("pi", 100), ax=ax)
+        ax.set_yscale("log")
+        ax.set_xlabel(epoch_label)
+        ax.set_ylabel("MSE of output vs target")
+        ax.set_title("training loss (teacher on; mean, min-max)")
+        ax.legend(frameon=True, fontsize=8)
+        ax = row[2]
+        if len(ups) == 2:
+            plane = train[(train["post"] == 0) & (train["pre"] == 0) & (train["dynamics"] == "LE")]
+            wide = plane.pivot_table(index=["seed", "epoch"], columns="projection", values="value").reset_index()
+            for k, (_, grp) in enumerate(wide.groupby("seed")):
+                ax.plot(grp[ups[0]], grp[ups[1]], color=colors["LE"], lw=0.9, alpha=0.7,
+                        label="LE student path, one per seed" if k == 0 else None)
+                ax.plot(grp[ups[0]].iloc[0], grp[ups[1]].iloc[0], "o", color=colors["LE"], ms=4, mfc="white",
+                        label="before training" if k == 0 else None)
+            teacher = plane.groupby("projection")["teacher"].first()
+            ax.plot(teacher[ups[0]], teacher[ups[1]], "*", color="k", ms=14, label="teacher", zorder=5)
+            ax.set_xlabel(f"{math_name(ups[0])} (dimensionless)")
+            ax.set_ylabel(f"{math_name(ups[1])} (dimensionless)")
+            ax.set_title("LE: forward weights during training")
+            ax.legend(frameon=True, fontsize=8, loc="best")
+        else:
+            ax.set_visible(False)
+        fig.suptitle("Mimic (1-1-1, t_pres = 100 dt = 1 ms = 0.19 tau_eff, an epoch = the 6 training stimuli): "
+                     "student forward weights against the teacher's, apical potentials, loss", y=1.0)
         fig.tight_layout()
         save_figure(fig, path)
 
@@ -258,43 +316,45 @@ def plot_apical(metrics: pd.DataFrame, traces: pd.DataFrame, path: Path) -> None
 
 
 def plot_output(test: pd.DataFrame, experiments: dict[str, TrackingExperiment], path: Path) -> None:
-    """A, B: test-phase output rate potential and target of the first seed (LE, orig); C: presentation
-    averages, output against target, one line per seed."""
+    """A, B: test-phase output potential and target of the first seed (LE, orig); C: presentation
+    averages, output against target, every seed."""
     colors = palette()
     with styled() as plt:
-        fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
         for ax, (dynamics, experiment) in zip(axes[:2], experiments.items(), strict=True):
             _phase, _epoch, epoch_index, first_step, _ = experiment.epochs[-1]
             chunk = experiment.chunks[epoch_index]
             t = chunk[f"{OUTPUT_VAR}.t"] - first_step * experiment.sim.dt
-            ax.plot(t, chunk[OUTPUT_VAR][:, 0, 0, 0], color=colors[dynamics], lw=1.5, label=f"{dynamics} output")
             ax.plot(t, chunk["target"][:, 0, 0, 0], color="k", ls="--", lw=1.2, label="target (teacher)")
-            ax.set_xlabel("time in the test phase (ms)")
-            ax.set_ylabel("output rate potential")
+            ax.plot(t, chunk[OUTPUT_VAR][:, 0, 0, 0], color=colors[dynamics], lw=1.5, label=f"{dynamics} output")
+            ax.set_xlabel("time in the test phase (ms; a new stimulus every 1 ms)")
+            ax.set_ylabel("output potential (dimensionless)")
             ax.set_title(f"{'AB'[list(experiments).index(dynamics)]}  {dynamics}, seed {experiment.seeds[0]}, "
                          "teacher off")
-            ax.legend(frameon=False, fontsize=8)
+            ax.legend(frameon=True, fontsize=8)
         ax = axes[2]
+        lo, hi = test["target"].min(), test["target"].max()
+        pad = 0.15 * (hi - lo)
+        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="k", lw=1.0, ls="--", label="output = target",
+                zorder=1)
         for dynamics in experiments:
             d = test[test["dynamics"] == dynamics]
-            for k, (_, grp) in enumerate(d.groupby("seed")):
-                grp = grp.sort_values("target")
-                ax.plot(grp["target"], grp["output"], color=colors[dynamics], alpha=0.6, lw=1.0,
-                        marker="o" if dynamics == "LE" else "X", ms=4, label=dynamics if k == 0 else None)
-        lo, hi = test["target"].min(), test["target"].max()
-        pad = 0.1 * (hi - lo)
-        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="k", lw=1.2, ls="--", label="output = target")
-        ax.set_xlabel("target (presentation mean)")
-        ax.set_ylabel("output (presentation mean)")
-        ax.set_title("C  test stimuli, one line per seed")
-        ax.legend(frameon=False, fontsize=8)
-        fig.suptitle("Mimic: output against the teacher's target after training (t_pres = 100 dt)")
+            ax.scatter(d["target"], d["output"], color=colors[dynamics], alpha=0.6, s=22,
+                       marker="o" if dynamics == "LE" else "X", zorder=2,
+                       label=f"{dynamics} ({d['seed'].nunique()} seeds x {d['presentation'].nunique()} stimuli)")
+        ax.set_xlabel("target, mean over the presentation")
+        ax.set_ylabel("output, mean over the presentation")
+        ax.set_title("C  test stimuli, every seed")
+        ax.legend(frameon=True, fontsize=8, loc="upper left")
+        fig.suptitle("Mimic: output against the teacher's target after training, teacher off "
+                     "(t_pres = 100 dt = 1 ms = 0.19 tau_eff)")
         fig.tight_layout()
         save_figure(fig, path)
 
 
 def summary(metrics: pd.DataFrame) -> str:
-    """Per dynamics: weight distances (first and last training epoch), apical norms, test R^2."""
+    """Per dynamics: weight distances (before training, first and last training epoch), apical norms,
+    losses, test fit."""
 
     def stat(sel: pd.Series) -> str:
         v = sel.to_numpy(dtype=float)
@@ -306,15 +366,21 @@ def summary(metrics: pd.DataFrame) -> str:
         first, last = train["epoch"].min(), train["epoch"].max()
         lines.append(f"{dynamics}:")
         for metric in sorted(m for m in d["metric"].unique() if m.startswith("weight_distance/")):
-            m = train[train["metric"] == metric]
-            lines.append(f"  {metric:<24} epoch {first}: {stat(m[m['epoch'] == first]['value'])}  ->  "
+            m = training_curve(d, metric)
+            lines.append(f"  {metric:<24} before training: {stat(m[m['epoch'] == 0]['value'])}, "
+                         f"epoch {first}: {stat(m[m['epoch'] == first]['value'])}  ->  "
                          f"epoch {last}: {stat(m[m['epoch'] == last]['value'])}")
         sp = d[(d["phase"] == "self_prediction") & (d["metric"] == "apical_norm/pyr_1")]
         ap = train[train["metric"] == "apical_norm/pyr_1"]
+        peak = ap.groupby("epoch")["value"].mean()
         lines.append(f"  apical_norm/pyr_1        self-prediction epoch 1: "
                      f"{stat(sp[sp['epoch'] == sp['epoch'].min()]['value'])}, "
-                     f"last: {stat(sp[sp['epoch'] == sp['epoch'].max()]['value'])}; "
-                     f"training epoch {last}: {stat(ap[ap['epoch'] == last]['value'])}")
+                     f"last: {stat(sp[sp['epoch'] == sp['epoch'].max()]['value'])}")
+        lines.append(f"  apical_norm/pyr_1        training: peak of the mean {peak.max():.4f} (epoch {peak.idxmax()}), "
+                     f"epoch {last}: {stat(ap[ap['epoch'] == last]['value'])}")
+        loss = train[train["metric"] == "loss"]
+        lines.append(f"  training loss (teacher on) epoch {first}: {stat(loss[loss['epoch'] == first]['value'])}, "
+                     f"epoch {last}: {stat(loss[loss['epoch'] == last]['value'])}")
         test = d[d["phase"] == "test"]
         lines.append(f"  test loss                {stat(test[test['metric'] == 'loss']['value'])}")
         lines.append(f"  test R^2                 {stat(test[test['metric'] == 'test_r2']['value'])}")

@@ -14,10 +14,12 @@ knob           what is set (``--set`` on the task's spec)                       
 ``delay``      ``defaults.projection.delay``: transmission delay of every weighted       0, 1, 2, 5
                projection (steps of dt)
 ``precision``  ``defaults.projection.precision={bits: b, range: 5.0}``: weights          off, 2, 4, 6, 8, 16
-               rounded to 2^b levels in [-5, 5] after every update
+               rounded to the nearest of 2^b levels in [-5, 5] after every update
+``stochastic`` the same with ``rounding: stochastic`` (unbiased: small updates            off, 2, 4, 6, 8, 16
+               survive on average)
 =============  =====================================================================  ===================
 
-Level 0 is the knob switched off (for ``precision``: unquantized float weights). ``mismatch`` applies
+Level 0 is the knob switched off (for ``precision`` and ``stochastic``: unquantized float weights). ``mismatch`` applies
 to LE only (orig has no tau_r; its level-0 run is drawn as a reference line), and for LE it is run
 twice: as is, and after a tau_r learning phase ``{phase: tau_r, data: random, samples: 200,
 teacher: false, plastic: none, t_pres: 20, tau_r_eta: 10.0}`` prepended to the protocol.
@@ -97,13 +99,13 @@ class Knob:
     title: str
 
     def label(self, level: float) -> str:
-        if self.name == "precision" and level == 0:
+        if self.name in ("precision", "stochastic") and level == 0:
             return "off"
         return f"{level:g}"
 
     def order(self, level: float) -> float:
-        """Sort key: level 0 of ``precision`` (unquantized) is the best case and goes last."""
-        return math.inf if self.name == "precision" and level == 0 else level
+        """Sort key: level 0 of the precision knobs (unquantized) is the best case and goes last."""
+        return math.inf if self.name in ("precision", "stochastic") and level == 0 else level
 
 
 KNOBS: dict[str, Knob] = {k.name: k for k in (
@@ -112,6 +114,8 @@ KNOBS: dict[str, Knob] = {k.name: k for k in (
     Knob("noise", (0.0, 0.1, 0.3, 1.0), (0.0, 1.0), "sigma (potential / sqrt(ms))", "somatic noise"),
     Knob("delay", (0, 1, 2, 5), (0, 5), "steps of dt per projection", "transmission delay"),
     Knob("precision", (0, 2, 4, 6, 8, 16), (0, 4, 16), "bits per weight (off = float)", "weight precision"),
+    Knob("stochastic", (0, 2, 4, 6, 8, 16), (0, 4, 8), "bits per weight (off = float)",
+         "weight precision, stochastic rounding"),
 )}
 
 
@@ -242,6 +246,9 @@ def knob_overrides(variant: Variant) -> list[str]:
         out.append(f"defaults.projection.delay={int(level)}")
     elif variant.knob == "precision" and level > 0:
         out.append(f"defaults.projection.precision={{bits: {int(level)}, range: {PRECISION_RANGE:g}}}")
+    elif variant.knob == "stochastic" and level > 0:
+        out.append(f"defaults.projection.precision={{bits: {int(level)}, range: {PRECISION_RANGE:g}, "
+                   "rounding: stochastic}")
     return out
 
 

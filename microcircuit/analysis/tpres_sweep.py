@@ -77,6 +77,7 @@ def subset(sim: Simulator, index: list[int]) -> Simulator:
     flat = {k: v.clone() if v.dim() == 0 else v.index_select(0, idx).clone() for k, v in sim.state.tensors().items()}
     new.load_state(flat)
     new.noise_generators = [sim.noise_generators[i] for i in index]
+    new.rounding_generators = [sim.rounding_generators[i] for i in index]
     return new
 
 

@@ -36,6 +36,16 @@ class Rule:
     def __init__(self, params: dict | None = None):
         self.params = dict(params or {})
 
+    def post_factor(
+        self, post_rate: torch.Tensor, post_prediction: torch.Tensor, dendrite: torch.Tensor
+    ) -> torch.Tensor | None:
+        """For rules of the form dW/dt / eta = mean_b f_post r_pre^T: f_post, [circuit, batch, post].
+
+        The engine then adds the update in one fused, in-place batched product (no dW temporary).
+        None (the default) for rules of any other form, which implement :meth:`direction`.
+        """
+        return None
+
     def direction(
         self,
         post_rate: torch.Tensor,
@@ -72,8 +82,11 @@ class DendriticPrediction(Rule):
 
     name = "dendritic_prediction"
 
+    def post_factor(self, post_rate, post_prediction, dendrite):
+        return post_rate - post_prediction
+
     def direction(self, post_rate, post_prediction, dendrite, pre_rate, weights, dt):
-        return batch_outer(post_rate - post_prediction, pre_rate)
+        return batch_outer(self.post_factor(post_rate, post_prediction, dendrite), pre_rate)
 
 
 @RULES.register("apical_silencing")
@@ -82,8 +95,11 @@ class ApicalSilencing(Rule):
 
     name = "apical_silencing"
 
+    def post_factor(self, post_rate, post_prediction, dendrite):
+        return -dendrite
+
     def direction(self, post_rate, post_prediction, dendrite, pre_rate, weights, dt):
-        return batch_outer(-dendrite, pre_rate)
+        return batch_outer(self.post_factor(post_rate, post_prediction, dendrite), pre_rate)
 
 
 @RULES.register("tied")

@@ -161,11 +161,14 @@ class DelaySpec(Strict):
 
 
 class PrecisionSpec(Strict):
-    """Limited-precision weights: 2^bits levels evenly spaced in [-range, range], rounding to nearest
-    after initialisation and after every update."""
+    """Limited-precision weights: 2^bits levels evenly spaced in [-range, range], rounded after
+    initialisation and after every update. ``rounding: nearest`` discards every update smaller than
+    half a level; ``stochastic`` rounds up with probability equal to the remainder (in level units),
+    so that small updates survive on average (one random stream per circuit)."""
 
     bits: Annotated[int, Field(ge=1, le=32)]
     range: PositiveFloat
+    rounding: Literal["nearest", "stochastic"] = "nearest"
 
 
 class Projection(Strict):
@@ -293,8 +296,9 @@ class StimulusSpec(Strict):
 class TeacherSpec(Strict):
     """Somatic nudging of the output by the task target.
 
-    ``delay``: steps by which the target lags the stimulus; ``auto`` is depth - 1
-    under the reference schedule when the output uses latent_equilibrium, else 0.
+    ``delay``: steps by which the target lags the stimulus; ``auto`` is the time the stimulus needs
+    to reach an LE output: depth - 1 under the reference schedule, plus the transmission delays of the
+    bottom-up projections (per circuit when jittered); 0 when the output uses orig dynamics.
     """
 
     target: str

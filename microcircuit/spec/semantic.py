@@ -699,7 +699,15 @@ class _Checker:
                            "overshoots", f"use 0 (no filter) or a value >= {dt:g} ms")
 
     def check_learning_rates(self) -> None:
-        """Warn where one step changes a weight by more than its own size: dt * eta * scale > 1."""
+        """Warn where one step of a rule corrects its own error by more than the error's size.
+
+        A rule's update feeds back on its error with the gain dt * eta * eta_scale times how strongly the
+        weights move that error (per unit presynaptic rate). For apical silencing and learned top-down
+        weights that is the step itself. For dendritic prediction the error is phi(u) - phi(c v): the
+        soma follows the dendrite with the same attenuation c except for the part held by somatic
+        nudging, so the gain is step * c * lambda (lambda = nudging conductance / total); a population
+        without nudging (a hidden pyramidal area) does not feed its own error back at all.
+        """
         dt = self.spec.dt
         for index, phase in enumerate(self.spec.protocol):
             scale = 1.0 / phase.t_pres if phase.eta_scale == "inverse_t_pres" else float(phase.eta_scale)
@@ -710,9 +718,7 @@ class _Checker:
                 proj = self.spec.projections.get(name)
                 if proj is None:
                     continue
-                if name in phase.eta:
-                    eta, path = phase.eta[name], ("protocol", index, "eta", name)
-                elif isinstance(proj.rule, DendriticPredictionRule):
+                if isinstance(proj.rule, DendriticPredictionRule):
                     eta, path = proj.rule.dendritic_prediction.eta, ("projections", name, "rule")
                 elif isinstance(proj.rule, ApicalSilencingRule):
                     eta, path = proj.rule.apical_silencing.eta, ("projections", name, "rule")
@@ -720,14 +726,43 @@ class _Checker:
                     eta, path = proj.rule.hebbian_alignment.eta, ("projections", name, "rule")
                 else:
                     continue
+                if name in phase.eta:
+                    eta, path = phase.eta[name], ("protocol", index, "eta", name)
                 step = dt * eta * scale
+                formula = f"dt * eta * eta_scale = {dt:g} * {eta:g} * {scale:g} = {step:.3g}"
                 if step > FLOAT32_MAX:
-                    self.error(path, f"dt * eta * eta_scale = {dt:g} * {eta:g} * {scale:g} = {step:.3g} for '{name}' "
-                               f"in phase '{phase.phase}' is outside the float32 range", "lower eta or eta_scale")
-                elif step > 1.0:
-                    self.warn(path, f"dt * eta * eta_scale = {dt:g} * {eta:g} * {scale:g} = {step:.3g} > 1 "
-                              f"for '{name}' in phase '{phase.phase}': the weight update may be unstable",
+                    self.error(path, f"{formula} for '{name}' in phase '{phase.phase}' is outside the float32 "
+                               "range", "lower eta or eta_scale")
+                    continue
+                gain, why = step, ""
+                if isinstance(proj.rule, DendriticPredictionRule):
+                    feedback = self.prediction_feedback(proj.target, phase.teacher)
+                    if feedback is not None:
+                        gain = step * feedback[0]
+                        why = f", times c * lambda = {feedback[0]:.3g} ({feedback[1]})"
+                if gain > 1.0:
+                    self.warn(path, f"{formula}{why} = {gain:.3g} > 1 for '{name}' in phase '{phase.phase}': "
+                              "one step overcorrects the rule's own error; the update may oscillate or diverge",
                               "lower eta or use eta_scale: inverse_t_pres")
+
+    def prediction_feedback(self, target: str, teacher: bool) -> tuple[float, str] | None:
+        """(c * lambda, explanation) of a dendritic-prediction target ``pop.compartment``; None if unknown."""
+        population, _, compartment = target.partition(".")
+        cell = self.cell(population)
+        if cell is None or compartment not in cell.dendrites:
+            return None
+        conductances = self.soma_conductances(population)
+        if not teacher:
+            conductances.pop("g_som (teacher)", None)
+        own = sum(conductances.get(key, 0.0) for key in cell.conductance_names())
+        total = sum(conductances.values())
+        if own <= 0.0 or total <= 0.0:
+            return None
+        c = conductances.get(cell.dendrites[compartment], 0.0) / own
+        nudging = total - own
+        if nudging <= 0.0:
+            return 0.0, f"'{population}' has no somatic nudging"
+        return c * nudging / total, f"c = {c:.3g}, lambda = {nudging / total:.3g} of '{population}'"
 
 
 def _floats(value: Any, path: Path) -> list[tuple[Path, float]]:
