@@ -62,29 +62,48 @@ def test_mimic_quick(tmp_path):
     metrics = pd.read_csv(out / "mimic_metrics.csv")
     train = metrics[metrics["phase"] == "train"]
 
-    def mean_at(dynamics: str, metric: str, epoch: int) -> float:
-        sel = train[(train["dynamics"] == dynamics) & (train["metric"] == metric) & (train["epoch"] == epoch)]
-        return float(sel["value"].mean())
+    def at(dynamics: str, metric: str, epoch: int, phase: str = "train") -> pd.Series:
+        """{seed: value} after training epoch ``epoch``; epoch 0: after self-prediction, before training."""
+        if epoch == 0:
+            sp = metrics[metrics["phase"] == "self_prediction"]
+            sel = sp[(sp["dynamics"] == dynamics) & (sp["metric"] == metric) & (sp["epoch"] == sp["epoch"].max())]
+        else:
+            sel = metrics[(metrics["phase"] == phase) & (metrics["dynamics"] == dynamics)
+                          & (metrics["metric"] == metric) & (metrics["epoch"] == epoch)]
+        return sel.set_index("seed")["value"].sort_index()
 
     last = int(train["epoch"].max())
-    assert last == 40
-    # the LE student's forward weights approach the teacher's (measured, 3 seeds: up_2 0.61 -> 0.11,
-    # up_1 1.52 -> 1.35 after 40 epochs)
-    assert mean_at("LE", "weight_distance/up_2", last) < 0.5 * mean_at("LE", "weight_distance/up_2", 1)
-    assert mean_at("LE", "weight_distance/up_1", last) < mean_at("LE", "weight_distance/up_1", 1)
-    # LE silences its apical errors as it learns; orig at t_pres = 0.19 tau_eff does not (measured 0.0018 vs 0.051)
-    assert mean_at("orig", "apical_norm/pyr_1", last) > 5 * mean_at("LE", "apical_norm/pyr_1", last)
+    assert last == 30
+    # the LE student's forward weights converge to the teacher's, both of them (measured, seeds 7-9, mean
+    # distance before training -> after 30 epochs: W^up_1 1.52 -> 0.35, W^up_2 0.88 -> 0.022; the full run,
+    # 10 seeds and 500 epochs, ends at 0.002 and 0.0002)
+    for proj, factor in (("up_1", 0.4), ("up_2", 0.1)):
+        before, after = at("LE", f"weight_distance/{proj}", 0), at("LE", f"weight_distance/{proj}", last)
+        assert after.mean() < factor * before.mean(), (proj, before.to_dict(), after.to_dict())
+    # orig at t_pres = 0.19 tau_eff does not learn the map: W^up_1 goes to 0 (distance 1), the output only
+    # learns the targets' mean
+    assert (at("orig", "weight_distance/up_1", last) > 0.9).all()
+    # LE silences its apical errors as it learns (measured: peak 0.26 in epoch 1, 0.005 after 30 epochs)
+    apical = train[(train["dynamics"] == "LE") & (train["metric"] == "apical_norm/pyr_1")]
+    assert at("LE", "apical_norm/pyr_1", last).mean() < 0.05 * apical.groupby("epoch")["value"].mean().max()
+    # ... and fits the teacher with the teacher on, orig does not (measured loss 1.5e-5 vs 3.9e-4)
+    assert at("orig", "loss", last).mean() > 5 * at("LE", "loss", last).mean()
 
-    # in the test phase the LE output follows the target from stimulus to stimulus, the lagging orig output
-    # hardly moves (spread of the presentation means relative to the targets' spread)
+    # in the test phase the LE output follows the target from stimulus to stimulus (correlation +1 on every
+    # seed: tied top-down weights leave no sign ambiguity), the lagging orig output hardly moves (spread of
+    # the presentation means relative to the targets' spread: measured 1.3 vs 0.0014)
+    assert (at("LE", "test_corr", last, "test") > 0.99).all()
+    ratio = {d: at(d, "test_spread_ratio", last, "test").mean() for d in ("LE", "orig")}
+    assert 0.5 < ratio["LE"] < 2.0 and ratio["orig"] < 0.05
     test = pd.read_csv(out / "mimic_test.csv")
-    spread = test.groupby(["dynamics", "seed"]).agg(out=("output", "std"), target=("target", "std"))
-    ratio = (spread["out"] / spread["target"]).groupby("dynamics").mean()
-    assert ratio["LE"] > 0.5 and ratio["orig"] < 0.2
+    assert len(test) == 2 * 3 * 6  # dynamics x seeds x test stimuli
 
     weights = pd.read_csv(out / "mimic_weights.csv")
     init = weights[(weights["epoch_index"] == 0) & (weights["projection"] == "up_1")]
     assert len(init) == 6 and np.isfinite(init["teacher"]).all()  # 2 dynamics x 3 seeds, 1x1 weights
     assert len(set(weights["epoch_index"])) == 1 + 3 + last + 1  # initial, self-prediction, training, test
+    # tied top-down weights: W^down_1 = W^up_2 after every epoch
+    wide = weights.pivot_table(index=["dynamics", "seed", "epoch_index"], columns="projection", values="value")
+    np.testing.assert_allclose(wide["down_1"], wide["up_2"], rtol=0, atol=1e-6)
     for name in ("weights.png", "apical.png", "output.png"):
         assert (out / name).stat().st_size > 20_000

@@ -21,11 +21,17 @@ Writes into ``--out``:
   teacher (the teacher's weight for up_k, else empty); epoch_index 0 = the initial weights;
 - ``mimic_test.csv``: dynamics, seed, presentation, output, target (presentation averages of the
   recorded output rate potential and target, every neuron);
-- ``weights.png`` (student W^up_1, W^up_2 per seed against the teacher's, and the relative distance),
-  ``apical.png`` (apical potentials during self-prediction and training), ``output.png`` (output vs
-  target in the test phase).
+- ``weights.png`` (student W^up_1, W^up_2 per seed against the teacher's and their relative distance
+  over training; the apical potential and the loss per epoch; the LE students' path in the
+  (W^up_1, W^up_2) plane), ``apical.png`` (apical potentials during self-prediction and training, per
+  epoch and as recorded), ``output.png`` (output vs target in the test phase).
 
-Prints a summary (weight distances, apical norms, test R^2 per dynamics) and the wall time.
+Distances are reported before training (after the self-prediction phase, in which the forward weights
+do not learn), after the first and after the last training epoch. The teacher's map is identifiable:
+with soft ReLU, c_2 W_2 phi(c_1 W_1 x) fixes W_2 by its offset (phi(0) = log 2) and W_1 by its slope,
+so the distance to the teacher's own weights is the right measure (no sign-flipped equivalent exists).
+
+Prints a summary (weight distances, apical norms, losses, test fit per dynamics) and the wall time.
 """
 
 from __future__ import annotations
@@ -293,7 +299,7 @@ def plot_apical(metrics: pd.DataFrame, traces: pd.DataFrame, path: Path) -> None
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("epochs presented (self-prediction, then training)")
-        ax.set_ylabel("mean |v^A| of pyr_1 over the epoch")
+        ax.set_ylabel("mean |v^A| of pyr_1 over the epoch (dimensionless)")
         ax.set_title("A  apical potential per epoch (mean, range)")
         ax.legend(frameon=False, fontsize=8)
         early = traces[traces["epoch_index"] <= n_self + 3]
@@ -304,7 +310,7 @@ def plot_apical(metrics: pd.DataFrame, traces: pd.DataFrame, path: Path) -> None
             sns.lineplot(data=part, x="time", y="abs_apical", hue="dynamics", hue_order=list(DYNAMICS), palette=colors,
                          errorbar=("pi", 100), ax=ax, lw=1.0)
             ax.set_xlabel("time (ms)")
-            ax.set_ylabel("|v^A| of pyr_1 (every 20 dt)")
+            ax.set_ylabel("|v^A| of pyr_1, every 20 dt (dimensionless)")
             ax.set_title(title)
             ax.legend(frameon=False, fontsize=8)
         switch = early[early["phase"] == "train"]["time"].min()
@@ -358,7 +364,7 @@ def summary(metrics: pd.DataFrame) -> str:
 
     def stat(sel: pd.Series) -> str:
         v = sel.to_numpy(dtype=float)
-        return f"{v.mean():.4f} [{v.min():.4f}, {v.max():.4f}]"
+        return f"{v.mean():.3g} [{v.min():.3g}, {v.max():.3g}]"
 
     lines = ["mean [min, max] over seeds"]
     for dynamics, d in metrics.groupby("dynamics", sort=False):
@@ -376,7 +382,7 @@ def summary(metrics: pd.DataFrame) -> str:
         lines.append(f"  apical_norm/pyr_1        self-prediction epoch 1: "
                      f"{stat(sp[sp['epoch'] == sp['epoch'].min()]['value'])}, "
                      f"last: {stat(sp[sp['epoch'] == sp['epoch'].max()]['value'])}")
-        lines.append(f"  apical_norm/pyr_1        training: peak of the mean {peak.max():.4f} (epoch {peak.idxmax()}), "
+        lines.append(f"  apical_norm/pyr_1        training: peak of the mean {peak.max():.3g} (epoch {peak.idxmax()}), "
                      f"epoch {last}: {stat(ap[ap['epoch'] == last]['value'])}")
         loss = train[train["metric"] == "loss"]
         lines.append(f"  training loss (teacher on) epoch {first}: {stat(loss[loss['epoch'] == first]['value'])}, "
@@ -392,9 +398,9 @@ def summary(metrics: pd.DataFrame) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mimic", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("analysis_out/mimic"))
-    parser.add_argument("--quick", action="store_true", help="3 seeds, 40 training epochs")
+    parser.add_argument("--quick", action="store_true", help="3 seeds, 30 training epochs")
     parser.add_argument("--seeds", type=int, default=None, help="circuits per dynamics (default 10; quick 3)")
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default the spec's; quick 40)")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default the spec's; quick 30)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="further override of the spec, for LE and orig (repeatable), e.g. "
                              "--set 'projections.down_1.rule={tied: {to: up_2}}'")
@@ -402,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     start = time.perf_counter()
     n_seeds = args.seeds or (3 if args.quick else 10)
-    epochs = args.epochs or (40 if args.quick else None)
+    epochs = args.epochs or (30 if args.quick else None)
     args.out.mkdir(parents=True, exist_ok=True)
     experiments, metric_frames, weight_frames, test_frames, trace_frames = {}, [], [], [], []
     for dynamics in DYNAMICS:
