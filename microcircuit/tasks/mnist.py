@@ -159,7 +159,7 @@ class Mnist(_IdxClassification):
     params: MnistTask
     how_to_get = ("MNIST is not packaged by Debian: put the four files train-images-idx3-ubyte, "
                   "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (each may be .gz) "
-                  f"in a folder and set task.mnist.data_dir (e.g. --set task.mnist.data_dir=DIR) or ${DATA_ENV}.")
+                  f"in a folder and name it with --data-dir DIR, task.mnist.data_dir or ${DATA_ENV}.")
 
 
 @TASKS.register("fashion_mnist")
