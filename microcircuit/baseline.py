@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import sys
 import time
 from collections.abc import Sequence
@@ -39,6 +40,7 @@ from microcircuit.circuit import Circuit
 from microcircuit.cli import data_dir_arg, use_data_dir
 from microcircuit.experiment import DTYPES, architecture, resolve_device
 from microcircuit.model.activations import ACTIVATIONS
+from microcircuit.rundir import atomic_write_text
 from microcircuit.seeds import circuit_seeds, rng
 from microcircuit.spec.schema import Phase, Spec
 from microcircuit.tasks import Split, make_task
@@ -246,12 +248,18 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def baseline_csv(rows: list[tuple]) -> str:
+    """Rows (phase, epoch, seed, metric, value) as CSV text with a header, like a run's metrics.csv."""
+    handle = io.StringIO()
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(["phase", "epoch", "seed", "metric", "value"])
+    writer.writerows(rows)
+    return handle.getvalue()
+
+
 def write_csv(path: str | Path, rows: list[tuple]) -> None:
-    """Rows (phase, epoch, seed, metric, value) as CSV with a header, like a run's metrics.csv."""
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["phase", "epoch", "seed", "metric", "value"])
-        writer.writerows(rows)
+    """:func:`baseline_csv` written atomically to ``path``."""
+    atomic_write_text(Path(path), baseline_csv(rows))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                    help="continue an interrupted run from its latest checkpoint (same floats as an uninterrupted run)")
     p.add_argument("--no-plot", action="store_true", help="skip the figures at the end")
+    p.add_argument("--baseline", action="store_true",
+                   help="also train the backprop baseline of the same architecture (SGD, same data, initial "
+                        "weights and epochs; see `microcircuit baseline`) and write baseline.csv")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("analyse", aliases=["analyze"], add_help=False,
@@ -209,6 +212,8 @@ def cmd_run(args, argv) -> int:
         if summary:
             print(summary)
         print(f"wall time: {manifest['wall_time_s']:.1f} s")
+        if args.baseline:
+            code = baseline_beside(experiment, run_dir.path)
         if not args.no_plot:
             from microcircuit.plotting import plot_run
 
@@ -217,6 +222,28 @@ def cmd_run(args, argv) -> int:
         print(f"run diverged: {manifest['diagnosis']}", file=sys.stderr)
     print(run_dir.path)
     return code
+
+
+def baseline_beside(experiment, path: Path) -> int:
+    """Train the run's backprop baseline on its seeds and device; write ``baseline.csv``, print its accuracy."""
+    import numpy as np
+
+    from microcircuit.baseline import baseline_csv, run_baseline
+    from microcircuit.rundir import atomic_write_text
+
+    try:
+        result = run_baseline(experiment.spec, experiment.seeds, device=str(experiment.device),
+                              dtype=str(experiment.dtype).removeprefix("torch."))
+    except FloatingPointError as err:
+        print(f"baseline: error: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    atomic_write_text(path / "baseline.csv", baseline_csv(result["rows"]))
+    accuracy = result["test"]["accuracy"]
+    if accuracy:
+        print(f"backprop baseline (SGD, lr {result['lr']:g}) test accuracy: mean {np.mean(accuracy):.3f}, "
+              f"min {min(accuracy):.3f}, max {max(accuracy):.3f} over {len(accuracy)} seed(s)")
+    print(f"backprop baseline wall time: {result['wall_time_s']:.1f} s")
+    return EXIT_OK
 
 
 def make_experiment(path: Path, spec, options):

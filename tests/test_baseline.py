@@ -97,3 +97,25 @@ def test_main_prints_a_table_and_writes_csv_only_when_asked(tmp_path, capsys, mo
     assert rows[0] == ["phase", "epoch", "seed", "metric", "value"] and len(rows) > 1
     assert main([spec, "--set", "protocol.0.epochs=zero"]) == 2
     assert main([spec, "--seeds", "0"]) == 2
+
+
+def test_run_with_baseline_writes_both_accuracies(tmp_path, capsys):
+    """`microcircuit run SPEC --baseline`: the microcircuit's and backprop's test accuracy from one command."""
+    from pathlib import Path
+
+    from microcircuit.cli import main as cli_main
+
+    code = cli_main(["run", str(CIRCUITS / "bars_le.yaml"), "--seeds", "2", "--baseline", "--no-plot", "-q",
+                 "--out", str(tmp_path), "--set", "parameters.t_pres=5", "--set", "protocol.0.epochs=20",
+                 "--set", "protocol.0.validate_every=0"])
+    assert code == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert any(line.startswith("test accuracy:") for line in lines)
+    assert any(line.startswith("backprop baseline (SGD, lr 0.1) test accuracy:") for line in lines)
+    run_dir = Path(lines[-1])
+    with open(run_dir / "baseline.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    test = [r for r in rows if r["phase"] == "baseline_test" and r["metric"] == "accuracy"]
+    assert [r["seed"] for r in test] == ["1", "2"]  # the run's seeds (master 1 + i)
+    assert all(0.0 <= float(r["value"]) <= 1.0 for r in test)
+    assert {r["epoch"] for r in test} == {"20"}  # as many epochs as the run trained
