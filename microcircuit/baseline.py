@@ -279,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default=None)
     parser.add_argument("--out", default=None, metavar="FILE.csv", help="also write every metric row as CSV")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="intra-op threads of this process (default 1, or OMP_NUM_THREADS if set)")
     data_dir_arg(parser)
     return parser
 
@@ -288,6 +290,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from microcircuit.spec import SpecError, load_spec
 
     args = build_parser().parse_args(argv)
+    from microcircuit.threads import apply_thread_policy
+
+    try:
+        apply_thread_policy(args.threads)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     use_data_dir(args.data_dir)
     if args.seeds < 1:
         print(f"error: --seeds must be at least 1, got {args.seeds}", file=sys.stderr)

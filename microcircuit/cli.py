@@ -15,8 +15,11 @@ import sys
 import time
 from pathlib import Path
 
+from microcircuit.threads import apply_thread_policy
+
 EXIT_OK, EXIT_FAILED, EXIT_SPEC, EXIT_INT, EXIT_TERM = 0, 1, 2, 130, 143
 DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "circuits" / "bars_le.yaml"
+
 
 log = logging.getLogger("microcircuit")
 
@@ -56,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="master seed (default: the spec's)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     p.add_argument("--dtype", choices=["float32", "float64"], default=None, help="default: the spec's")
+    p.add_argument("--engine", choices=["auto", "eager", "compiled"], default=None,
+                   help="eager (reference), compiled (fused numba presentations) or auto (default: the spec's, "
+                        "auto: compiled where it is supported and pays); the choice is logged and in the manifest")
+    p.add_argument("--threads", type=int, default=None,
+                   help="intra-op threads of this process (default 1, or OMP_NUM_THREADS if set)")
     p.add_argument("--overwrite", action="store_true", help="allow writing into an existing run directory")
     p.add_argument("--run-dir", type=Path, default=None, help="exact run directory (default: a new unique one)")
     p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
@@ -90,6 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     if rest and args.command not in ("analyse", "analyze"):
         build_parser().parse_args(argv)  # reports the unknown arguments and exits 2
     args.rest = rest
+    try:
+        apply_thread_policy(getattr(args, "threads", None))
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_SPEC
     use_data_dir(getattr(args, "data_dir", None))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
     handler = {"validate": cmd_validate, "describe": cmd_describe, "run": cmd_run, "plot": cmd_plot,
@@ -273,7 +286,7 @@ def new_run(args, argv):
         return EXIT_SPEC
     spec, resolved = loaded
     options = RunOptions(n_seeds=args.seeds, seed=args.seed, device=args.device, dtype=args.dtype,
-                         progress=not args.quiet)
+                         progress=not args.quiet, engine=args.engine)
     experiment = make_experiment(path, spec, options)
     if experiment is None:
         return EXIT_SPEC
@@ -324,8 +337,11 @@ def resume_run(args, argv):
     loaded = load(path / "config.resolved.yaml", [])
     if loaded is None:
         return EXIT_SPEC
+    # the engine that wrote the checkpoint continues it, so that the floats stay the same
+    engine = (manifest.get("engine") or {}).get("chosen")
     options = RunOptions(n_seeds=len(manifest["seeds"]), seed=manifest["master_seed"],
-                         device=manifest["device"], dtype=manifest["dtype"], progress=not args.quiet)
+                         device=manifest["device"], dtype=manifest["dtype"], progress=not args.quiet,
+                         engine=engine)
     experiment = make_experiment(path, loaded[0], options)
     if experiment is None:
         return EXIT_SPEC

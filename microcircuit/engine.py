@@ -28,12 +28,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 from microcircuit.circuit import Circuit, tagged
 from microcircuit.model.activations import ACTIVATIONS, Activation
-from microcircuit.model.dynamics import Dynamics, LatentEquilibrium, make_dynamics
+from microcircuit.model.dynamics import Dynamics, make_dynamics
 from microcircuit.model.rules import RULES, Rule
 from microcircuit.seeds import derive_seed, rng
 
@@ -98,9 +97,45 @@ class PlasticPlan:
     w_max: float | None
 
 
+@dataclass(frozen=True)
+class PhasePlan:
+    """What one phase asks of the engine, resolved once: the projections that learn (each with its
+    learning rate, a float or one per circuit [circuit, 1, 1]) and the learning rate of the LE
+    prospective time constants (1/ms; 0 = tau_r fixed). Immutable: the engine never stores phase
+    settings on itself."""
+
+    plastic: tuple[tuple[PlasticPlan, float | torch.Tensor], ...] = ()
+    tau_r_eta: float = 0.0
+
+    @property
+    def learns(self) -> bool:
+        return bool(self.plastic)
+
+
+def as_phase_plan(plan: PhasePlan | list | tuple) -> PhasePlan:
+    """A PhasePlan, or a sequence of (PlasticPlan, eta) pairs read as one without tau_r learning."""
+    return plan if isinstance(plan, PhasePlan) else PhasePlan(tuple(plan))
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One recorded variable: ``group`` is a state group (``u``, ``u_breve``, ``rate``, ``v``) or
+    ``target`` (the delayed task target of the step, NaN without one); ``key`` the population (or
+    ``pop.compartment`` for ``v``); sampled after every ``every``-th step (global step count),
+    reduced over neurons by ``reduce`` (``none``, ``mean``, ``norm`` = root mean square)."""
+
+    group: str
+    key: str
+    every: int
+    reduce: str = "none"
+
+
 @dataclass
 class State:
-    """Dynamic state of a batched circuit. Tensors are [circuit, batch, neuron] unless stated."""
+    """Everything that changes while a batched circuit runs. Tensors are [circuit, batch, neuron]
+    unless stated; every tensor has the circuit as its first dimension except the delay buffers
+    (second) and the shared 0-d step clock, so a state can be sliced (:meth:`select`) and joined
+    (:meth:`concat`) along circuits. Checkpoints save :meth:`tensors` whole."""
 
     u: dict[str, torch.Tensor] = field(default_factory=dict)  # somatic potentials
     u_breve: dict[str, torch.Tensor] = field(default_factory=dict)  # potential that set the rate
@@ -111,43 +146,106 @@ class State:
     synaptic: dict[str, torch.Tensor] = field(default_factory=dict)  # tau_s low-pass of a projection's input
     delay_buffer: dict[str, torch.Tensor] = field(default_factory=dict)  # [delay + 1, circuit, batch, pre]
     tau_r_factor: dict[str, torch.Tensor] = field(default_factory=dict)  # LE tau_r / base, [circuit, 1, neuron]
+    rule_memory: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)  # projection -> rule filters
     clock: torch.Tensor | None = None  # steps taken (0-d int64), the delay buffers' write position
     target: torch.Tensor | None = None  # filtered teacher target [circuit, batch, n_out]
     last_target: torch.Tensor | None = None  # target of the previous presentation (for the delay)
+    applied_target: torch.Tensor | None = None  # the (delayed) task target of the last step
 
     GROUPS = ("u", "u_breve", "rate", "v", "weights", "dw_filtered", "synaptic", "delay_buffer", "tau_r_factor")
+    SINGLES = ("clock", "target", "last_target", "applied_target")
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        """Flat name -> tensor mapping (for checkpoints)."""
+        """Flat name -> tensor mapping (for checkpoints): ``group/key``, ``rule_memory/proj/name``, singles."""
         flat = {}
         for group in self.GROUPS:
             for key, value in getattr(self, group).items():
                 flat[f"{group}/{key}"] = value
-        for key in ("clock", "target", "last_target"):
+        for proj, memory in self.rule_memory.items():
+            for key, value in memory.items():
+                flat[f"rule_memory/{proj}/{key}"] = value
+        for key in self.SINGLES:
             if getattr(self, key) is not None:
                 flat[key] = getattr(self, key)
         return flat
 
     def load_tensors(self, flat: dict[str, torch.Tensor]) -> None:
+        """Replace everything by a :meth:`tensors` mapping."""
         for group in self.GROUPS:
             getattr(self, group).clear()
-        self.target = self.last_target = self.clock = None
+        self.rule_memory.clear()
+        for key in self.SINGLES:
+            setattr(self, key, None)
         for name, value in flat.items():
-            if "/" in name:
+            if name.startswith("rule_memory/"):
+                _, proj, key = name.split("/", 2)
+                self.rule_memory.setdefault(proj, {})[key] = value
+            elif "/" in name:
                 group, key = name.split("/", 1)
                 getattr(self, group)[key] = value
             else:
                 setattr(self, name, value)
 
+    @staticmethod
+    def circuit_dim(name: str) -> int | None:
+        """The circuit dimension of flat tensor ``name`` (None: shared, the clock)."""
+        if name == "clock":
+            return None
+        return 1 if name.startswith("delay_buffer/") else 0
+
+    def select(self, index: list[int] | torch.Tensor) -> State:
+        """A new state of the circuits ``index`` (copies)."""
+        flat = {}
+        for name, value in self.tensors().items():
+            dim = self.circuit_dim(name)
+            if dim is None:
+                flat[name] = value.clone()
+            else:
+                idx = torch.as_tensor(index, dtype=torch.int64, device=value.device)
+                flat[name] = value.index_select(dim, idx)
+        new = State()
+        new.load_tensors(flat)
+        return new
+
+    @classmethod
+    def concat(cls, states: list[State]) -> State:
+        """One state holding the circuits of ``states`` in order. They must come from the same circuit
+        structure, with the same batch size, the same entries and (with delay buffers) the same clock."""
+        flats = [s.tensors() for s in states]
+        names = list(flats[0])
+        for other in flats[1:]:
+            if list(other) != names:
+                missing = sorted(set(names) ^ set(other))
+                raise ValueError(f"states to join hold different entries: {', '.join(missing)}")
+        flat = {}
+        for name in names:
+            dim = cls.circuit_dim(name)
+            if dim is None:
+                clocks = {int(f[name]) for f in flats}
+                if len(clocks) > 1 and any(n.startswith("delay_buffer/") for n in names):
+                    raise ValueError(f"states with delay buffers must share the step clock (got {sorted(clocks)})")
+                flat[name] = flats[0][name].clone()
+            else:
+                flat[name] = torch.cat([f[name] for f in flats], dim=dim)
+        new = cls()
+        new.load_tensors(flat)
+        return new
+
 
 class Simulator:
     """A batched circuit that can be stepped.
+
+    The simulator holds constants (the circuit, per-population plans, noise streams) and one
+    :class:`State`; phase settings arrive with every call as a :class:`PhasePlan`.
 
     Args:
         circuit: the assembled circuit.
         seeds: one seed per independent circuit.
         n_batch: stimuli presented in parallel to each circuit.
         dtype, device: torch dtype and device of every tensor.
+        engine: ``eager`` (the readable reference path, step by step in torch), ``compiled`` (fused
+            presentations, :mod:`microcircuit.fused`) or ``auto`` (compiled where it is supported and
+            pays). :attr:`engine` and :attr:`engine_reason` say what was chosen and why.
     """
 
     def __init__(
@@ -157,6 +255,7 @@ class Simulator:
         n_batch: int = 1,
         dtype: torch.dtype = torch.float32,
         device: str | torch.device = "cpu",
+        engine: str = "eager",
     ):
         self.circuit = circuit
         self.seeds = list(seeds)
@@ -175,8 +274,6 @@ class Simulator:
         self.noise_generators = [
             torch.Generator().manual_seed(derive_seed(s, "noise")) for s in self.seeds
         ]
-        self.applied_target: torch.Tensor | None = None  # the (delayed) task target of the last step
-        self.tau_r_eta = 0.0  # learning rate of the LE prospective time constants (set per phase)
         self.circuit_index = torch.arange(self.n_circuits, device=self.device)
         self.synapses = self._synapse_plans()
         self.target_delays = self._target_delays(teacher.delay)
@@ -190,9 +287,14 @@ class Simulator:
         ]
         for name in self.quantized:
             self.quantize_(name, self.state.weights[name])
-        self.state.tau_r_factor = {s.name: s.dynamics.factor for s in self.somas if isinstance(s.dynamics,
-                                                                                                LatentEquilibrium)}
+        for soma in self.somas:
+            factor = soma.dynamics.initial_factor()
+            if factor is not None:
+                self.state.tau_r_factor[soma.name] = factor.to(self.device, self.dtype)
         self.reset_neurons()
+        from microcircuit.fused import choose_engine  # the fused backend builds on this module
+
+        self.engine, self.engine_reason = choose_engine(self, engine)
 
     # ------------------------------------------------------------------ set-up
     def _target_delays(self, delay) -> torch.Tensor:
@@ -225,7 +327,6 @@ class Simulator:
         ]
         nudges = [(q.source, q.conductance) for q in c.into(name, "soma")]
         mismatch_rngs = [rng(s, f"mismatch/{name}") for s in self.seeds]
-        dynamics = make_dynamics(p.dynamics, p.size, mismatch_rngs).to(self.device, self.dtype)
         return SomaPlan(
             name=name,
             size=p.size,
@@ -234,7 +335,7 @@ class Simulator:
             nudges=nudges,
             teacher_g=c.teacher_conductance if name == self.output else 0.0,
             phi=ACTIVATIONS.get(p.activation),
-            dynamics=dynamics,
+            dynamics=make_dynamics(p.dynamics, p.size, mismatch_rngs),
             noise=p.noise,
             rate_noise=p.rate_noise,
         )
@@ -255,18 +356,20 @@ class Simulator:
         return plans
 
     def load_state(self, flat: dict[str, torch.Tensor]) -> None:
-        """Replace the whole state (a checkpoint's), keeping the dynamics linked to their tau_r factors."""
+        """Replace the whole state by a checkpoint's :meth:`State.tensors` mapping."""
         self.state.load_tensors(flat)
         self.n_batch = next(iter(self.state.u.values())).shape[1]
-        for soma in self.somas:
-            if soma.name in self.state.tau_r_factor:
-                soma.dynamics.factor = self.state.tau_r_factor[soma.name]
 
-    def plastic_plan(self, learning: dict[str, float | torch.Tensor]) -> list[tuple[PlasticPlan, float | torch.Tensor]]:
-        """(plan, eta) for each projection that learns in a phase.
+    @property
+    def has_noise(self) -> bool:
+        return any(s.noise > 0.0 or s.rate_noise > 0.0 for s in self.somas)
+
+    def plastic_plan(self, learning: dict[str, float | torch.Tensor], tau_r_eta: float = 0.0) -> PhasePlan:
+        """The :class:`PhasePlan` of a phase in which the projections ``learning`` learn.
 
         ``learning`` maps projection name -> eta in 1/ms: a float, or a tensor [circuit] with one
         learning rate per circuit (sweeps over learning rates or presentation times in one batch).
+        ``tau_r_eta``: learning rate of the LE prospective time constants (1/ms, 0 = fixed).
         """
         plans = []
         for name, eta in learning.items():
@@ -291,13 +394,13 @@ class Simulator:
                 w_max=q.w_max,
             )
             plans.append((plan, eta if isinstance(eta, torch.Tensor) else float(eta)))
-        return plans
+        return PhasePlan(tuple(plans), float(tau_r_eta))
 
     def zeros(self, size: int) -> torch.Tensor:
         return torch.zeros(self.n_circuits, self.n_batch, size, dtype=self.dtype, device=self.device)
 
     def reset_neurons(self, n_batch: int | None = None) -> None:
-        """Set potentials, rates and filters to rest (weights are kept)."""
+        """Set potentials, rates, filters and rule filters to rest (weights and tau_r factors are kept)."""
         if n_batch is not None:
             self.n_batch = n_batch
         st = self.state
@@ -311,7 +414,9 @@ class Simulator:
                     st.v[f"{p.name}.{comp}"] = self.zeros(p.size)
         st.target = None
         st.last_target = None
+        st.applied_target = None
         st.dw_filtered.clear()
+        st.rule_memory.clear()
         st.clock = torch.zeros((), dtype=torch.int64)
         for name, plan in self.synapses.items():
             rest = st.rate[self.circuit.projections[name].source]
@@ -319,6 +424,10 @@ class Simulator:
                 st.delay_buffer[name] = rest.expand(plan.length, *rest.shape).clone()
             if plan.tau_s > 0.0:
                 st.synaptic[name] = rest.clone()
+
+    def start_phase(self) -> None:
+        """A new phase begins: the plasticity rules' own filters start afresh."""
+        self.state.rule_memory.clear()
 
     def quantize_(self, name: str, weights: torch.Tensor) -> None:
         """Round projection ``name``'s weights [circuit, post, pre] in place to its precision."""
@@ -353,17 +462,18 @@ class Simulator:
         self,
         stimulus: torch.Tensor,
         target: torch.Tensor | None,
-        plastic: list[tuple[PlasticPlan, float]],
+        plan: PhasePlan | list = (),
         noise: dict[str, torch.Tensor] | None = None,
     ) -> None:
-        """Advance every population by one dt.
+        """Advance every population by one dt (the eager reference path).
 
         Args:
             stimulus: input rates [circuit, batch, n_in] for this step.
             target: teacher target potential [circuit, batch, n_out], or None (teacher off).
-            plastic: projections that learn, from :meth:`plastic_plan`.
+            plan: the phase's :class:`PhasePlan` (or a list of (PlasticPlan, eta) pairs).
             noise: this step's noise per population, [circuit, batch, neuron].
         """
+        plan = as_phase_plan(plan)
         st, dt = self.state, self.dt
         if self.input_tau_0 > 0.0:
             st.rate[self.input] = st.rate[self.input] + dt / self.input_tau_0 * (stimulus - st.rate[self.input])
@@ -403,39 +513,41 @@ class Simulator:
             u_next = torch.add(u, du, alpha=dt)  # forward Euler
             if noise and soma.name in noise:
                 u_next = u_next + noise[soma.name]
-            u_rate = soma.dynamics.rate_potential(u, du, u_next, g_tot)
-            if self.tau_r_eta > 0.0 and soma.name in st.tau_r_factor:
-                soma.dynamics.learn(u_rate, current, du, g_tot, self.tau_r_eta, dt)
+            factor = st.tau_r_factor.get(soma.name)
+            u_rate = soma.dynamics.rate_potential(u, du, u_next, g_tot, factor)
+            if plan.tau_r_eta > 0.0 and factor is not None:
+                soma.dynamics.learn(factor, u_rate, current, du, g_tot, plan.tau_r_eta, dt)
             if noise and f"{soma.name}.rate" in noise:
                 u_rate = u_rate + noise[f"{soma.name}.rate"]
             pots[soma.name] = u_next
             sent[soma.name] = u_rate
             rates[soma.name] = soma.phi(u_rate)
-        for plan, eta in plastic:
-            dendrite = st.v[f"{plan.target}.{plan.compartment}"]
-            predictor = st.v[f"{plan.target}.{plan.predicted_from}"]
-            prediction = plan.phi_post(plan.attenuation * predictor)
+        for plastic, eta in plan.plastic:
+            dendrite = st.v[f"{plastic.target}.{plastic.compartment}"]
+            predictor = st.v[f"{plastic.target}.{plastic.predicted_from}"]
+            prediction = plastic.phi_post(plastic.attenuation * predictor)
             post = None
-            if plan.tau_w == 0.0 and not isinstance(eta, torch.Tensor):
-                post = plan.rule.post_factor(rates[plan.target], prediction, dendrite)
+            if plastic.tau_w == 0.0 and not isinstance(eta, torch.Tensor):
+                post = plastic.rule.post_factor(rates[plastic.target], prediction, dendrite)
             if post is not None:  # W += dt eta mean_b post^T r_pre, one fused in-place product
-                pre = carried[plan.name]
-                w = weights[plan.name].baddbmm_(post.transpose(1, 2), pre, alpha=dt * eta / pre.shape[1])
-                self._constrain(plan, w)
+                pre = carried[plastic.name]
+                w = weights[plastic.name].baddbmm_(post.transpose(1, 2), pre, alpha=dt * eta / pre.shape[1])
+                self._constrain(plastic, w)
                 continue
-            dw = plan.rule.direction(rates[plan.target], prediction, dendrite, carried[plan.name],
-                                     weights[plan.name], dt)
-            if plan.tau_w > 0.0:
-                filt = st.dw_filtered.get(plan.name)
-                filt = dw * (dt / plan.tau_w) if filt is None else filt + (dt / plan.tau_w) * (dw - filt)
-                st.dw_filtered[plan.name] = filt
+            memory = st.rule_memory.setdefault(plastic.name, {}) if plastic.rule.memory_names else {}
+            dw = plastic.rule.direction(rates[plastic.target], prediction, dendrite, carried[plastic.name],
+                                        weights[plastic.name], dt, memory)
+            if plastic.tau_w > 0.0:
+                filt = st.dw_filtered.get(plastic.name)
+                filt = dw * (dt / plastic.tau_w) if filt is None else filt + (dt / plastic.tau_w) * (dw - filt)
+                st.dw_filtered[plastic.name] = filt
                 dw = filt
             if isinstance(eta, torch.Tensor):  # one learning rate per circuit, [circuit, 1, 1]
-                w = weights[plan.name].add_(dw * (dt * eta))
+                w = weights[plastic.name].add_(dw * (dt * eta))
             else:
-                w = weights[plan.name].add_(dw, alpha=dt * eta)
-            self._constrain(plan, w)
-        if plastic and self.circuit.tied_pairs:
+                w = weights[plastic.name].add_(dw, alpha=dt * eta)
+            self._constrain(plastic, w)
+        if plan.plastic and self.circuit.tied_pairs:
             self.circuit.apply_tied(weights)
         if self.synapses:
             st.clock += 1
@@ -465,19 +577,20 @@ class Simulator:
         stimulus: torch.Tensor,
         target: torch.Tensor | None,
         steps: int,
-        plastic: list[tuple[PlasticPlan, float]],
+        plan: PhasePlan | list = (),
         observers: list[tuple[int, callable]] = (),
         step_offset: int = 0,
         apical: list[str] = (),
         teacher: bool = True,
     ) -> dict[str, torch.Tensor]:
-        """Present one stimulus for ``steps`` steps.
+        """Present one stimulus for ``steps`` steps (eager, step by step).
 
         The teacher target lags the stimulus by ``target_delays`` steps (model.md sec. 7; per circuit):
         during the first steps of a presentation the previous presentation's target applies.
 
         Args:
             stimulus: [circuit, batch, n_in]. target: the task's target [circuit, batch, n_out] or None.
+            plan: the phase's :class:`PhasePlan` (or a list of (PlasticPlan, eta) pairs).
             teacher: whether the target nudges the output (else it is only recorded as ``target``).
             observers: (every, callback(global_step)) pairs called after every ``every``-th step.
             step_offset: global index of the first step (for observer cadence).
@@ -488,8 +601,9 @@ class Simulator:
             transmits) averaged over the presentation, [circuit, batch, n_out];
             ``apical/<pop>``: mean |v_apical| over the presentation, [circuit].
         """
+        plan = as_phase_plan(plan)
         st = self.state
-        noise = self.draw_noise(steps) if any(s.noise > 0 or s.rate_noise > 0 for s in self.somas) else None
+        noise = self.draw_noise(steps) if self.has_noise else None
         previous = st.last_target if st.last_target is not None else target
         out_sum = self.zeros(self.circuit.populations[self.output].size)
         apical_sum = {p: torch.zeros(self.n_circuits, dtype=self.dtype, device=self.device) for p in apical}
@@ -498,9 +612,9 @@ class Simulator:
             if target is not None and i < self.target_delay:
                 tgt = previous if self._uniform_target_delay else torch.where(
                     (i < self.target_delays).view(-1, 1, 1), previous, target)
-            self.step(stimulus, tgt if teacher else None, plastic,
+            self.step(stimulus, tgt if teacher else None, plan,
                       {k: n[i] for k, n in noise.items()} if noise else None)
-            self.applied_target = tgt
+            st.applied_target = tgt
             out_sum += st.u_breve[self.output]
             for p in apical:
                 apical_sum[p] += st.v[f"{p}.apical"].abs().mean(dim=(1, 2))
@@ -511,6 +625,68 @@ class Simulator:
         result = {"output": out_sum / steps}
         result.update({f"apical/{p}": s / steps for p, s in apical_sum.items()})
         return result
+
+    def read_probe(self, probe: Probe) -> torch.Tensor:
+        """The current value of a probe's variable, reduced: [circuit, batch] or [circuit, batch, neuron]."""
+        st = self.state
+        if probe.group == "target":
+            value = st.applied_target
+            if value is None:
+                value = torch.full((self.n_circuits, self.n_batch, self.circuit.populations[self.output].size),
+                                   float("nan"), dtype=self.dtype, device=self.device)
+        else:
+            value = getattr(st, probe.group)[probe.key]
+        if probe.reduce == "mean":
+            return value.mean(dim=-1)
+        if probe.reduce == "norm":
+            return value.square().mean(dim=-1).sqrt()
+        return value
+
+    def present_many(
+        self,
+        stimuli: torch.Tensor,
+        targets: torch.Tensor | None,
+        steps: int,
+        plan: PhasePlan,
+        probes: list[Probe] = (),
+        step_offset: int = 0,
+        apical: list[str] = (),
+        teacher: bool = True,
+    ) -> Presented:
+        """Present ``stimuli`` one after the other, ``steps`` steps each, on the chosen engine.
+
+        Args:
+            stimuli: [presentation, circuit, batch, n_in]; targets: [presentation, circuit, batch, n_out]
+                or None; the other arguments as for :meth:`present`.
+            probes: variables to sample (global step cadence from ``step_offset``).
+
+        Returns:
+            a :class:`Presented` with the presentation-averaged outputs, the apical means and the
+            probe samples; the compiled path gives the same numbers as the eager one (tests).
+        """
+        if self.engine == "compiled":
+            from microcircuit.fused import present_fused
+
+            return present_fused(self, stimuli, targets, steps, plan, probes, step_offset, apical, teacher)
+        samples: list[list[torch.Tensor]] = [[] for _ in probes]
+        sample_steps: list[list[int]] = [[] for _ in probes]
+
+        def sampler(k: int):
+            def sample(step: int) -> None:
+                samples[k].append(self.read_probe(probes[k]).clone())
+                sample_steps[k].append(step)
+            return sample
+
+        observers = [(p.every, sampler(k)) for k, p in enumerate(probes)]
+        outputs, apical_means = [], []
+        for j in range(stimuli.shape[0]):
+            res = self.present(stimuli[j], None if targets is None else targets[j], steps, plan, observers,
+                               step_offset + j * steps, apical, teacher)
+            outputs.append(res["output"])
+            apical_means.append(torch.stack([res[f"apical/{p}"] for p in apical], dim=-1) if apical
+                                else torch.zeros(self.n_circuits, 0, dtype=self.dtype, device=self.device))
+        return Presented(torch.stack(outputs), torch.stack(apical_means),
+                         [torch.stack(s) if s else None for s in samples], sample_steps)
 
     # ------------------------------------------------------------------ checks
     def check_finite(self, where: str) -> None:
@@ -529,6 +705,22 @@ class Simulator:
                                    f"with seed {[self.seeds[c] for c in circuits]}")
 
 
+@dataclass
+class Presented:
+    """What :meth:`Simulator.present_many` returns.
+
+    ``outputs``: presentation-averaged output rate potential, [presentation, circuit, batch, n_out];
+    ``apical``: mean |v_apical| per presentation, [presentation, circuit, apical population];
+    ``samples``: per probe, [sample, circuit, batch(, neuron)] or None when it sampled nothing;
+    ``sample_steps``: per probe, the global step count after which each sample was taken.
+    """
+
+    outputs: torch.Tensor
+    apical: torch.Tensor
+    samples: list[torch.Tensor | None]
+    sample_steps: list[list[int]]
+
+
 def quantize_(weights: torch.Tensor, precision, uniform: torch.Tensor | None = None) -> torch.Tensor:
     """Round weights in place to 2^bits levels evenly spaced in [-range, range].
 
@@ -543,8 +735,3 @@ def quantize_(weights: torch.Tensor, precision, uniform: torch.Tensor | None = N
     else:
         levels.add_(uniform).floor_().clamp_(max=2**precision.bits - 1)
     return levels.mul_(step).sub_(precision.range)
-
-
-def gather(data: torch.Tensor, index: np.ndarray) -> torch.Tensor:
-    """data [n_samples, n] indexed by index [circuit, batch] -> [circuit, batch, n]."""
-    return data[torch.as_tensor(index, device=data.device)]

@@ -25,7 +25,7 @@ from tqdm import tqdm
 import microcircuit
 from microcircuit.analysis.alignment import AlignmentProbe
 from microcircuit.circuit import Circuit
-from microcircuit.engine import Diverged, Simulator
+from microcircuit.engine import Diverged, PhasePlan, Simulator
 from microcircuit.model.activations import numpy_activation
 from microcircuit.recording import Recorder
 from microcircuit.rundir import RunDir
@@ -49,6 +49,7 @@ class RunOptions:
     device: str = "cpu"
     dtype: str | None = None
     progress: bool = True
+    engine: str | None = None  # auto | eager | compiled; None means the spec's
 
 
 @dataclass
@@ -137,7 +138,9 @@ class Experiment:
              for q, w in zip(self.circuit.forward_chain, self.task.teacher_weights(arch), strict=True)}
             if hasattr(self.task, "teacher_weights") else {}
         )
-        self.sim = Simulator(self.circuit, self.seeds, n_batch=1, dtype=self.dtype, device=self.device)
+        self.sim = Simulator(self.circuit, self.seeds, n_batch=1, dtype=self.dtype, device=self.device,
+                             engine=options.engine or spec.engine)
+        log.info("engine: %s (%s)", self.sim.engine, self.sim.engine_reason)
         self.recorder = Recorder(list(spec.record), self.sim)
         self.order_rngs = [rng(s, "order") for s in self.seeds]
         self.global_step = 0
@@ -161,6 +164,9 @@ class Experiment:
             "libraries": library_versions(),
             "platform": platform.platform(),
             "device": str(self.device),
+            "engine": {"requested": self.options.engine or self.spec.engine, "chosen": self.sim.engine,
+                       "reason": self.sim.engine_reason},
+            "threads": torch.get_num_threads(),
             "dtype": str(self.dtype).replace("torch.", ""),
             "dt": self.spec.dt,
             "argv": argv if argv is not None else sys.argv,
@@ -222,10 +228,10 @@ class Experiment:
         return phase.epochs // phase.validate_every if phase.validate_every else 0
 
     def run_phase(self, index: int, phase: Phase, first_epoch: int = 1) -> None:
-        learning = self.learning_rates(phase)
-        plastic = self.sim.plastic_plan(learning)
-        self.sim.tau_r_eta = phase.tau_r_eta
-        evaluation = not plastic
+        plan = self.sim.plastic_plan(self.learning_rates(phase), phase.tau_r_eta)
+        if first_epoch == 1:
+            self.sim.start_phase()
+        evaluation = not plan.learns
         data = self.phase_data(phase)
         if phase.teacher and self.sim.target_delay > phase.t_pres:
             log.warning("phase '%s': the teacher target lags the stimulus by %d steps, more than t_pres = %d: "
@@ -235,21 +241,25 @@ class Experiment:
         for epoch in range(first_epoch, phase.epochs + 1):
             self._bar.set_description(f"{phase.phase} {epoch}/{phase.epochs}", refresh=False)
             label_epoch = self.trained_epochs if evaluation else epoch
-            self.present_epoch(phase.phase, label_epoch, data, phase, plastic, shuffle=phase.shuffle)
+            self.present_epoch(phase.phase, label_epoch, data, phase, plan, shuffle=phase.shuffle)
             if not evaluation and phase.teacher:
                 self.trained_epochs += 1
             if phase.validate_every and epoch % phase.validate_every == 0:
                 validation = Phase(phase="validate", data="validation", t_pres=phase.t_pres)
-                self.present_epoch("validate", self.trained_epochs, self.phase_data(validation), validation, [],
-                                   shuffle=False)
+                self.present_epoch("validate", self.trained_epochs, self.phase_data(validation), validation,
+                                   PhasePlan(), shuffle=False)
             self.cursor = (index, epoch)
             self.snapshot = self.payload()
             every = self.spec.checkpoint_every
             if self.run_dir is not None and every and epoch % every == 0:
                 self.checkpoint(f"{phase.phase}_epoch_{epoch:04d}", self.snapshot)
 
-    def present_epoch(self, name: str, epoch: int, data: PhaseData, phase: Phase, plastic, shuffle: bool) -> None:
-        """Present every stimulus of ``data`` once, then log the epoch's metrics."""
+    def present_epoch(self, name: str, epoch: int, data: PhaseData, phase: Phase, plan: PhasePlan,
+                      shuffle: bool) -> None:
+        """Present every stimulus of ``data`` once, then log the epoch's metrics.
+
+        Presentations run in chunks of up to ``CHECK_EVERY`` per engine call (one at a time while the
+        alignment probe measures), with a divergence check after each chunk."""
         sim = self.sim
         n_circuits = len(self.seeds)
         n = data.inputs.shape[1]
@@ -258,44 +268,49 @@ class Experiment:
         else:
             order = np.broadcast_to(np.arange(n), (n_circuits, n))
         circuit_index = torch.arange(n_circuits, device=self.device)[:, None]
-        observers = self.recorder.observers(name)
+        channels = self.recorder.active(name)
+        probes = [c.probe for c in channels]
         batch = phase.batch
         if sim.n_batch != batch:
             sim.reset_neurons(batch)
         n_presentations = -(-n // batch)
         fill = np.arange(n_presentations * batch - n) % n  # the last batch is filled from the start (wraps)
         padded = np.concatenate([order, order[:, fill]], axis=1)
-        outputs = []
-        apical = {p: torch.zeros(n_circuits, dtype=self.dtype, device=self.device) for p in self.apical_pops}
-        for j in range(n_presentations):
-            idx = torch.as_tensor(np.ascontiguousarray(padded[:, j * batch : (j + 1) * batch]), device=self.device)
+        probing = self.probe is not None and phase.teacher and data.targets is not None
+        chunk = 1 if probing else CHECK_EVERY
+        outputs, apical = [], []
+        for first in range(0, n_presentations, chunk):
+            count = min(chunk, n_presentations - first)
+            idx = torch.as_tensor(np.ascontiguousarray(
+                padded[:, first * batch:(first + count) * batch].reshape(n_circuits, count, batch).swapaxes(0, 1)),
+                device=self.device)  # [presentation, circuit, batch]
             x = data.inputs[circuit_index, idx]
             target = data.targets[circuit_index, idx] if data.targets is not None else None
-            probing = self.probe is not None and phase.teacher and target is not None
             if probing:
-                self.probe.start([plan.name for plan, _ in plastic])
-            res = sim.present(x, target, phase.t_pres, plastic, observers, self.global_step, self.apical_pops,
-                              teacher=phase.teacher)
+                self.probe.start([p.name for p, _ in plan.plastic])
+            res = sim.present_many(x, target, phase.t_pres, plan, probes, self.global_step, self.apical_pops,
+                                   teacher=phase.teacher)
             if probing:
-                self.probe.finish(target)
-            self.global_step += phase.t_pres
-            outputs.append(res["output"])
-            for p in self.apical_pops:
-                apical[p] += res[f"apical/{p}"]
-            self._bar.update(min(batch, n - j * batch))
-            if (j + 1) % CHECK_EVERY == 0:
-                sim.check_finite(f"phase '{name}', epoch {epoch}, step {self.global_step}")
-        outputs_t = torch.cat(outputs, dim=1)[:, :n]
-        sim.check_finite(f"phase '{name}', epoch {epoch}, step {self.global_step}")
-        rows = self.epoch_metrics(name, epoch, data, order, outputs_t, apical, n_presentations)
+                self.probe.finish(target[0])
+            self.recorder.add(channels, res)
+            self.global_step += count * phase.t_pres
+            outputs.append(res.outputs)
+            apical.append(res.apical)
+            self._bar.update(min(count * batch, n - first * batch))
+            sim.check_finite(f"phase '{name}', epoch {epoch}, step {self.global_step}")
+        # [presentation, circuit, batch, n_out] -> [circuit, sample in presentation order, n_out]
+        outputs_t = torch.cat(outputs).permute(1, 0, 2, 3).reshape(n_circuits, -1, outputs[0].shape[-1])[:, :n]
+        apical_sum = torch.cat(apical).sum(dim=0)  # [circuit, apical population]
+        rows = self.epoch_metrics(name, epoch, data, order, outputs_t,
+                                  {p: apical_sum[:, k] for k, p in enumerate(self.apical_pops)}, n_presentations)
         if self.probe is not None:
             rows += self.probe.rows(name, epoch, self.seeds)
         self.result.rows.extend(rows)
         if self.run_dir is not None:
             self.run_dir.append_metrics(rows)
-            chunk = self.recorder.take_chunk()
-            if chunk:
-                self.run_dir.write_chunk(name, epoch, chunk)
+            chunk_data = self.recorder.take_chunk()
+            if chunk_data:
+                self.run_dir.write_chunk(name, epoch, chunk_data)
 
     def epoch_metrics(self, name, epoch, data: PhaseData, order, outputs, apical, n_presentations) -> list[tuple]:
         """outputs: presentation-averaged outputs [circuit, sample (presentation order), n_out];

@@ -11,13 +11,12 @@ population that has the compartment. Reductions over neurons: ``none`` (keep all
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from microcircuit.engine import Simulator
+from microcircuit.engine import Presented, Probe, Simulator
 from microcircuit.spec.schema import Recording
 
 UNITS = {"u": "potential (dimensionless)", "u_breve": "potential (dimensionless)",
@@ -27,10 +26,8 @@ UNITS = {"u": "potential (dimensionless)", "u_breve": "potential (dimensionless)
 @dataclass
 class Channel:
     var: str
-    every: int
-    reduce: str
+    probe: Probe
     phases: list[str] | None
-    read: Callable[[], torch.Tensor | None]
     samples: list[torch.Tensor] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
 
@@ -44,14 +41,14 @@ def expand(var: str, sim: Simulator) -> list[str]:
             if comp in p.cell.compartments() and name in p.cell.variables(comp)]
 
 
-def reader(var: str, sim: Simulator) -> Callable[[], torch.Tensor | None]:
-    st = sim.state
+def probe_of(var: str, every: int, reduce: str) -> Probe:
+    """The engine probe that samples ``var`` (``pop.compartment.variable`` or ``target``)."""
     if var == "target":
-        return lambda: sim.applied_target
+        return Probe("target", "", every, reduce)
     pop, comp, name = var.split(".")
     if name == "v":
-        return lambda: st.v[f"{pop}.{comp}"]
-    return lambda: getattr(st, name)[pop]
+        return Probe("v", f"{pop}.{comp}", every, reduce)
+    return Probe(name, pop, every, reduce)
 
 
 class Recorder:
@@ -62,46 +59,38 @@ class Recorder:
         self.channels: list[Channel] = []
         for rec in recordings:
             for var in expand(rec.var, sim):
-                self.channels.append(Channel(var, rec.every, rec.reduce, rec.phases, reader(var, sim)))
+                self.channels.append(Channel(var, probe_of(var, rec.every, rec.reduce), rec.phases))
 
     def index(self) -> dict:
         return {
             "seeds": self.sim.seeds,
             "variables": {
-                c.var: {"every": c.every, "reduce": c.reduce, "phases": c.phases,
+                c.var: {"every": c.probe.every, "reduce": c.probe.reduce, "phases": c.phases,
                         "units": UNITS[c.var.split(".")[-1]],
-                        "dims": ["sample", "circuit", "batch"] + (["neuron"] if c.reduce == "none" else [])}
+                        "dims": ["sample", "circuit", "batch"] + (["neuron"] if c.probe.reduce == "none" else [])}
                 for c in self.channels
             },
         }
 
-    def observers(self, phase: str) -> list[tuple[int, Callable[[int], None]]]:
-        """(every, callback(global_step)) for the channels active in ``phase``."""
-        return [(c.every, self._sampler(c)) for c in self.channels if c.phases is None or phase in c.phases]
+    def active(self, phase: str) -> list[Channel]:
+        """The channels that record in ``phase``."""
+        return [c for c in self.channels if c.phases is None or phase in c.phases]
 
-    def _sampler(self, channel: Channel) -> Callable[[int], None]:
+    def add(self, channels: list[Channel], presented: Presented) -> None:
+        """Keep the samples that :meth:`Simulator.present_many` took for ``channels`` (in that order)."""
         dt = self.sim.dt
-
-        def sample(step: int) -> None:
-            value = channel.read()
-            if value is None:
-                size = self.sim.circuit.populations[self.sim.output].size
-                value = torch.full((self.sim.n_circuits, self.sim.n_batch, size), float("nan"))
-            if channel.reduce == "mean":
-                value = value.mean(dim=-1)
-            elif channel.reduce == "norm":
-                value = value.square().mean(dim=-1).sqrt()
-            channel.samples.append(value.detach().clone())
-            channel.times.append(step * dt)
-
-        return sample
+        for channel, samples, steps in zip(channels, presented.samples, presented.sample_steps, strict=True):
+            if samples is None:
+                continue
+            channel.samples.append(samples.detach().clone())
+            channel.times.extend(step * dt for step in steps)
 
     def take_chunk(self) -> dict[str, np.ndarray]:
         """Everything buffered since the last chunk, as float32 arrays; empties the buffers."""
         arrays = {}
         for c in self.channels:
             if c.samples:
-                arrays[c.var] = torch.stack(c.samples).to("cpu", torch.float32).numpy()
+                arrays[c.var] = torch.cat(c.samples).to("cpu", torch.float32).numpy()
                 arrays[f"{c.var}.t"] = np.asarray(c.times)
                 c.samples.clear()
                 c.times.clear()

@@ -140,7 +140,7 @@ def test_per_circuit_target_delay_switches_each_circuit_on_its_own_step():
     sim.present(torch.zeros(10, 1, n_in, dtype=F64), old, 5, [], teacher=False)
     applied = []
     sim.present(torch.zeros(10, 1, n_in, dtype=F64), new, 8, [], teacher=False,
-                observers=[(1, lambda step: applied.append(sim.applied_target[:, 0, 0].clone()))])
+                observers=[(1, lambda step: applied.append(sim.state.applied_target[:, 0, 0].clone()))])
     switch = torch.stack(applied).argmax(dim=0)  # first step (0-based) at which the new target applies
     assert torch.equal(switch, sim.target_delays)
 

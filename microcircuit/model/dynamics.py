@@ -27,8 +27,10 @@ class Dynamics:
     Args:
         params: the spec's parameter mapping for this dynamics (may be empty).
         size: number of neurons.
-        n_circuits: number of independent circuits (leading dim of per-neuron constants).
-        generator: numpy generator for per-neuron randomness (mismatch), one per circuit.
+        rngs: numpy generators for per-neuron randomness (mismatch), one per circuit.
+
+    Dynamics objects hold constants only; what changes while a circuit runs (the LE tau_r factors)
+    lives in the simulator state.
     """
 
     name: ClassVar[str]
@@ -36,11 +38,14 @@ class Dynamics:
     def __init__(self, params: dict, size: int, rngs: list[np.random.Generator]):
         self.params = params
 
-    def to(self, device: torch.device, dtype: torch.dtype) -> Dynamics:
-        return self
+    def initial_factor(self) -> torch.Tensor | None:
+        """The per-neuron state this dynamics adds to the simulator state, [circuit, 1, neuron]
+        (float64, cast by the simulator), or None if it has none."""
+        return None
 
     def rate_potential(
-        self, u: torch.Tensor, du: torch.Tensor, u_next: torch.Tensor, g_tot: float
+        self, u: torch.Tensor, du: torch.Tensor, u_next: torch.Tensor, g_tot: float,
+        factor: torch.Tensor | None,
     ) -> torch.Tensor:
         """The potential passed to phi.
 
@@ -49,6 +54,7 @@ class Dynamics:
             du: du/dt at the start of the step (noise excluded), same shape, 1/ms.
             u_next: potential after the Euler step, same shape.
             g_tot: total somatic conductance in this step (1/ms), tau_eff = 1/g_tot.
+            factor: this population's entry of the state's ``tau_r_factor`` (None if it has none).
         """
         raise NotImplementedError
 
@@ -59,7 +65,7 @@ class Orig(Dynamics):
 
     name = "orig"
 
-    def rate_potential(self, u, du, u_next, g_tot):
+    def rate_potential(self, u, du, u_next, g_tot, factor):
         return u_next
 
 
@@ -80,6 +86,7 @@ class LatentEquilibrium(Dynamics):
 
     def __init__(self, params: dict, size: int, rngs: list[np.random.Generator]):
         super().__init__(params, size, rngs)
+        #: fixed base tau_r in ms, or None for tau_eff = 1/g_tot of the current step
         self.tau_r: float | None = params.get("tau_r")
         mismatch = params.get("mismatch") or {}
         spread = float(mismatch.get("spread", 0.0))
@@ -90,29 +97,24 @@ class LatentEquilibrium(Dynamics):
                 draws = [np.maximum(0.0, 1.0 + rng.normal(0.0, spread, size)) for rng in rngs]
         else:
             draws = [np.ones(size) for _ in rngs]
-        #: m, [circuit, 1, neuron]; kept in the simulator state (checkpointed, learnable)
-        self.factor = torch.as_tensor(np.stack(draws)[:, None, :])
+        self._draws = np.stack(draws)[:, None, :]
 
-    def to(self, device, dtype):
-        self.factor = self.factor.to(device=device, dtype=dtype)
-        return self
+    def initial_factor(self) -> torch.Tensor:
+        """m at the start of a run, [circuit, 1, neuron] float64; the simulator keeps it in its state."""
+        return torch.as_tensor(self._draws)
 
     def base(self, g_tot: float) -> float:
         return self.tau_r if self.tau_r is not None else 1.0 / g_tot
 
-    def tau(self, g_tot: float) -> torch.Tensor:
-        """tau_r in ms, [circuit, 1, neuron]."""
-        return self.base(g_tot) * self.factor
+    def rate_potential(self, u, du, u_next, g_tot, factor):
+        return u + (self.base(g_tot) * factor) * du  # u_breve = u + tau_r du/dt, tau_r = m base
 
-    def rate_potential(self, u, du, u_next, g_tot):
-        return u + self.tau(g_tot) * du
-
-    def learn(self, u_breve: torch.Tensor, current: torch.Tensor, du: torch.Tensor, g_tot: float,
-              eta: float, dt: float) -> None:
-        """One Euler step of the tau_r rule (batch-averaged), in place: m >= 0."""
+    def learn(self, factor: torch.Tensor, u_breve: torch.Tensor, current: torch.Tensor, du: torch.Tensor,
+              g_tot: float, eta: float, dt: float) -> None:
+        """One Euler step of the tau_r rule (batch-averaged) on the state's ``factor``, in place: m >= 0."""
         mismatch = u_breve - current / g_tot  # u_breve - u_ss
-        self.factor.add_((mismatch * du).mean(dim=1, keepdim=True), alpha=-dt * eta / self.base(g_tot))
-        self.factor.clamp_(min=0.0)
+        factor.add_((mismatch * du).mean(dim=1, keepdim=True), alpha=-dt * eta / self.base(g_tot))
+        factor.clamp_(min=0.0)
 
 
 def make_dynamics(spec_value, size: int, rngs: list[np.random.Generator]) -> Dynamics:

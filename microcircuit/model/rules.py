@@ -32,6 +32,8 @@ class Rule:
     learns: ClassVar[bool] = True
     #: the dendrite whose attenuated potential forms ``post_prediction`` (None: the target compartment)
     prediction_from: ClassVar[str | None] = None
+    #: names of the rule's own filter tensors, kept per projection in the simulator state
+    memory_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: dict | None = None):
         self.params = dict(params or {})
@@ -54,6 +56,7 @@ class Rule:
         pre_rate: torch.Tensor,
         weights: torch.Tensor,
         dt: float,
+        memory: dict[str, torch.Tensor],
     ) -> torch.Tensor:
         """dW/dt divided by eta, [circuit, post, pre].
 
@@ -64,6 +67,8 @@ class Rule:
             pre_rate: the presynaptic rate the projection carried this step, [circuit, batch, pre].
             weights: the current weights [circuit, post, pre].
             dt: the time step (ms), for rules with internal filters.
+            memory: the rule's own filter state for this projection (tensors named in ``memory_names``,
+                kept in the simulator state and checkpointed); empty at the start of a phase.
         """
         raise NotImplementedError
 
@@ -85,7 +90,7 @@ class DendriticPrediction(Rule):
     def post_factor(self, post_rate, post_prediction, dendrite):
         return post_rate - post_prediction
 
-    def direction(self, post_rate, post_prediction, dendrite, pre_rate, weights, dt):
+    def direction(self, post_rate, post_prediction, dendrite, pre_rate, weights, dt, memory):
         return batch_outer(self.post_factor(post_rate, post_prediction, dendrite), pre_rate)
 
 
@@ -98,7 +103,7 @@ class ApicalSilencing(Rule):
     def post_factor(self, post_rate, post_prediction, dendrite):
         return -dendrite
 
-    def direction(self, post_rate, post_prediction, dendrite, pre_rate, weights, dt):
+    def direction(self, post_rate, post_prediction, dendrite, pre_rate, weights, dt, memory):
         return batch_outer(self.post_factor(post_rate, post_prediction, dendrite), pre_rate)
 
 
@@ -126,18 +131,18 @@ class HebbianAlignment(Rule):
 
     name = "hebbian_alignment"
     prediction_from = "basal"
+    memory_names = ("low_post", "low_pre")
 
     def __init__(self, params: dict | None = None):
         super().__init__(params)
         self.tau_hp = float(self.params.get("tau_hp", 10.0))
         self.decay = float(self.params.get("decay", 0.1))
-        self.low_post: torch.Tensor | None = None
-        self.low_pre: torch.Tensor | None = None
 
-    def direction(self, post_rate, post_prediction, dendrite, pre_rate, weights, dt):
-        if self.low_post is None or self.low_post.shape != post_prediction.shape:
-            self.low_post, self.low_pre = post_prediction.clone(), pre_rate.clone()
+    def direction(self, post_rate, post_prediction, dendrite, pre_rate, weights, dt, memory):
+        if "low_post" not in memory:  # a phase starts with the low-pass at the first values (hp = 0)
+            memory["low_post"], memory["low_pre"] = post_prediction.clone(), pre_rate.clone()
+        low_post, low_pre = memory["low_post"], memory["low_pre"]
         alpha = dt / self.tau_hp
-        self.low_post += alpha * (post_prediction - self.low_post)
-        self.low_pre += alpha * (pre_rate - self.low_pre)
-        return batch_outer(post_prediction - self.low_post, pre_rate - self.low_pre) - self.decay * weights
+        low_post += alpha * (post_prediction - low_post)
+        low_pre += alpha * (pre_rate - low_pre)
+        return batch_outer(post_prediction - low_post, pre_rate - low_pre) - self.decay * weights

@@ -375,6 +375,7 @@ class Spec(Strict):
     dt: PositiveFloat
     dtype: Literal["float32", "float64"] = "float32"
     schedule: Literal["reference", "propagating"] = "reference"
+    engine: Literal["auto", "eager", "compiled"] = "auto"
     checkpoint_every: int = Field(default=0, ge=0)
     compare_backprop: bool = False
     parameters: dict[str, float | int | str | bool] = Field(default_factory=dict)

@@ -1,0 +1,673 @@
+"""The compiled engine: whole presentations fused into one numba kernel call.
+
+The eager path (:meth:`microcircuit.engine.Simulator.step`) is the readable reference; this module
+runs the same equations (model.md sec. 1-3, 7) for a chunk of presentations in one compiled call,
+with no Python, no dictionary look-ups and no allocation inside the time loop. The circuit's
+structure is flattened once into integer tables (:class:`Layout`); per call, the state's tensors are
+packed into a few flat arrays ([circuit, batch, neuron] with the populations side by side; weights
+[circuit, post * pre] side by side), the kernel integrates, and the results are written back into
+the same :class:`~microcircuit.engine.State`. Tests check it against the eager path to float32
+rounding and, in float64, to 1e-12.
+
+Features the kernel does not implement fall back to the eager path with a one-line notice naming
+the feature (:func:`unsupported_features`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from microcircuit.engine import PhasePlan, Presented, Probe, Simulator, as_phase_plan
+from microcircuit.model.dynamics import LatentEquilibrium, Orig
+
+log = logging.getLogger("microcircuit")
+
+#: activation name -> kernel code (see ``_phi``)
+ACTIVATION_CODES = {"soft_relu": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "linear": 4, "hard_sigmoid": 5}
+#: plasticity rules of the post-factor form the kernel implements: name -> code
+RULE_CODES = {"dendritic_prediction": 0, "apical_silencing": 1}
+PROBE_GROUPS = {"u": 0, "u_breve": 1, "rate": 2, "v": 3, "target": 4}
+REDUCE_CODES = {"none": 0, "mean": 1, "norm": 2}
+#: auto: the compiled path is chosen while circuits x batch x synapses per step stays below this
+#: (above it the matrix products dominate and torch's BLAS is faster; benchmarks/engines.py)
+AUTO_MAX_SYNAPSE_UPDATES = 200_000
+
+try:  # numba is a dependency; without it every run takes the eager path
+    import numba
+except ImportError:  # pragma: no cover - exercised only where numba is missing
+    numba = None
+
+
+def unsupported_features(sim: Simulator) -> list[str]:
+    """Features of ``sim``'s circuit that the kernel does not implement (empty: it runs them all)."""
+    c = sim.circuit
+    found = []
+    if sim.device.type != "cpu":
+        found.append(f"device {sim.device}")
+    for q in c.projections.values():
+        if q.kind != "weighted":
+            continue
+        if q.delay_steps or q.delay_jitter:
+            found.append(f"transmission delay (projection '{q.name}')")
+        if q.tau_s > 0.0:
+            found.append(f"synaptic filter tau_s (projection '{q.name}')")
+        if q.precision is not None:
+            found.append(f"limited weight precision (projection '{q.name}')")
+        if q.rule not in RULE_CODES and q.rule not in ("fixed", "tied"):
+            found.append(f"plasticity rule '{q.rule}' (projection '{q.name}')")
+    for soma in sim.somas:
+        if type(soma.dynamics) not in (Orig, LatentEquilibrium):
+            found.append(f"dynamics '{soma.dynamics.name}' (population '{soma.name}')")
+        if c.populations[soma.name].activation not in ACTIVATION_CODES:
+            found.append(f"activation '{c.populations[soma.name].activation}' (population '{soma.name}')")
+    return found
+
+
+def synapse_updates(sim: Simulator) -> int:
+    """circuits x largest phase batch x weighted synapses: the work of one step's matrix products."""
+    c = sim.circuit
+    synapses = sum(c.populations[q.target].size * c.populations[q.source].size
+                   for q in c.projections.values() if q.kind == "weighted")
+    batch = max((p.batch for p in c.spec.protocol), default=1)
+    return sim.n_circuits * max(batch, sim.n_batch) * synapses
+
+
+def choose_engine(sim: Simulator, requested: str) -> tuple[str, str]:
+    """(engine, reason) for ``requested`` in ``auto``, ``eager``, ``compiled``."""
+    if requested == "eager":
+        return "eager", "asked for"
+    missing = ["numba is not installed"] if numba is None else unsupported_features(sim)
+    if missing:
+        reason = "not supported by the compiled engine: " + "; ".join(missing)
+        if requested == "compiled":
+            log.warning("engine: compiled asked for, running eager (%s)", reason)
+        return "eager", reason
+    if requested == "compiled":
+        return "compiled", "asked for"
+    work = synapse_updates(sim)
+    if work > AUTO_MAX_SYNAPSE_UPDATES:
+        return "eager", f"{work} synapse updates per step: the matrix products dominate (BLAS)"
+    return "compiled", f"{work} synapse updates per step: fused presentations pay"
+
+
+@dataclass
+class Layout:
+    """The circuit flattened into offsets and index tables for the kernel (built once per simulator)."""
+
+    pops: list[str]
+    pop_off: dict[str, int]
+    n_neurons: int
+    dend_keys: list[str]  # "pop.compartment", in soma order
+    dend_off: dict[str, int]
+    n_dend: int
+    projs: list[str]  # weighted projections
+    w_off: dict[str, int]
+    n_weights: int
+    pre_off: dict[str, int]
+    n_pre: int
+    ints: dict[str, np.ndarray]
+    floats: dict[str, np.ndarray]
+
+
+def build_layout(sim: Simulator) -> Layout:
+    c = sim.circuit
+    pops = list(c.populations)
+    pop_off, off = {}, 0
+    for name in pops:
+        pop_off[name] = off
+        off += c.populations[name].size
+    n_neurons = off
+    dend_keys, dend_off, off = [], {}, 0
+    for soma in sim.somas:
+        for d in soma.dendrites:
+            key = f"{soma.name}.{d.compartment}"
+            dend_keys.append(key)
+            dend_off[key] = off
+            off += soma.size
+    n_dend = off
+    projs = [q.name for q in c.projections.values() if q.kind == "weighted"]
+    w_off, pre_off, w, pre = {}, {}, 0, 0
+    for name in projs:
+        q = c.projections[name]
+        w_off[name], pre_off[name] = w, pre
+        w += c.populations[q.target].size * c.populations[q.source].size
+        pre += c.populations[q.source].size
+    proj_index = {n: i for i, n in enumerate(projs)}
+    soma_cols = {k: [] for k in ("pop_off", "size", "dyn", "act", "d_start", "d_end", "n_start", "n_end")}
+    soma_f = {k: [] for k in ("g_dend", "g_teacher", "tau_r")}
+    dend_cols = {k: [] for k in ("off", "p_start", "p_end")}
+    dend_g, dend_projs, nudge_src, nudge_g = [], [], [], []
+    for soma in sim.somas:
+        soma_cols["pop_off"].append(pop_off[soma.name])
+        soma_cols["size"].append(soma.size)
+        le = isinstance(soma.dynamics, LatentEquilibrium)
+        soma_cols["dyn"].append(1 if le else 0)
+        soma_cols["act"].append(ACTIVATION_CODES[c.populations[soma.name].activation])
+        soma_f["g_dend"].append(soma.g_dendritic)
+        soma_f["g_teacher"].append(soma.teacher_g)
+        soma_f["tau_r"].append(soma.dynamics.tau_r if le and soma.dynamics.tau_r is not None else -1.0)
+        soma_cols["d_start"].append(len(dend_cols["off"]))
+        for d in soma.dendrites:
+            dend_cols["off"].append(dend_off[f"{soma.name}.{d.compartment}"])
+            dend_g.append(d.g)
+            dend_cols["p_start"].append(len(dend_projs))
+            dend_projs.extend(proj_index[p] for p in d.projections)
+            dend_cols["p_end"].append(len(dend_projs))
+        soma_cols["d_end"].append(len(dend_cols["off"]))
+        soma_cols["n_start"].append(len(nudge_src))
+        for source, g in soma.nudges:
+            nudge_src.append(pop_off[source])
+            nudge_g.append(g)
+        soma_cols["n_end"].append(len(nudge_src))
+    proj_cols = {k: [] for k in ("src_off", "pre", "post", "w_off", "pre_off")}
+    for name in projs:
+        q = c.projections[name]
+        proj_cols["src_off"].append(pop_off[q.source])
+        proj_cols["pre"].append(c.populations[q.source].size)
+        proj_cols["post"].append(c.populations[q.target].size)
+        proj_cols["w_off"].append(w_off[name])
+        proj_cols["pre_off"].append(pre_off[name])
+    tied = [(proj_index[a], proj_index[b]) for a, b in c.tied_pairs]
+
+    def ints(values) -> np.ndarray:
+        return np.asarray(values, dtype=np.int64)
+
+    table = {f"soma_{k}": ints(v) for k, v in soma_cols.items()}
+    table.update({f"dend_{k}": ints(v) for k, v in dend_cols.items()})
+    table.update({f"proj_{k}": ints(v) for k, v in proj_cols.items()})
+    table["dend_projs"] = ints(dend_projs)
+    table["nudge_src"] = ints(nudge_src)
+    table["tied"] = ints(tied).reshape(-1, 2)
+    floats = {f"soma_{k}": np.asarray(v, dtype=np.float64) for k, v in soma_f.items()}
+    floats["dend_g"] = np.asarray(dend_g, dtype=np.float64)
+    floats["nudge_g"] = np.asarray(nudge_g, dtype=np.float64)
+    return Layout(pops, pop_off, n_neurons, dend_keys, dend_off, n_dend, projs, w_off, w, pre_off, pre,
+                  table, floats)
+
+
+def _layout(sim: Simulator) -> Layout:
+    layout = getattr(sim, "_fused_layout", None)
+    if layout is None:
+        layout = sim._fused_layout = build_layout(sim)
+    return layout
+
+
+def _circuit_last(x: torch.Tensor) -> np.ndarray:
+    """[circuit, ...] -> a C-contiguous numpy array [..., circuit] (the kernel's layout)."""
+    return x.permute(*range(1, x.dim()), 0).contiguous().numpy()
+
+
+def _circuit_first(x: np.ndarray) -> torch.Tensor:
+    """The inverse of :func:`_circuit_last`: [..., circuit] -> a contiguous tensor [circuit, ...]."""
+    t = torch.from_numpy(x)
+    return t.permute(t.dim() - 1, *range(t.dim() - 1)).contiguous()
+
+
+def present_fused(sim: Simulator, stimuli: torch.Tensor, targets: torch.Tensor | None, steps: int,
+                  plan: PhasePlan, probes: list[Probe], step_offset: int, apical: list[str],
+                  teacher: bool) -> Presented:
+    """:meth:`Simulator.present_many` on the kernel: pack the state, integrate, write it back.
+
+    The kernel's arrays hold the circuit as their last (innermost, contiguous) dimension, so that
+    every inner loop runs over circuits with the same operation and compiles to SIMD code.
+    """
+    plan = as_phase_plan(plan)
+    lay, st, c = _layout(sim), sim.state, sim.circuit
+    n_c, n_b, dtype = sim.n_circuits, sim.n_batch, sim.dtype
+    np_dtype = np.float32 if dtype == torch.float32 else np.float64
+    n_pres = stimuli.shape[0]
+    n_out = c.populations[sim.output].size
+
+    def packed(group: dict[str, torch.Tensor], keys: list[str]) -> np.ndarray:
+        """[batch, neuron (populations side by side), circuit]."""
+        parts = [group[k] if k in group else torch.zeros(n_c, n_b, c.populations[k.split(".")[0]].size,
+                                                          dtype=dtype) for k in keys]
+        return _circuit_last(torch.cat(parts, dim=2))
+
+    rate, pot, sent = (packed(g, lay.pops) for g in (st.rate, st.u, st.u_breve))
+    vd = packed(st.v, lay.dend_keys)
+    weights = _circuit_last(torch.cat([st.weights[p].reshape(n_c, -1) for p in lay.projs], dim=1))
+    dwf = np.zeros_like(weights)
+    for name, value in st.dw_filtered.items():
+        dwf[lay.w_off[name]:lay.w_off[name] + value[0].numel()] = _circuit_last(value.reshape(n_c, -1))
+    factor = np.ones((lay.n_neurons, n_c), dtype=np_dtype)
+    for name, value in st.tau_r_factor.items():
+        off = lay.pop_off[name]
+        factor[off:off + value.shape[-1]] = _circuit_last(value.reshape(n_c, -1))
+
+    def target_array(value: torch.Tensor | None) -> tuple[np.ndarray, bool]:
+        if value is None:
+            return np.zeros((n_b, n_out, n_c), dtype=np_dtype), False
+        return _circuit_last(value.expand(n_c, n_b, n_out)), True
+
+    target_f, target_set = target_array(st.target)
+    last, last_set = target_array(st.last_target)
+    applied, _ = target_array(st.applied_target)
+    flags = np.array([target_set, last_set, st.applied_target is not None], dtype=np.int64)
+
+    # the phase plan as flat tables
+    names = [p.name for p, _ in plan.plastic]
+    pl_int = np.zeros((len(names), 5), dtype=np.int64)  # projection, rule, dendrite, predictor, phi code
+    pl_flt = np.zeros((len(names), 3), dtype=np.float64)  # attenuation, tau_w, w_max
+    pl_eta = np.zeros((len(names), n_c), dtype=np.float64)
+    for k, (pp, eta) in enumerate(plan.plastic):
+        pl_int[k] = (lay.projs.index(pp.name), RULE_CODES[pp.rule.name], lay.dend_off[f"{pp.target}.{pp.compartment}"],
+                     lay.dend_off[f"{pp.target}.{pp.predicted_from}"],
+                     ACTIVATION_CODES[c.populations[pp.target].activation])
+        pl_flt[k] = (pp.attenuation, pp.tau_w, pp.w_max if pp.w_max is not None else math.inf)
+        pl_eta[k] = eta.reshape(-1).double().cpu().numpy() if isinstance(eta, torch.Tensor) else eta
+    pl_target = np.asarray([lay.pop_off[p.target] for p, _ in plan.plastic], dtype=np.int64)
+
+    def per_presentation(x: torch.Tensor, size: int) -> np.ndarray:
+        """[presentation, circuit, batch, size] -> [presentation, batch, size, circuit]."""
+        return x.to(dtype).expand(n_pres, n_c, n_b, size).permute(0, 2, 3, 1).contiguous().numpy()
+
+    stim = per_presentation(stimuli, c.populations[sim.input].size)
+    has_targets = targets is not None
+    tgts = per_presentation(targets, n_out) if has_targets else np.zeros((n_pres, n_b, n_out, n_c), dtype=np_dtype)
+    n_steps = n_pres * steps
+    noise_u = np.zeros((1, 1, 1, 1), dtype=np_dtype)
+    noise_r = noise_u
+    if sim.has_noise:  # drawn presentation by presentation, as the eager path draws them
+        noise_u = np.zeros((n_steps, n_b, lay.n_neurons, n_c), dtype=np_dtype)
+        noise_r = np.zeros_like(noise_u)
+        for j in range(n_pres):
+            for key, value in sim.draw_noise(steps).items():  # [step, circuit, batch, neuron]
+                pop, _, kind = key.partition(".")
+                off = lay.pop_off[pop]
+                (noise_r if kind else noise_u)[j * steps:(j + 1) * steps, :, off:off + value.shape[-1]] = \
+                    value.permute(0, 2, 3, 1).numpy()
+
+    pr_int = np.zeros((len(probes), 6), dtype=np.int64)  # group, offset, size, reduce, every, buffer offset
+    counts, buf_len = [], 0
+    for k, probe in enumerate(probes):
+        if probe.group == "target":
+            off, size = 0, n_out
+        elif probe.group == "v":
+            off, size = lay.dend_off[probe.key], c.populations[probe.key.split(".")[0]].size
+        else:
+            off, size = lay.pop_off[probe.key], c.populations[probe.key].size
+        width = size if probe.reduce == "none" else 1
+        count = (step_offset + n_steps) // probe.every - step_offset // probe.every
+        every = min(probe.every, 2**62)  # larger cadences never fire within an int64 step count
+        pr_int[k] = (PROBE_GROUPS[probe.group], off, size, REDUCE_CODES[probe.reduce], every, buf_len)
+        counts.append((count, width))
+        buf_len += count * n_c * n_b * width
+    rec = np.zeros(buf_len, dtype=np_dtype)  # per probe [sample, circuit, batch, width]
+    ap_off = np.asarray([lay.dend_off[f"{p}.apical"] for p in apical], dtype=np.int64)
+    ap_size = np.asarray([c.populations[p].size for p in apical], dtype=np.int64)
+    outputs = np.zeros((n_pres, n_b, n_out, n_c), dtype=np_dtype)
+    apical_out = np.zeros((n_pres, len(apical), n_c), dtype=np.float64)
+    delays = sim.target_delays.cpu().numpy().astype(np.int64)
+    scalars = np.array([sim.dt, sim.input_tau_0, sim.teacher_tau_0, plan.tau_r_eta], dtype=np.float64)
+    config = np.array([steps, int(sim.propagating), int(teacher), int(has_targets), int(sim.has_noise),
+                       lay.pop_off[sim.input], c.populations[sim.input].size, lay.pop_off[sim.output], n_out,
+                       step_offset], dtype=np.int64)
+    t = lay.ints
+    _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
+            rate, pot, sent, vd, weights, dwf, factor, target_f, last, applied, flags,
+            t["soma_pop_off"], t["soma_size"], t["soma_dyn"], t["soma_act"], t["soma_d_start"], t["soma_d_end"],
+            t["soma_n_start"], t["soma_n_end"], lay.floats["soma_g_dend"], lay.floats["soma_g_teacher"],
+            lay.floats["soma_tau_r"], t["dend_off"], t["dend_p_start"], t["dend_p_end"], lay.floats["dend_g"],
+            t["dend_projs"], t["nudge_src"], lay.floats["nudge_g"], t["proj_src_off"], t["proj_pre"],
+            t["proj_post"], t["proj_w_off"], t["proj_pre_off"], lay.n_pre, t["tied"],
+            pl_int, pl_flt, pl_eta, pl_target, pr_int, rec, ap_off, ap_size, outputs, apical_out)
+
+    # write the state back
+    def unpack(group: dict[str, torch.Tensor], keys: list[str], offsets: dict[str, int], array: np.ndarray,
+               only_existing: bool) -> None:
+        for k in keys:
+            if only_existing and k not in group:
+                continue
+            size = c.populations[k.split(".")[0]].size
+            group[k] = _circuit_first(array[:, offsets[k]:offsets[k] + size])
+
+    unpack(st.rate, lay.pops, lay.pop_off, rate, False)
+    unpack(st.u, lay.pops, lay.pop_off, pot, True)
+    unpack(st.u_breve, lay.pops, lay.pop_off, sent, True)
+    unpack(st.v, lay.dend_keys, lay.dend_off, vd, False)
+
+    def weight_block(array: np.ndarray, name: str) -> torch.Tensor:
+        shape = st.weights[name].shape
+        return _circuit_first(array[lay.w_off[name]:lay.w_off[name] + shape[1] * shape[2]]).reshape(shape)
+
+    for name in lay.projs:
+        st.weights[name] = weight_block(weights, name)
+    for pp, _ in plan.plastic:
+        if pp.tau_w > 0.0 and n_steps > 0:
+            st.dw_filtered[pp.name] = weight_block(dwf, pp.name)
+    for name, value in st.tau_r_factor.items():
+        off = lay.pop_off[name]
+        st.tau_r_factor[name] = _circuit_first(factor[off:off + value.shape[-1]]).reshape(value.shape)
+    st.target = _circuit_first(target_f) if flags[0] else None
+    st.last_target = _circuit_first(last) if flags[1] else None
+    st.applied_target = _circuit_first(applied) if flags[2] else None
+    samples, sample_steps = [], []
+    for k, probe in enumerate(probes):
+        count, width = counts[k]
+        start = int(pr_int[k, 5])
+        block = rec[start:start + count * n_c * n_b * width].reshape(count, n_c, n_b, width)
+        if probe.reduce != "none":
+            block = block[..., 0]
+        samples.append(torch.from_numpy(block.copy()) if count else None)
+        first = step_offset // probe.every + 1
+        sample_steps.append([probe.every * (first + i) for i in range(count)])
+    outputs_t = torch.from_numpy(outputs).permute(0, 3, 1, 2).contiguous()
+    apical_t = torch.from_numpy(apical_out).permute(0, 2, 1).to(dtype).contiguous()
+    return Presented(outputs_t, apical_t, samples, sample_steps)
+
+
+# ---------------------------------------------------------------------------------------- the kernel
+def _njit(fn):
+    return numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})(fn) if numba is not None else fn
+
+
+@_njit
+def _softplus(x):
+    """log(1 + exp(x)) (soft_relu, model.md sec. 2) in float64 from arithmetic only, so that loops over
+    circuits vectorise: max(x, 0) + log1p(exp(-|x|)), exp(-|x|) = exp(-|x| / 32)^32 with a Taylor
+    polynomial on [-0.63, 0] (|x| <= 20; above, x itself as in torch), log1p(z) = 2 atanh(z / (2 + z))
+    by its series. Relative error below 1e-14 (tests/test_fused.py checks it against torch)."""
+    a = min(abs(x), 20.0) * (-1.0 / 32.0)
+    e = 1.0 / 6227020800.0  # Horner: sum_k a^k / k!, k <= 13
+    e = e * a + 1.0 / 479001600.0
+    e = e * a + 1.0 / 39916800.0
+    e = e * a + 1.0 / 3628800.0
+    e = e * a + 1.0 / 362880.0
+    e = e * a + 1.0 / 40320.0
+    e = e * a + 1.0 / 5040.0
+    e = e * a + 1.0 / 720.0
+    e = e * a + 1.0 / 120.0
+    e = e * a + 1.0 / 24.0
+    e = e * a + 1.0 / 6.0
+    e = e * a + 0.5
+    e = e * a + 1.0
+    e = e * a + 1.0
+    e = e * e  # ^32: exp(-|x|)
+    e = e * e
+    e = e * e
+    e = e * e
+    e = e * e
+    s = e / (2.0 + e)
+    s2 = s * s
+    series = 1.0 / 33.0  # sum_k s^(2k) / (2k + 1), k <= 16
+    series = series * s2 + 1.0 / 31.0
+    series = series * s2 + 1.0 / 29.0
+    series = series * s2 + 1.0 / 27.0
+    series = series * s2 + 1.0 / 25.0
+    series = series * s2 + 1.0 / 23.0
+    series = series * s2 + 1.0 / 21.0
+    series = series * s2 + 1.0 / 19.0
+    series = series * s2 + 1.0 / 17.0
+    series = series * s2 + 1.0 / 15.0
+    series = series * s2 + 1.0 / 13.0
+    series = series * s2 + 1.0 / 11.0
+    series = series * s2 + 1.0 / 9.0
+    series = series * s2 + 1.0 / 7.0
+    series = series * s2 + 1.0 / 5.0
+    series = series * s2 + 1.0 / 3.0
+    series = series * s2 + 1.0
+    soft = max(x, 0.0) + 2.0 * s * series
+    return x if x > 20.0 else soft
+
+
+@_njit
+def _phi(code, x):
+    """phi by activation code (model.md sec. 2)."""
+    if code == 0:
+        return _softplus(x)
+    if code == 1:
+        return 1.0 / (1.0 + math.exp(-x))
+    if code == 2:
+        return math.tanh(x)
+    if code == 3:
+        return max(x, 0.0)
+    if code == 4:
+        return x
+    return min(max(x, 0.0), 1.0)
+
+
+@_njit
+def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
+            rate, pot, sent, vd, weights, dwf, factor, target_f, last, applied, flags,
+            soma_pop_off, soma_size, soma_dyn, soma_act, soma_d_start, soma_d_end, soma_n_start, soma_n_end,
+            soma_g_dend, soma_g_teacher, soma_tau_r, dend_off, dend_p_start, dend_p_end, dend_g, dend_projs,
+            nudge_src, nudge_g, proj_src_off, proj_pre, proj_post, proj_w_off, proj_pre_off, n_pre, tied,
+            pl_int, pl_flt, pl_eta, pl_target, pr_int, rec, ap_off, ap_size, outputs, apical_out):
+    """Integrate ``stim.shape[0]`` presentations of ``config[0]`` steps each (model.md sec. 1-3, 7).
+
+    Arrays are float32 or float64 alike, circuit last: rate, pot (u), sent (u_breve) [batch, neuron,
+    circuit] (populations side by side), vd (dendrites v) [batch, dendrite neuron, circuit], weights and
+    dwf (tau_w low-pass of dW/dt) [synapse, circuit], factor (LE tau_r / base) [neuron, circuit],
+    target_f / last / applied [batch, n_out, circuit]; all are updated in place.
+    """
+    steps, propagating, teacher, has_targets, has_noise = config[0], config[1], config[2], config[3], config[4]
+    in_off, in_size, out_off, n_out, step_offset = config[5], config[6], config[7], config[8], config[9]
+    dt, input_tau_0, teacher_tau_0, tau_r_eta = scalars[0], scalars[1], scalars[2], scalars[3]
+    n_pres, n_b, n_c = stim.shape[0], stim.shape[1], stim.shape[3]
+    n_somas = soma_pop_off.shape[0]
+    n_plastic = pl_int.shape[0]
+    # scratch, allocated once per call
+    rate_read = np.empty_like(rate)
+    sent_read = np.empty_like(sent)
+    carried = np.zeros((n_b, max(n_pre, 1), n_c), dtype=rate.dtype)
+    post_f = np.zeros((n_b, n_c), dtype=rate.dtype)  # sums in the state's precision, as torch's products
+    current = np.zeros(n_c, dtype=rate.dtype)
+    vsum = np.zeros(n_c, dtype=rate.dtype)
+    acc = np.zeros(n_c, dtype=rate.dtype)
+    learn = np.zeros(factor.shape, dtype=np.float64)
+    out_sum = np.zeros((n_b, n_out, n_c), dtype=np.float64)
+    counts = np.zeros(pr_int.shape[0], dtype=np.int64)
+    for p in range(n_pres):
+        out_sum[:] = 0.0
+        for i in range(steps):
+            t = p * steps + i
+            # input population: the (low-passed) stimulus
+            for b in range(n_b):
+                for j in range(in_size):
+                    for c in range(n_c):
+                        if input_tau_0 > 0.0:
+                            rate[b, in_off + j, c] += dt / input_tau_0 * (stim[p, b, j, c] - rate[b, in_off + j, c])
+                        else:
+                            rate[b, in_off + j, c] = stim[p, b, j, c]
+            # the target of this step: the previous presentation's during the first delay steps
+            teach = False
+            if has_targets:
+                for b in range(n_b):
+                    for j in range(n_out):
+                        for c in range(n_c):
+                            use_last = flags[1] == 1 and i < delays[c]
+                            applied[b, j, c] = last[b, j, c] if use_last else tgts[p, b, j, c]
+                flags[2] = 1
+                if teacher:
+                    teach = True
+                    if teacher_tau_0 > 0.0 and flags[0] == 1:
+                        for b in range(n_b):
+                            for j in range(n_out):
+                                for c in range(n_c):
+                                    target_f[b, j, c] += dt / teacher_tau_0 * (applied[b, j, c] - target_f[b, j, c])
+                    else:
+                        target_f[:] = applied
+                        flags[0] = 1 if teacher_tau_0 > 0.0 else flags[0]
+            else:
+                flags[2] = 0
+            # reference schedule: every population reads the previous step (after the input update)
+            if not propagating:
+                rate_read[:] = rate
+                sent_read[:] = sent
+            r_src = rate if propagating else rate_read
+            s_src = sent if propagating else sent_read
+            for s in range(n_somas):
+                po, n, act, le = soma_pop_off[s], soma_size[s], soma_act[s], soma_dyn[s] == 1
+                g_tot = soma_g_dend[s]
+                for k in range(soma_n_start[s], soma_n_end[s]):
+                    g_tot += nudge_g[k]
+                g_teach = soma_g_teacher[s] if teach else 0.0
+                g_tot += g_teach
+                base = soma_tau_r[s] if soma_tau_r[s] > 0.0 else 1.0 / g_tot
+                learning = tau_r_eta > 0.0 and le
+                for b in range(n_b):
+                    # presynaptic rates as carried this step (kept for plasticity)
+                    for d in range(soma_d_start[s], soma_d_end[s]):
+                        for m in range(dend_p_start[d], dend_p_end[d]):
+                            q = dend_projs[m]
+                            for j in range(proj_pre[q]):
+                                for c in range(n_c):
+                                    carried[b, proj_pre_off[q] + j, c] = r_src[b, proj_src_off[q] + j, c]
+                    for nn in range(n):
+                        for c in range(n_c):
+                            current[c] = 0.0
+                        for d in range(soma_d_start[s], soma_d_end[s]):
+                            for c in range(n_c):  # v_c = sum_proj W r_pre
+                                vsum[c] = 0.0
+                            for m in range(dend_p_start[d], dend_p_end[d]):
+                                q = dend_projs[m]
+                                pre, co = proj_pre[q], proj_pre_off[q]
+                                wo = proj_w_off[q] + nn * pre
+                                for j in range(pre):
+                                    for c in range(n_c):
+                                        vsum[c] += weights[wo + j, c] * carried[b, co + j, c]
+                            g_d = dend_g[d]
+                            for c in range(n_c):
+                                vd[b, dend_off[d] + nn, c] = vsum[c]
+                                current[c] += g_d * vsum[c]
+                        for k in range(soma_n_start[s], soma_n_end[s]):
+                            g, src = nudge_g[k], nudge_src[k] + nn
+                            for c in range(n_c):
+                                current[c] += g * s_src[b, src, c]
+                        if g_teach > 0.0:
+                            for c in range(n_c):
+                                current[c] += g_teach * target_f[b, nn, c]
+                        for c in range(n_c):
+                            u = pot[b, po + nn, c]
+                            du = current[c] - g_tot * u  # du/dt = I - g_tot u
+                            u_next = u + dt * du  # forward Euler
+                            if has_noise:
+                                u_next += noise_u[t, b, po + nn, c]
+                            if le:  # LE: u_breve = u + tau_r du/dt
+                                u_rate = u + base * factor[po + nn, c] * du
+                                if learning:
+                                    learn[po + nn, c] += (u_rate - current[c] / g_tot) * du
+                            else:  # orig: r = phi(u(t + dt))
+                                u_rate = u_next
+                            if has_noise:
+                                u_rate += noise_r[t, b, po + nn, c]
+                            pot[b, po + nn, c] = u_next
+                            sent[b, po + nn, c] = u_rate
+                        if act == 0:
+                            for c in range(n_c):
+                                rate[b, po + nn, c] = _softplus(np.float64(sent[b, po + nn, c]))
+                        else:
+                            for c in range(n_c):
+                                rate[b, po + nn, c] = _phi(act, np.float64(sent[b, po + nn, c]))
+                if learning:  # tau_r rule, batch mean, m >= 0
+                    for nn in range(n):
+                        for c in range(n_c):
+                            f = factor[po + nn, c] - dt * tau_r_eta / base * (learn[po + nn, c] / n_b)
+                            factor[po + nn, c] = max(f, 0.0)
+                            learn[po + nn, c] = 0.0
+            # plasticity: W += dt eta mean_b f_post r_pre^T (tau_w low-pass, clip at w_max)
+            for k in range(n_plastic):
+                q, rule, dend, pred, act = pl_int[k, 0], pl_int[k, 1], pl_int[k, 2], pl_int[k, 3], pl_int[k, 4]
+                att, tau_w, w_max = pl_flt[k, 0], pl_flt[k, 1], pl_flt[k, 2]
+                pre, post, wo, co, to = proj_pre[q], proj_post[q], proj_w_off[q], proj_pre_off[q], pl_target[k]
+                for nn in range(post):
+                    for b in range(n_b):
+                        if rule == 0 and act == 0:  # dendritic prediction: r_post - phi(c v)
+                            for c in range(n_c):
+                                post_f[b, c] = rate[b, to + nn, c] - _softplus(att * vd[b, pred + nn, c])
+                        elif rule == 0:
+                            for c in range(n_c):
+                                post_f[b, c] = rate[b, to + nn, c] - _phi(act, att * vd[b, pred + nn, c])
+                        else:  # apical silencing: v_rest - v, v_rest = 0
+                            for c in range(n_c):
+                                post_f[b, c] = -vd[b, dend + nn, c]
+                    for j in range(pre):
+                        w_index = wo + nn * pre + j
+                        if n_b == 1 and tau_w == 0.0:  # the common case in one loop over circuits
+                            for c in range(n_c):
+                                w = weights[w_index, c] + dt * pl_eta[k, c] * (post_f[0, c] * carried[0, co + j, c])
+                                weights[w_index, c] = min(max(w, -w_max), w_max)
+                            continue
+                        for c in range(n_c):
+                            acc[c] = 0.0
+                        for b in range(n_b):
+                            for c in range(n_c):
+                                acc[c] += post_f[b, c] * carried[b, co + j, c]
+                        if tau_w > 0.0:
+                            for c in range(n_c):
+                                dwf[w_index, c] += dt / tau_w * (acc[c] / n_b - dwf[w_index, c])
+                                w = weights[w_index, c] + dt * pl_eta[k, c] * dwf[w_index, c]
+                                weights[w_index, c] = min(max(w, -w_max), w_max)
+                        else:
+                            for c in range(n_c):
+                                w = weights[w_index, c] + dt * pl_eta[k, c] * (acc[c] / n_b)
+                                weights[w_index, c] = min(max(w, -w_max), w_max)
+            if n_plastic > 0:  # tied top-down weights: W = (W_to)^T
+                for k in range(tied.shape[0]):
+                    dst, src = tied[k, 0], tied[k, 1]
+                    rows, cols = proj_post[dst], proj_pre[dst]
+                    for a in range(rows):
+                        for bb in range(cols):
+                            for c in range(n_c):
+                                weights[proj_w_off[dst] + a * cols + bb, c] = weights[proj_w_off[src] + bb * rows + a, c]
+            # what the presentation reports
+            for b in range(n_b):
+                for j in range(n_out):
+                    for c in range(n_c):
+                        out_sum[b, j, c] += sent[b, out_off + j, c]
+            for a in range(ap_off.shape[0]):
+                for c in range(n_c):
+                    acc[c] = 0.0
+                for b in range(n_b):
+                    for nn in range(ap_size[a]):
+                        for c in range(n_c):
+                            acc[c] += abs(vd[b, ap_off[a] + nn, c])
+                for c in range(n_c):
+                    apical_out[p, a, c] += acc[c] / (n_b * ap_size[a]) / steps
+            step_count = step_offset + t + 1
+            for r in range(pr_int.shape[0]):
+                if step_count % pr_int[r, 4] != 0:
+                    continue
+                group, off, size, reduce, start = pr_int[r, 0], pr_int[r, 1], pr_int[r, 2], pr_int[r, 3], pr_int[r, 5]
+                width = size if reduce == 0 else 1
+                for c in range(n_c):
+                    for b in range(n_b):
+                        base_index = start + ((counts[r] * n_c + c) * n_b + b) * width
+                        total = 0.0
+                        for nn in range(size):
+                            if group == 4:
+                                x = applied[b, nn, c] if flags[2] == 1 else np.nan
+                            elif group == 3:
+                                x = vd[b, off + nn, c]
+                            elif group == 2:
+                                x = rate[b, off + nn, c]
+                            elif group == 1:
+                                x = sent[b, off + nn, c]
+                            else:
+                                x = pot[b, off + nn, c]
+                            if reduce == 0:
+                                rec[base_index + nn] = x
+                            elif reduce == 1:
+                                total += x
+                            else:
+                                total += x * x
+                        if reduce == 1:
+                            rec[base_index] = total / size
+                        elif reduce == 2:
+                            rec[base_index] = math.sqrt(total / size)
+                counts[r] += 1
+        for b in range(n_b):
+            for j in range(n_out):
+                for c in range(n_c):
+                    outputs[p, b, j, c] = out_sum[b, j, c] / steps
+        if has_targets:
+            last[:] = tgts[p]
+            flags[1] = 1
+        else:
+            flags[1] = 0

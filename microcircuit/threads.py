@@ -1,0 +1,24 @@
+"""Thread policy: one intra-op thread per process unless asked otherwise.
+
+The circuits this field runs most are small (a 9-30-3 step is a few thousand operations), where torch's
+default of one thread per core only adds synchronisation, and several processes on one machine then
+oversubscribe the cores. So every command runs with one thread; ``--threads N`` (or an explicit
+``OMP_NUM_THREADS`` in the environment) overrides it. The count is recorded in the run's manifest.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def apply_thread_policy(requested: int | None = None) -> int:
+    """Set torch's intra-op thread count: ``requested``, else ``OMP_NUM_THREADS``, else 1. Returns it."""
+    import torch
+
+    if requested is None:
+        env = os.environ.get("OMP_NUM_THREADS", "")
+        requested = int(env) if env.isdigit() and int(env) > 0 else 1
+    if requested < 1:
+        raise ValueError(f"--threads must be at least 1, got {requested}")
+    torch.set_num_threads(requested)
+    return requested
