@@ -364,7 +364,11 @@ def present_fused(sim: Simulator, stimuli: torch.Tensor, targets: torch.Tensor |
 
 # ---------------------------------------------------------------------------------------- the kernel
 def _njit(fn):
-    return numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})(fn) if numba is not None else fn
+    """Compile with numba, cached on disk; numpy's error model (x / 0 is inf, no exception check) and
+    fused multiply-add let the loops over circuits vectorise. No reassociation: sums keep their order."""
+    if numba is None:
+        return fn
+    return numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})(fn)
 
 
 @_njit
@@ -615,7 +619,8 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
                     for a in range(rows):
                         for bb in range(cols):
                             for c in range(n_c):
-                                weights[proj_w_off[dst] + a * cols + bb, c] = weights[proj_w_off[src] + bb * rows + a, c]
+                                w_src = weights[proj_w_off[src] + bb * rows + a, c]
+                                weights[proj_w_off[dst] + a * cols + bb, c] = w_src
             # what the presentation reports
             for b in range(n_b):
                 for j in range(n_out):
