@@ -29,8 +29,8 @@ log = logging.getLogger("microcircuit")
 
 #: activation name -> kernel code (see ``_phi``)
 ACTIVATION_CODES = {"soft_relu": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "linear": 4, "hard_sigmoid": 5}
-#: plasticity rules of the post-factor form the kernel implements: name -> code
-RULE_CODES = {"dendritic_prediction": 0, "apical_silencing": 1}
+#: plasticity rules the kernel implements: name -> code
+RULE_CODES = {"dendritic_prediction": 0, "apical_silencing": 1, "hebbian_alignment": 2}
 PROBE_GROUPS = {"u": 0, "u_breve": 1, "rate": 2, "v": 3, "target": 4}
 REDUCE_CODES = {"none": 0, "mean": 1, "norm": 2}
 #: auto: the compiled path is chosen while circuits x batch x synapses per step stays below this
@@ -52,12 +52,6 @@ def unsupported_features(sim: Simulator) -> list[str]:
     for q in c.projections.values():
         if q.kind != "weighted":
             continue
-        if q.delay_steps or q.delay_jitter:
-            found.append(f"transmission delay (projection '{q.name}')")
-        if q.tau_s > 0.0:
-            found.append(f"synaptic filter tau_s (projection '{q.name}')")
-        if q.precision is not None:
-            found.append(f"limited weight precision (projection '{q.name}')")
         if q.rule not in RULE_CODES and q.rule not in ("fixed", "tied"):
             found.append(f"plasticity rule '{q.rule}' (projection '{q.name}')")
     for soma in sim.somas:
@@ -164,7 +158,8 @@ def build_layout(sim: Simulator) -> Layout:
             nudge_src.append(pop_off[source])
             nudge_g.append(g)
         soma_cols["n_end"].append(len(nudge_src))
-    proj_cols = {k: [] for k in ("src_off", "pre", "post", "w_off", "pre_off")}
+    proj_cols = {k: [] for k in ("src_off", "pre", "post", "w_off", "pre_off", "delay_len")}
+    proj_tau_s, proj_delays = [], []
     for name in projs:
         q = c.projections[name]
         proj_cols["src_off"].append(pop_off[q.source])
@@ -172,6 +167,11 @@ def build_layout(sim: Simulator) -> Layout:
         proj_cols["post"].append(c.populations[q.target].size)
         proj_cols["w_off"].append(w_off[name])
         proj_cols["pre_off"].append(pre_off[name])
+        synapse = sim.synapses.get(name)
+        has_delay = synapse is not None and synapse.delays is not None
+        proj_cols["delay_len"].append(synapse.length if has_delay else 1)
+        proj_delays.append(synapse.delays.cpu().numpy() if has_delay else np.zeros(sim.n_circuits, dtype=np.int64))
+        proj_tau_s.append(q.tau_s)
     tied = [(proj_index[a], proj_index[b]) for a, b in c.tied_pairs]
 
     def ints(values) -> np.ndarray:
@@ -183,9 +183,11 @@ def build_layout(sim: Simulator) -> Layout:
     table["dend_projs"] = ints(dend_projs)
     table["nudge_src"] = ints(nudge_src)
     table["tied"] = ints(tied).reshape(-1, 2)
+    table["proj_delays"] = ints(proj_delays).reshape(len(projs), sim.n_circuits)
     floats = {f"soma_{k}": np.asarray(v, dtype=np.float64) for k, v in soma_f.items()}
     floats["dend_g"] = np.asarray(dend_g, dtype=np.float64)
     floats["nudge_g"] = np.asarray(nudge_g, dtype=np.float64)
+    floats["proj_tau_s"] = np.asarray(proj_tau_s, dtype=np.float64)
     return Layout(pops, pop_off, n_neurons, dend_keys, dend_off, n_dend, projs, w_off, w, pre_off, pre,
                   table, floats)
 
@@ -240,6 +242,16 @@ def present_fused(sim: Simulator, stimuli: torch.Tensor, targets: torch.Tensor |
         off = lay.pop_off[name]
         factor[off:off + value.shape[-1]] = _circuit_last(value.reshape(n_c, -1))
 
+    syn = np.zeros((n_b, max(lay.n_pre, 1), n_c), dtype=np_dtype)  # tau_s low-pass of each projection's input
+    for name, value in st.synaptic.items():
+        syn[:, lay.pre_off[name]:lay.pre_off[name] + value.shape[-1]] = _circuit_last(value)
+    dbuf = np.zeros((max(int(lay.ints["proj_delay_len"].max(initial=1)), 1), n_b, max(lay.n_pre, 1), n_c),
+                    dtype=np_dtype)  # delay ring buffers [slot, batch, presynaptic neuron, circuit]
+    for name, value in st.delay_buffer.items():  # [slot, circuit, batch, pre]
+        dbuf[:value.shape[0], :, lay.pre_off[name]:lay.pre_off[name] + value.shape[-1]] = \
+            value.permute(0, 2, 3, 1).numpy()
+    clock = np.array([int(st.clock)], dtype=np.int64)
+
     def target_array(value: torch.Tensor | None) -> tuple[np.ndarray, bool]:
         if value is None:
             return np.zeros((n_b, n_out, n_c), dtype=np_dtype), False
@@ -251,17 +263,42 @@ def present_fused(sim: Simulator, stimuli: torch.Tensor, targets: torch.Tensor |
     flags = np.array([target_set, last_set, st.applied_target is not None], dtype=np.int64)
 
     # the phase plan as flat tables
-    names = [p.name for p, _ in plan.plastic]
-    pl_int = np.zeros((len(names), 5), dtype=np.int64)  # projection, rule, dendrite, predictor, phi code
-    pl_flt = np.zeros((len(names), 3), dtype=np.float64)  # attenuation, tau_w, w_max
-    pl_eta = np.zeros((len(names), n_c), dtype=np.float64)
+    n_plastic = len(plan.plastic)
+    # projection, rule, dendrite, predictor, phi code, rounding (0 none, 1 nearest, 2 stochastic),
+    # rule memory offsets (post, pre), offset of the rounding draws, rule memory present
+    pl_int = np.zeros((n_plastic, 10), dtype=np.int64)
+    pl_flt = np.zeros((n_plastic, 5), dtype=np.float64)  # attenuation, tau_w, w_max, decay, tau_hp
+    pl_q = np.zeros((n_plastic, 3), dtype=np_dtype)  # precision range, level step, highest level
+    pl_eta = np.zeros((n_plastic, n_c), dtype=np.float64)
+    mem_sizes, uni_sizes = [0, 0], 0
     for k, (pp, eta) in enumerate(plan.plastic):
+        q = c.projections[pp.name]
+        n_post, n_pre_k = c.populations[pp.target].size, c.populations[pp.source].size
+        precision = sim.quantized.get(pp.name)
+        rounding = 0 if precision is None else (2 if precision.rounding == "stochastic" else 1)
+        memory = st.rule_memory.get(pp.name, {})
         pl_int[k] = (lay.projs.index(pp.name), RULE_CODES[pp.rule.name], lay.dend_off[f"{pp.target}.{pp.compartment}"],
                      lay.dend_off[f"{pp.target}.{pp.predicted_from}"],
-                     ACTIVATION_CODES[c.populations[pp.target].activation])
-        pl_flt[k] = (pp.attenuation, pp.tau_w, pp.w_max if pp.w_max is not None else math.inf)
+                     ACTIVATION_CODES[c.populations[pp.target].activation], rounding, mem_sizes[0], mem_sizes[1],
+                     uni_sizes, int("low_post" in memory))
+        pl_flt[k] = (pp.attenuation, pp.tau_w, pp.w_max if pp.w_max is not None else math.inf,
+                     getattr(pp.rule, "decay", 0.0), getattr(pp.rule, "tau_hp", 1.0))
+        if precision is not None:
+            pl_q[k] = (precision.range, 2.0 * precision.range / (2**precision.bits - 1), 2**precision.bits - 1)
         pl_eta[k] = eta.reshape(-1).double().cpu().numpy() if isinstance(eta, torch.Tensor) else eta
+        if pp.rule.memory_names:
+            mem_sizes = [mem_sizes[0] + n_post, mem_sizes[1] + n_pre_k]
+        if rounding == 2:
+            uni_sizes += n_post * n_pre_k
+        del q
     pl_target = np.asarray([lay.pop_off[p.target] for p, _ in plan.plastic], dtype=np.int64)
+    mem_post = np.zeros((n_b, max(mem_sizes[0], 1), n_c), dtype=np_dtype)  # hebbian low-pass filters
+    mem_pre = np.zeros((n_b, max(mem_sizes[1], 1), n_c), dtype=np_dtype)
+    for k, (pp, _) in enumerate(plan.plastic):
+        memory = st.rule_memory.get(pp.name, {})
+        if "low_post" in memory:
+            mem_post[:, pl_int[k, 6]:pl_int[k, 6] + memory["low_post"].shape[-1]] = _circuit_last(memory["low_post"])
+            mem_pre[:, pl_int[k, 7]:pl_int[k, 7] + memory["low_pre"].shape[-1]] = _circuit_last(memory["low_pre"])
 
     def per_presentation(x: torch.Tensor, size: int) -> np.ndarray:
         """[presentation, circuit, batch, size] -> [presentation, batch, size, circuit]."""
@@ -282,6 +319,12 @@ def present_fused(sim: Simulator, stimuli: torch.Tensor, targets: torch.Tensor |
                 off = lay.pop_off[pop]
                 (noise_r if kind else noise_u)[j * steps:(j + 1) * steps, :, off:off + value.shape[-1]] = \
                     value.permute(0, 2, 3, 1).numpy()
+
+    uni = np.zeros((1, 1, 1), dtype=np_dtype)
+    if uni_sizes:  # stochastic rounding: every step's draws in the eager order (projection after projection)
+        per_circuit = torch.stack([torch.rand(n_steps, uni_sizes, generator=g, dtype=torch.float64)
+                                   for g in sim.rounding_generators], dim=-1)  # [step, draw, circuit]
+        uni = per_circuit.to(dtype).contiguous().numpy()
 
     pr_int = np.zeros((len(probes), 6), dtype=np.int64)  # group, offset, size, reduce, every, buffer offset
     counts, buf_len = [], 0
@@ -316,7 +359,9 @@ def present_fused(sim: Simulator, stimuli: torch.Tensor, targets: torch.Tensor |
             lay.floats["soma_tau_r"], t["dend_off"], t["dend_p_start"], t["dend_p_end"], lay.floats["dend_g"],
             t["dend_projs"], t["nudge_src"], lay.floats["nudge_g"], t["proj_src_off"], t["proj_pre"],
             t["proj_post"], t["proj_w_off"], t["proj_pre_off"], lay.n_pre, t["tied"],
-            pl_int, pl_flt, pl_eta, pl_target, pr_int, rec, ap_off, ap_size, outputs, apical_out)
+            lay.floats["proj_tau_s"], t["proj_delay_len"], t["proj_delays"], syn, dbuf, clock, int(bool(sim.synapses)),
+            pl_int, pl_flt, pl_q, pl_eta, pl_target, mem_post, mem_pre, uni,
+            pr_int, rec, ap_off, ap_size, outputs, apical_out)
 
     # write the state back
     def unpack(group: dict[str, torch.Tensor], keys: list[str], offsets: dict[str, int], array: np.ndarray,
@@ -341,6 +386,18 @@ def present_fused(sim: Simulator, stimuli: torch.Tensor, targets: torch.Tensor |
     for pp, _ in plan.plastic:
         if pp.tau_w > 0.0 and n_steps > 0:
             st.dw_filtered[pp.name] = weight_block(dwf, pp.name)
+    for name, value in st.synaptic.items():
+        st.synaptic[name] = _circuit_first(syn[:, lay.pre_off[name]:lay.pre_off[name] + value.shape[-1]])
+    for name, value in st.delay_buffer.items():
+        block = dbuf[:value.shape[0], :, lay.pre_off[name]:lay.pre_off[name] + value.shape[-1]]
+        st.delay_buffer[name] = torch.from_numpy(block).permute(0, 3, 1, 2).contiguous()
+    st.clock = torch.tensor(int(clock[0]), dtype=torch.int64)
+    for k, (pp, _) in enumerate(plan.plastic):
+        if pp.rule.memory_names and n_steps > 0:
+            size_post, size_pre = c.populations[pp.target].size, c.populations[pp.source].size
+            st.rule_memory[pp.name] = {
+                "low_post": _circuit_first(mem_post[:, pl_int[k, 6]:pl_int[k, 6] + size_post]),
+                "low_pre": _circuit_first(mem_pre[:, pl_int[k, 7]:pl_int[k, 7] + size_pre])}
     for name, value in st.tau_r_factor.items():
         off = lay.pop_off[name]
         st.tau_r_factor[name] = _circuit_first(factor[off:off + value.shape[-1]]).reshape(value.shape)
@@ -363,22 +420,30 @@ def present_fused(sim: Simulator, stimuli: torch.Tensor, targets: torch.Tensor |
 
 
 # ---------------------------------------------------------------------------------------- the kernel
-def _njit(fn):
+def _njit(fn=None, *, inline: str = "never"):
     """Compile with numba, cached on disk; numpy's error model (x / 0 is inf, no exception check) and
-    fused multiply-add let the loops over circuits vectorise. No reassociation: sums keep their order."""
+    fused multiply-add let the loops over circuits vectorise. No reassociation: sums keep their order.
+    ``inline="always"`` inlines a helper into its callers before LLVM sees them (a call in a loop
+    would stop it from vectorising)."""
+    if fn is None:
+        return lambda f: _njit(f, inline=inline)
     if numba is None:
         return fn
-    return numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})(fn)
+    return numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"}, inline=inline)(fn)
 
 
-@_njit
+@_njit(inline="always")
 def _softplus(x):
     """log(1 + exp(x)) (soft_relu, model.md sec. 2) in float64 from arithmetic only, so that loops over
-    circuits vectorise: max(x, 0) + log1p(exp(-|x|)), exp(-|x|) = exp(-|x| / 32)^32 with a Taylor
-    polynomial on [-0.63, 0] (|x| <= 20; above, x itself as in torch), log1p(z) = 2 atanh(z / (2 + z))
-    by its series. Relative error below 1e-14 (tests/test_fused.py checks it against torch)."""
-    a = min(abs(x), 20.0) * (-1.0 / 32.0)
-    e = 1.0 / 6227020800.0  # Horner: sum_k a^k / k!, k <= 13
+    circuits vectorise: max(x, 0) + log1p(exp(-|x|)) with exp(-|x|) = exp(-|x| / 64)^64 (Taylor polynomial
+    of degree 16 on [-0.63, 0]) and log1p(z) = 2 atanh(z / (2 + z)) by its series. Above 20: x, as torch;
+    below -40: 0 (the true value is below 4.3e-18). Relative error below 5e-14 on [-40, 20]
+    (tests/test_fused.py checks it against torch)."""
+    a = min(abs(x), 40.0) * (-1.0 / 64.0)
+    e = 1.0 / 20922789888000.0  # Horner: sum_k a^k / k!, k <= 16
+    e = e * a + 1.0 / 1307674368000.0
+    e = e * a + 1.0 / 87178291200.0
+    e = e * a + 1.0 / 6227020800.0
     e = e * a + 1.0 / 479001600.0
     e = e * a + 1.0 / 39916800.0
     e = e * a + 1.0 / 3628800.0
@@ -389,10 +454,11 @@ def _softplus(x):
     e = e * a + 1.0 / 120.0
     e = e * a + 1.0 / 24.0
     e = e * a + 1.0 / 6.0
-    e = e * a + 0.5
-    e = e * a + 1.0
-    e = e * a + 1.0
-    e = e * e  # ^32: exp(-|x|)
+    e = e * a + 1.0 / 2.0
+    e = e * a + 1.0 / 1.0
+    e = e * a + 1.0 / 1.0
+    e = e * e  # ^64: exp(-|x|), written out so that the loops around vectorise
+    e = e * e
     e = e * e
     e = e * e
     e = e * e
@@ -417,10 +483,11 @@ def _softplus(x):
     series = series * s2 + 1.0 / 3.0
     series = series * s2 + 1.0
     soft = max(x, 0.0) + 2.0 * s * series
+    soft = soft if x >= -40.0 else 0.0
     return x if x > 20.0 else soft
 
 
-@_njit
+@_njit(inline="always")
 def _phi(code, x):
     """phi by activation code (model.md sec. 2)."""
     if code == 0:
@@ -442,13 +509,17 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
             soma_pop_off, soma_size, soma_dyn, soma_act, soma_d_start, soma_d_end, soma_n_start, soma_n_end,
             soma_g_dend, soma_g_teacher, soma_tau_r, dend_off, dend_p_start, dend_p_end, dend_g, dend_projs,
             nudge_src, nudge_g, proj_src_off, proj_pre, proj_post, proj_w_off, proj_pre_off, n_pre, tied,
-            pl_int, pl_flt, pl_eta, pl_target, pr_int, rec, ap_off, ap_size, outputs, apical_out):
+            proj_tau_s, proj_delay_len, proj_delays, syn, dbuf, clock, uses_clock,
+            pl_int, pl_flt, pl_q, pl_eta, pl_target, mem_post, mem_pre, uni,
+            pr_int, rec, ap_off, ap_size, outputs, apical_out):
     """Integrate ``stim.shape[0]`` presentations of ``config[0]`` steps each (model.md sec. 1-3, 7).
 
     Arrays are float32 or float64 alike, circuit last: rate, pot (u), sent (u_breve) [batch, neuron,
     circuit] (populations side by side), vd (dendrites v) [batch, dendrite neuron, circuit], weights and
     dwf (tau_w low-pass of dW/dt) [synapse, circuit], factor (LE tau_r / base) [neuron, circuit],
-    target_f / last / applied [batch, n_out, circuit]; all are updated in place.
+    target_f / last / applied [batch, n_out, circuit], syn (tau_s filters) [batch, presynaptic neuron,
+    circuit], dbuf (delay ring buffers) [slot, batch, presynaptic neuron, circuit], mem_post / mem_pre
+    (hebbian_alignment low-pass filters), clock [1]; all are updated in place.
     """
     steps, propagating, teacher, has_targets, has_noise = config[0], config[1], config[2], config[3], config[4]
     in_off, in_size, out_off, n_out, step_offset = config[5], config[6], config[7], config[8], config[9]
@@ -520,9 +591,23 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
                     for d in range(soma_d_start[s], soma_d_end[s]):
                         for m in range(dend_p_start[d], dend_p_end[d]):
                             q = dend_projs[m]
-                            for j in range(proj_pre[q]):
-                                for c in range(n_c):
-                                    carried[b, proj_pre_off[q] + j, c] = r_src[b, proj_src_off[q] + j, c]
+                            co, so, ts, length = proj_pre_off[q], proj_src_off[q], proj_tau_s[q], proj_delay_len[q]
+                            if length > 1:  # transmission delay: write this step's rate, read the delayed one
+                                slot = clock[0] % length
+                                for j in range(proj_pre[q]):
+                                    for c in range(n_c):
+                                        dbuf[slot, b, co + j, c] = r_src[b, so + j, c]
+                                        carried[b, co + j, c] = dbuf[(slot - proj_delays[q, c]) % length, b, co + j, c]
+                            else:
+                                for j in range(proj_pre[q]):
+                                    for c in range(n_c):
+                                        carried[b, co + j, c] = r_src[b, so + j, c]
+                            if ts > 0.0:  # synaptic low-pass tau_s
+                                for j in range(proj_pre[q]):
+                                    for c in range(n_c):
+                                        r = syn[b, co + j, c] + dt / ts * (carried[b, co + j, c] - syn[b, co + j, c])
+                                        syn[b, co + j, c] = r
+                                        carried[b, co + j, c] = r
                     for nn in range(n):
                         for c in range(n_c):
                             current[c] = 0.0
@@ -575,11 +660,28 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
                             f = factor[po + nn, c] - dt * tau_r_eta / base * (learn[po + nn, c] / n_b)
                             factor[po + nn, c] = max(f, 0.0)
                             learn[po + nn, c] = 0.0
-            # plasticity: W += dt eta mean_b f_post r_pre^T (tau_w low-pass, clip at w_max)
+            # plasticity: W += dt eta dW/dt (tau_w low-pass, clip at w_max, round to the precision)
             for k in range(n_plastic):
                 q, rule, dend, pred, act = pl_int[k, 0], pl_int[k, 1], pl_int[k, 2], pl_int[k, 3], pl_int[k, 4]
-                att, tau_w, w_max = pl_flt[k, 0], pl_flt[k, 1], pl_flt[k, 2]
+                rounding, m_post, m_pre, u_off = pl_int[k, 5], pl_int[k, 6], pl_int[k, 7], pl_int[k, 8]
+                att, tau_w, w_max, decay, tau_hp = pl_flt[k, 0], pl_flt[k, 1], pl_flt[k, 2], pl_flt[k, 3], pl_flt[k, 4]
                 pre, post, wo, co, to = proj_pre[q], proj_post[q], proj_w_off[q], proj_pre_off[q], pl_target[k]
+                if rule == 2:  # hebbian_alignment: high-passed prediction and presynaptic rate
+                    alpha = dt / tau_hp
+                    for b in range(n_b):
+                        for j in range(pre):
+                            for c in range(n_c):
+                                x = carried[b, co + j, c]
+                                if pl_int[k, 9] == 0:
+                                    mem_pre[b, m_pre + j, c] = x
+                                mem_pre[b, m_pre + j, c] += alpha * (x - mem_pre[b, m_pre + j, c])
+                        for nn in range(post):
+                            for c in range(n_c):
+                                x = _phi(act, att * vd[b, pred + nn, c])
+                                if pl_int[k, 9] == 0:
+                                    mem_post[b, m_post + nn, c] = x
+                                mem_post[b, m_post + nn, c] += alpha * (x - mem_post[b, m_post + nn, c])
+                    pl_int[k, 9] = 1
                 for nn in range(post):
                     for b in range(n_b):
                         if rule == 0 and act == 0:  # dendritic prediction: r_post - phi(c v)
@@ -588,12 +690,15 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
                         elif rule == 0:
                             for c in range(n_c):
                                 post_f[b, c] = rate[b, to + nn, c] - _phi(act, att * vd[b, pred + nn, c])
-                        else:  # apical silencing: v_rest - v, v_rest = 0
+                        elif rule == 1:  # apical silencing: v_rest - v, v_rest = 0
                             for c in range(n_c):
                                 post_f[b, c] = -vd[b, dend + nn, c]
+                        else:  # hebbian alignment: hp(phi(vhat))
+                            for c in range(n_c):
+                                post_f[b, c] = _phi(act, att * vd[b, pred + nn, c]) - mem_post[b, m_post + nn, c]
                     for j in range(pre):
                         w_index = wo + nn * pre + j
-                        if n_b == 1 and tau_w == 0.0:  # the common case in one loop over circuits
+                        if n_b == 1 and tau_w == 0.0 and rule != 2 and rounding == 0:  # the common case, one loop
                             for c in range(n_c):
                                 w = weights[w_index, c] + dt * pl_eta[k, c] * (post_f[0, c] * carried[0, co + j, c])
                                 weights[w_index, c] = min(max(w, -w_max), w_max)
@@ -601,17 +706,29 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
                         for c in range(n_c):
                             acc[c] = 0.0
                         for b in range(n_b):
+                            if rule == 2:
+                                for c in range(n_c):
+                                    acc[c] += post_f[b, c] * (carried[b, co + j, c] - mem_pre[b, m_pre + j, c])
+                            else:
+                                for c in range(n_c):
+                                    acc[c] += post_f[b, c] * carried[b, co + j, c]
+                        for c in range(n_c):
+                            dw = acc[c] / n_b - decay * weights[w_index, c]
+                            if tau_w > 0.0:
+                                dwf[w_index, c] += dt / tau_w * (dw - dwf[w_index, c])
+                                dw = dwf[w_index, c]
+                            w = weights[w_index, c] + dt * pl_eta[k, c] * dw
+                            weights[w_index, c] = min(max(w, -w_max), w_max)
+                        if rounding > 0:  # 2^bits levels in [-range, range], as the eager quantize_
+                            q_range, q_step, q_top = pl_q[k, 0], pl_q[k, 1], pl_q[k, 2]
                             for c in range(n_c):
-                                acc[c] += post_f[b, c] * carried[b, co + j, c]
-                        if tau_w > 0.0:
-                            for c in range(n_c):
-                                dwf[w_index, c] += dt / tau_w * (acc[c] / n_b - dwf[w_index, c])
-                                w = weights[w_index, c] + dt * pl_eta[k, c] * dwf[w_index, c]
-                                weights[w_index, c] = min(max(w, -w_max), w_max)
-                        else:
-                            for c in range(n_c):
-                                w = weights[w_index, c] + dt * pl_eta[k, c] * (acc[c] / n_b)
-                                weights[w_index, c] = min(max(w, -w_max), w_max)
+                                x = min(max(weights[w_index, c], -q_range), q_range)
+                                level = (x + q_range) / q_step
+                                if rounding == 1:
+                                    level = np.rint(level)
+                                else:
+                                    level = min(np.floor(level + uni[t, u_off + nn * pre + j, c]), q_top)
+                                weights[w_index, c] = level * q_step - q_range
             if n_plastic > 0:  # tied top-down weights: W = (W_to)^T
                 for k in range(tied.shape[0]):
                     dst, src = tied[k, 0], tied[k, 1]
@@ -621,6 +738,8 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
                             for c in range(n_c):
                                 w_src = weights[proj_w_off[src] + bb * rows + a, c]
                                 weights[proj_w_off[dst] + a * cols + bb, c] = w_src
+            if uses_clock:
+                clock[0] += 1
             # what the presentation reports
             for b in range(n_b):
                 for j in range(n_out):

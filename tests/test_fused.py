@@ -1,0 +1,203 @@
+"""The compiled engine (microcircuit.fused) against the eager reference path, and the state that both share.
+
+Tolerances: float64 runs agree to 1e-12 relative (the kernel sums in another order and evaluates
+soft_relu by its own series, both exact to ~1e-15 per operation; over a few thousand steps of a
+contracting dynamics the differences stay far below 1e-12). float32 runs agree to 1e-5 relative on
+every state tensor (float32 rounding, ~6e-8 per operation, accumulated over the run with plasticity).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from microcircuit.circuit import Circuit
+from microcircuit.engine import PhasePlan, Probe, Simulator, State
+from microcircuit.experiment import Experiment, RunOptions
+from microcircuit.fused import _softplus, choose_engine, unsupported_features
+from microcircuit.spec import load_spec_text
+from microcircuit.analysis.specs import microcircuit_spec
+from tests.conftest import CIRCUITS, build
+
+F64 = torch.float64
+#: relative tolerance by dtype (see the module docstring)
+RTOL = {"float64": 1e-12, "float32": 1e-5}
+
+
+def relative_difference(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.double(), b.double()
+    return float((a - b).abs().max() / max(float(a.abs().max()), 1e-30))
+
+
+def assert_states_match(a: State, b: State, rtol: float) -> None:
+    fa, fb = a.tensors(), b.tensors()
+    assert sorted(fa) == sorted(fb)
+    for name in fa:
+        if name == "clock":
+            assert int(fa[name]) == int(fb[name])
+            continue
+        assert fa[name].shape == fb[name].shape, name
+        assert relative_difference(fa[name], fb[name]) <= rtol, (name, relative_difference(fa[name], fb[name]))
+
+
+def run_both(spec, n_seeds: int = 2, dtype: str = "float64"):
+    """The same spec on both engines; returns the two experiments after their runs."""
+    runs = []
+    for engine in ("eager", "compiled"):
+        experiment = Experiment(spec, RunOptions(n_seeds=n_seeds, dtype=dtype, engine=engine, progress=False))
+        assert experiment.sim.engine == engine, experiment.sim.engine_reason
+        experiment.run()
+        runs.append(experiment)
+    return runs
+
+
+def assert_runs_match(eager: Experiment, compiled: Experiment, rtol: float) -> None:
+    assert eager.result.status == compiled.result.status == "done"
+    assert len(eager.result.rows) == len(compiled.result.rows)
+    for a, b in zip(eager.result.rows, compiled.result.rows, strict=True):
+        assert a[:4] == b[:4]
+        assert abs(a[4] - b[4]) <= rtol * max(abs(a[4]), 1.0) * 10, (a, b)  # metrics are sums of many terms
+    assert_states_match(eager.sim.state, compiled.sim.state, rtol)
+
+
+FAST = ("parameters.t_pres=20", "protocol.0.epochs=3", "protocol.0.validate_every=1")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", ["bars_le", "bars_orig", "teacher_le"])
+def test_compiled_equals_eager_on_shipped_circuits(name, dtype):
+    overrides = FAST if name.startswith("bars") else (
+        "protocol.0.epochs=1", "protocol.1.epochs=2", "protocol.0.t_pres=20", "protocol.1.t_pres=20",
+        "protocol.2.t_pres=20")
+    eager, compiled = run_both(build(CIRCUITS / f"{name}.yaml", overrides), dtype=dtype)
+    assert_runs_match(eager, compiled, RTOL[dtype])
+
+
+def test_compiled_equals_eager_on_yinyang_with_batches():
+    spec = build(CIRCUITS / "yinyang_le.yaml", ("task.yin_yang.train=64", "task.yin_yang.validation=16",
+                                                "task.yin_yang.test=16", "protocol.0.epochs=2", "protocol.1.batch=16",
+                                                "protocol.0.validate_every=1"))
+    eager, compiled = run_both(spec)
+    assert_runs_match(eager, compiled, RTOL["float64"])
+
+
+KNOBS = {
+    "propagating schedule": ("schedule=propagating",),
+    "transmission delays with jitter": ("defaults.projection.delay={steps: 2, jitter: 1}",),
+    "synaptic filter tau_s": ("defaults.projection.tau_s=1.5",),
+    "somatic and rate noise": ("defaults.population.noise=0.05", "defaults.population.rate_noise=0.02"),
+    "nearest-rounded precision": ("projections.up_2.precision={bits: 6, range: 5.0}",),
+    "stochastic-rounded precision": ("projections.up_1.precision={bits: 8, range: 4.0, rounding: stochastic}",
+                                     "projections.up_2.precision={bits: 6, range: 5.0, rounding: stochastic}"),
+    "tau_w low-pass": ("defaults.projection.tau_w=3.0",),
+    "teacher and input filters": ("inputs.teacher.tau_0=2.0", "populations.x.tau_0=1.0"),
+    "tau_r mismatch and learning": (
+        "defaults.population.dynamics={latent_equilibrium: {mismatch: {distribution: lognormal, spread: 0.3}}}",
+        "protocol.0.tau_r_eta=5.0"),
+    "fixed tau_r": ("defaults.population.dynamics={latent_equilibrium: {tau_r: 3.0}}",),
+    "sigmoid activation": ("defaults.population.activation=sigmoid",),
+}
+
+
+@pytest.mark.parametrize("knob", list(KNOBS))
+def test_compiled_equals_eager_with_each_knob(knob):
+    eager, compiled = run_both(build(CIRCUITS / "bars_le.yaml", FAST + KNOBS[knob]))
+    assert_runs_match(eager, compiled, RTOL["float64"])
+
+
+@pytest.mark.parametrize("top_down", ["tied", "learned"])
+def test_compiled_equals_eager_for_top_down_rules(top_down):
+    """tied (W^down = W^up^T after every update) and hebbian_alignment (its filters in the state)."""
+    d = microcircuit_spec([5, 12, 4], top_down=top_down, dtype="float64")
+    spec = load_spec_text(yaml.safe_dump(d), "generated.yaml")[0]
+    circuit = Circuit(spec)
+    sims = [Simulator(circuit, [0, 1], dtype=F64, engine=e) for e in ("eager", "compiled")]
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(6, 2, 1, 5, dtype=F64, generator=gen)
+    y = torch.rand(6, 2, 1, 4, dtype=F64, generator=gen)
+    learning = {n: q.eta for n, q in circuit.projections.items() if q.kind == "weighted" and q.rule != "fixed"}
+    for sim in sims:
+        sim.present_many(x, y, 25, sim.plastic_plan(learning))
+    assert_states_match(sims[0].state, sims[1].state, RTOL["float64"])
+    if top_down == "learned":
+        assert sims[1].state.rule_memory  # the rule's filters are state
+
+
+def test_per_circuit_learning_rates_and_probes():
+    spec = build(CIRCUITS / "bars_le.yaml")
+    circuit = Circuit(spec)
+    sims = [Simulator(circuit, [3, 4, 5], dtype=F64, engine=e) for e in ("eager", "compiled")]
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(4, 3, 1, 9, dtype=F64, generator=gen)
+    y = torch.rand(4, 3, 1, 3, dtype=F64, generator=gen)
+    probes = [Probe("u_breve", "out", 1), Probe("v", "pyr_1.apical", 7, "norm"), Probe("target", "", 5, "mean"),
+              Probe("rate", "x", 3), Probe("u", "int_1", 4, "mean")]
+    results = []
+    for sim in sims:
+        plan = sim.plastic_plan({"up_1": torch.tensor([0.01, 0.05, 0.1]), "up_2": 0.02, "ip_1": 0.03})
+        results.append(sim.present_many(x, y, 30, plan, probes, step_offset=11, apical=["pyr_1"]))
+    a, b = results
+    assert relative_difference(a.outputs, b.outputs) <= 1e-12
+    assert relative_difference(a.apical, b.apical) <= 1e-12
+    for sa, sb, steps_a, steps_b in zip(a.samples, b.samples, a.sample_steps, b.sample_steps, strict=True):
+        assert steps_a == steps_b and sa.shape == sb.shape
+        assert relative_difference(sa, sb) <= 1e-12
+    assert_states_match(sims[0].state, sims[1].state, 1e-12)
+
+
+def test_a_circuit_sliced_out_of_a_batch_equals_the_circuit_run_alone():
+    spec = build(CIRCUITS / "bars_le.yaml")
+    circuit = Circuit(spec)
+    batched = Simulator(circuit, [7, 8, 9], dtype=F64, engine="compiled")
+    alone = Simulator(circuit, [8], dtype=F64, engine="compiled")
+    gen = torch.Generator().manual_seed(2)
+    x = torch.rand(5, 1, 1, 9, dtype=F64, generator=gen)
+    y = torch.rand(5, 1, 1, 3, dtype=F64, generator=gen)
+    for sim in (batched, alone):
+        sim.present_many(x, y, 40, sim.plastic_plan({"up_1": 0.05, "up_2": 0.01, "ip_1": 0.02}))
+    assert_states_match(batched.state.select([1]), alone.state, 1e-12)
+    joined = State.concat([batched.state.select([0]), batched.state.select([1, 2])])
+    assert_states_match(joined, batched.state, 0.0)
+
+
+def test_softplus_series_matches_torch():
+    x = np.concatenate([np.linspace(-40, 40, 20001), [-1e-12, 0.0, 1e-12, 19.999, 20.0, 20.001, 1e3, -1e3]])
+    ours = np.array([_softplus(v) for v in x])
+    ref = torch.nn.functional.softplus(torch.as_tensor(x, dtype=F64)).numpy()
+    inside = x >= -40.0
+    assert np.max(np.abs(ours - ref)[inside] / np.abs(ref)[inside]) < 5e-14
+    assert np.max(np.abs(ours - ref)[~inside]) < 4.3e-18
+
+
+def test_auto_chooses_eager_for_large_circuits_and_says_why():
+    small = Simulator(Circuit(build(CIRCUITS / "bars_le.yaml")), [0], engine="auto")
+    assert small.engine == "compiled" and "pay" in small.engine_reason
+    big = Simulator(Circuit(build(CIRCUITS / "fashion_mnist_le.yaml", ("protocol.0.batch=128",))), [0],
+                    engine="auto")
+    assert big.engine == "eager" and "BLAS" in big.engine_reason
+
+
+def test_unsupported_features_fall_back_with_the_feature_named(caplog):
+    sim = Simulator(Circuit(build(CIRCUITS / "bars_le.yaml")), [0], engine="eager")
+    assert unsupported_features(sim) == []
+    sim.device = torch.device("meta")  # a device the kernel cannot run on
+    with caplog.at_level("WARNING", logger="microcircuit"):
+        engine, reason = choose_engine(sim, "compiled")
+    assert engine == "eager" and "device meta" in reason
+    assert any("device meta" in r.message for r in caplog.records)
+
+
+def test_checkpointed_state_holds_rule_filters_and_tau_r_factors():
+    d = microcircuit_spec([5, 12, 4], top_down="learned", dtype="float64")
+    sim = Simulator(Circuit(load_spec_text(yaml.safe_dump(d), "generated.yaml")[0]), [0], dtype=F64,
+                    engine="compiled")
+    x = torch.rand(2, 1, 1, 5, dtype=F64)
+    sim.present_many(x, None, 10, sim.plastic_plan({"down_1": 0.1}), teacher=False)
+    flat = sim.state.tensors()
+    assert "rule_memory/down_1/low_post" in flat and "rule_memory/down_1/low_pre" in flat
+    restored = State()
+    restored.load_tensors(flat)
+    assert_states_match(restored, sim.state, 0.0)
+    assert PhasePlan().learns is False
