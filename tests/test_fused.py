@@ -13,12 +13,12 @@ import pytest
 import torch
 import yaml
 
+from microcircuit.analysis.specs import microcircuit_spec
 from microcircuit.circuit import Circuit
 from microcircuit.engine import PhasePlan, Probe, Simulator, State
 from microcircuit.experiment import Experiment, RunOptions
 from microcircuit.fused import _softplus, choose_engine, unsupported_features
 from microcircuit.spec import load_spec_text
-from microcircuit.analysis.specs import microcircuit_spec
 from tests.conftest import CIRCUITS, build
 
 F64 = torch.float64
