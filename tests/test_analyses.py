@@ -72,7 +72,7 @@ def test_self_prediction(tmp_path):
 
 def test_tpres_sweep_le_learns_at_short_presentation_times(tmp_path):
     out = tmp_path / "sweep"
-    assert cli(["analyse", "tpres_sweep", "--points", "3", "10", "--epochs", "300", "--seeds", "2", "--no-estimate",
+    assert cli(["analyse", "tpres_sweep", "--points", "3", "10", "--epochs", "300", "--seeds", "2", "--workers", "2",
                 "--out", str(out)]) == 0
     acc = pd.read_csv(out / "accuracy.csv")
     mean = acc.groupby(["dynamics", "t_pres"])["test_accuracy"].mean()
@@ -93,6 +93,7 @@ def test_sweep_circuit_equals_a_single_run():
     points, epochs = [3, 5], 3
     for dynamics in ("latent_equilibrium", "orig"):
         result = Sweep(variant_spec(dynamics, epochs, dtype="float64"), points, 2, log=False).run()
+        assert set(result.timing["engine"]) == {"compiled"}
         for t_pres in points:
             spec = build(CIRCUITS / "bars_le.yaml", (
                 f"defaults.population.dynamics={dynamics}", f"protocol.0.epochs={epochs}",
@@ -108,7 +109,8 @@ def test_sweep_circuit_equals_a_single_run():
                 assert abs(value - loss[seed]) < 1e-10
 
 
-def test_estimate_adds_segments_with_the_circuits_still_running():
-    costs = {10: 1.0, 20: 2.0}  # seconds per step by number of circuits
-    # points 3 and 5, 1 epoch of 8 patterns, 10 seeds: 24 steps with 20 circuits, 16 more with 10, tests 24 + 40
-    assert estimate_wall_time([3, 5], 10, 1, costs) == 24 * 2.0 + 24 * 1.0 + 16 * 1.0 + 40 * 1.0
+def test_estimate_shares_the_points_among_the_workers():
+    # points 3 and 5, 1 epoch of 8 patterns and 8 tests, 2 variants, 1e6 us per step: 4 tasks of 48 and 80 s
+    assert estimate_wall_time([3, 5], 1, 1e6, workers=1) == 2 * 48 + 2 * 80
+    assert estimate_wall_time([3, 5], 1, 1e6, workers=2) == (2 * 48 + 2 * 80) / 2
+    assert estimate_wall_time([3, 5], 1, 1e6, workers=8) == 80  # the longest point bounds the wall time

@@ -6,18 +6,15 @@ The 9-30-3 bars circuit (circuits/bars_le.yaml; ``orig`` somas for the other var
 tested with the teacher off: accuracy = fraction of the 8 patterns whose presentation-averaged output
 rate potential peaks at the true class.
 
-All (t_pres, seed) pairs of a variant are circuits of ONE Simulator: each circuit switches to its next
-pattern every t_pres of its own steps (own shuffled order per epoch, the stream ``order`` of its seed, as
-``microcircuit run``), its own teacher target (delayed by the spec's target delay) and its own learning
-rate (a per-circuit eta tensor). Circuits of short t_pres finish first: they are tested on their own
-(a Simulator of just those circuits, state copied) and dropped, and the others continue in a rebuilt,
-smaller Simulator. Circuit (t_pres, seed) therefore follows exactly what
+Every (variant, t_pres) point is one run of the experiment layer with its seeds batched into one
+simulation (the compiled engine where it applies): circuit (t_pres, seed) is exactly what
 ``microcircuit run circuits/bars_le.yaml --seed SEED --set parameters.t_pres=T --set protocol.0.validate_every=0``
-does (tests/test_analyses.py checks this).
+does (tests/test_analyses.py checks this). Points are independent tasks; ``--workers N`` runs them in N
+processes of one thread each, longest first.
 
 Writes ``accuracy.csv`` (one row per variant, t_pres and seed), ``curves.csv`` (train accuracy per epoch,
-teacher on), ``timing.csv`` (measured step costs), ``accuracy.png`` and ``curves.png`` into ``--out``;
-prints the accuracy table, the wall time and the estimated wall time of the full sweep.
+teacher on), ``timing.csv`` (wall and CPU time per point), ``accuracy.png`` and ``curves.png`` into
+``--out``; prints the accuracy table and the wall time.
 """
 
 from __future__ import annotations
@@ -25,7 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,13 +31,11 @@ import torch
 
 from microcircuit.analysis.figures import save_figure, styled
 from microcircuit.circuit import Circuit, tagged
-from microcircuit.engine import Diverged, Simulator
-from microcircuit.experiment import DTYPES, architecture, base_learning_rates, resolve_device
+from microcircuit.engine import Diverged
+from microcircuit.experiment import DTYPES, Experiment, RunOptions, resolve_device
 from microcircuit.rundir import atomic_write_text
-from microcircuit.seeds import circuit_seeds, rng
 from microcircuit.spec import load_spec
 from microcircuit.spec.schema import Spec
-from microcircuit.tasks import Split, make_task
 
 ROOT = Path(__file__).resolve().parents[2]
 #: presentation times of Haider 2021, Fig. 3 (steps of dt)
@@ -49,8 +44,6 @@ POINTS = [3, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000]
 QUICK_POINTS = [3, 10, 30]
 QUICK_EPOCHS = 300
 DYNAMICS = {"latent_equilibrium": "LE", "orig": "orig"}
-#: steps between divergence checks (each is a pass over all weights and potentials)
-CHECK_EVERY = 20_000
 
 
 def variant_spec(dynamics: str, epochs: int, dtype: str = "float32", schedule: str | None = None) -> Spec:
@@ -63,40 +56,52 @@ def variant_spec(dynamics: str, epochs: int, dtype: str = "float32", schedule: s
     return load_spec(ROOT / "circuits" / "bars_le.yaml", overrides)[0]
 
 
-def subset(sim: Simulator, index: list[int]) -> Simulator:
-    """A Simulator of the circuits ``index`` of ``sim``, with their weights, neuron state and noise streams.
+def tagged_dynamics(spec: Spec) -> str:
+    """The dynamics name of the spec's defaults (``latent_equilibrium`` or ``orig``)."""
+    return tagged(spec.defaults.population.dynamics)[0]
 
-    State tensors are [circuit, ...] (the 0-d step clock is shared). Circuits with synaptic delays cannot be
-    split: their ring buffers are as long as the longest delay of the whole batch.
-    """
-    if any(plan.delays is not None for plan in getattr(sim, "synapses", {}).values()):
-        raise ValueError("circuits with synaptic delays cannot be split into sub-batches")
-    new = Simulator(sim.circuit, [sim.seeds[i] for i in index], n_batch=sim.n_batch, dtype=sim.dtype,
-                    device=sim.device)
-    idx = torch.as_tensor(index, device=sim.device)
-    flat = {k: v.clone() if v.dim() == 0 else v.index_select(0, idx).clone() for k, v in sim.state.tensors().items()}
-    new.load_state(flat)
-    new.noise_generators = [sim.noise_generators[i] for i in index]
-    new.rounding_generators = [sim.rounding_generators[i] for i in index]
-    return new
+
+def point_spec(spec: Spec, t_pres: int) -> Spec:
+    """``spec`` with every phase presenting for ``t_pres`` steps (the learning rates follow by ``eta_scale``)."""
+    return spec.model_copy(update={"protocol": [p.model_copy(update={"t_pres": t_pres}) for p in spec.protocol]})
 
 
 @dataclass
-class Group:
-    """The circuits of one presentation time: one per seed, contiguous in the running Simulator."""
+class PointResult:
+    """What one (variant, t_pres) point produced."""
 
+    label: str
     t_pres: int
-    seeds: list[int]
-    start: int  # index of the first circuit in the running Simulator
-    order_rngs: list[np.random.Generator]
-    presentations: int = 0  # presentations started
-    order: np.ndarray | None = None  # [seed, n_train]: this epoch's pattern order
-    correct: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [seed] this epoch's correct answers
-    pending: torch.Tensor | None = None  # target to apply ``delay`` steps into the presentation
+    accuracy: list[tuple]  # (dynamics, t_pres, seed, test_accuracy, test_loss, epochs, steps, finished_s)
+    curves: list[tuple]  # (dynamics, t_pres, seed, epoch, train_accuracy)
+    weights: dict[str, torch.Tensor]  # final weights [seed, post, pre]
+    engine: str
+    wall_s: float
+    cpu_s: float
+    steps: int
 
-    @property
-    def slice(self) -> slice:
-        return slice(self.start, self.start + len(self.seeds))
+
+def run_point(spec: Spec, t_pres: int, n_seeds: int, device: str, engine: str, label: str,
+              started: float) -> PointResult:
+    """Train and test the ``n_seeds`` circuits of one point as one batched run of the experiment layer."""
+    from microcircuit.threads import apply_thread_policy
+
+    apply_thread_policy(1)
+    wall, cpu = time.perf_counter(), time.process_time()
+    experiment = Experiment(point_spec(spec, t_pres), RunOptions(n_seeds=n_seeds, device=device, progress=False,
+                                                                engine=engine))
+    result = experiment.run()
+    if result.status != "done":
+        raise Diverged(result.diagnosis)
+    epochs = spec.protocol[0].epochs
+    acc, loss = result.metric("test", "accuracy"), result.metric("test", "loss")
+    done = time.time() - started
+    accuracy = [(label, t_pres, s, acc[s], loss[s], epochs, experiment.global_step, done) for s in experiment.seeds]
+    curves = [(label, t_pres, seed, epoch, value) for phase, epoch, seed, metric, value in result.rows
+              if phase == "train" and metric == "accuracy"]
+    weights = {k: v.detach().cpu().clone() for k, v in experiment.sim.state.weights.items()}
+    return PointResult(label, t_pres, accuracy, curves, weights, experiment.sim.engine,
+                       time.perf_counter() - wall, time.process_time() - cpu, experiment.global_step)
 
 
 @dataclass
@@ -105,264 +110,97 @@ class SweepResult:
 
     accuracy: pd.DataFrame  # dynamics, t_pres, seed, test_accuracy, test_loss, epochs, steps, finished_s
     curves: pd.DataFrame  # dynamics, t_pres, seed, epoch, train_accuracy
-    timing: pd.DataFrame  # dynamics, n_circuits, steps, wall_s, cpu_s, cpu_us_per_step
+    timing: pd.DataFrame  # dynamics, t_pres, n_circuits, engine, steps, wall_s, cpu_s, cpu_us_per_circuit_step
     weights: dict[int, dict[str, torch.Tensor]]  # t_pres -> final weights [seed, post, pre]
-    wall_s: float  # wall-clock seconds of the whole variant
-    cpu_s: float  # CPU seconds of this process for it
-    steps: int
 
 
 class Sweep:
-    """Trains and tests all (t_pres, seed) circuits of one spec in one batched simulation.
+    """All (t_pres, seed) circuits of one or more variant specs, one batched run per (variant, t_pres).
 
     Args:
-        spec: the bars spec of the variant (protocol: a ``train`` phase, then a ``test`` phase).
+        specs: the bars spec of each variant (protocol: a ``train`` phase, then a ``test`` phase); one spec
+            or a list.
         points: presentation times (steps of dt).
         n_seeds: circuits per point; seeds are the spec's master seed + 0..n_seeds-1.
-        device, dtype: of the simulation (dtype: the spec's if None).
+        device: of the simulations. engine: ``auto``, ``eager`` or ``compiled``.
+        workers: processes running points at once (1: in this process).
         log: print a line to stderr when a point is done.
     """
 
-    def __init__(self, spec: Spec, points: list[int], n_seeds: int, device: str = "cpu",
-                 dtype: torch.dtype | None = None, log: bool = True):
-        self.spec = spec
+    def __init__(self, specs: Spec | list[Spec], points: list[int], n_seeds: int, device: str = "cpu",
+                 engine: str = "auto", workers: int = 1, log: bool = True):
+        self.specs = [specs] if isinstance(specs, Spec) else list(specs)
         self.points = sorted(points)
-        self.circuit = Circuit(spec)
-        self.train_phase, self.test_phase = spec.protocol[0], spec.protocol[-1]
-        self.seeds = circuit_seeds(spec.seed, n_seeds)
-        self.device = resolve_device(device)
-        self.dtype = dtype or DTYPES[spec.dtype]
+        self.n_seeds = n_seeds
+        self.device = str(resolve_device(device))
+        self.engine = engine
+        self.workers = workers
         self.log = log
-        task = make_task(spec.task)
-        splits = task.splits(architecture(self.circuit))
-        self.train: Split = splits[self.train_phase.data]
-        self.test: Split = splits[self.test_phase.data]
-        self.label = DYNAMICS.get(tagged_dynamics(spec), tagged_dynamics(spec))
 
-    # ------------------------------------------------------------------ helpers
-    def learning_rates(self, t_pres: torch.Tensor) -> dict[str, torch.Tensor]:
-        """eta per plastic projection of the train phase, one per circuit (1/ms), from t_pres [circuit]."""
-        phase = self.train_phase
-        if phase.eta_scale == "inverse_t_pres":
-            scale = 1.0 / t_pres.to(torch.float64)
-        else:
-            scale = torch.full_like(t_pres, float(phase.eta_scale), dtype=torch.float64)
-        return {n: eta * scale for n, eta in base_learning_rates(self.circuit, phase).items()}
+    def tasks(self) -> list[tuple[Spec, int, str]]:
+        """(spec, t_pres, label) of every point, longest first (so that N workers finish together)."""
+        todo = [(spec, t, DYNAMICS.get(tagged_dynamics(spec), tagged_dynamics(spec)))
+                for spec in self.specs for t in self.points]
+        return sorted(todo, key=lambda task: -task[1])
 
-    def tensor(self, array: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(array, dtype=self.dtype, device=self.device)
-
-    # ------------------------------------------------------------------ running
     def run(self) -> SweepResult:
-        """Train every circuit for the train phase's epochs at its own t_pres, test each point when it is done.
+        started = time.time()
+        results: list[PointResult] = []
+        args = [(spec, t, self.n_seeds, self.device, self.engine, label, started) for spec, t, label in self.tasks()]
+        if self.workers <= 1:
+            for task in args:
+                results.append(run_point(*task))
+                self._report(results[-1], len(results), len(args), started)
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        The loop advances all running circuits together, step by step, up to the next event (a presentation
-        boundary or a delayed teacher switch of some point), where it swaps in the next stimuli and targets.
-        """
-        start_wall, start_cpu = time.perf_counter(), time.process_time()
-        n_seeds, n_train = len(self.seeds), len(self.train)
-        epochs = self.train_phase.epochs
-        groups = [Group(p, list(self.seeds), i * n_seeds, [rng(s, "order") for s in self.seeds],
-                        correct=np.zeros(n_seeds)) for i, p in enumerate(self.points)]
-        sim = Simulator(self.circuit, [s for _ in self.points for s in self.seeds], dtype=self.dtype,
-                        device=self.device)
-        if any(soma.noise > 0 or getattr(soma, "rate_noise", 0.0) > 0 for soma in sim.somas):
-            raise ValueError("the sweep does not simulate noise: set the populations' noise to 0")
-        tau_r_eta = float(getattr(self.train_phase, "tau_r_eta", 0.0))
-        sim.tau_r_eta = tau_r_eta
-        delay = sim.target_delay
-        if delay >= min(self.points):
-            raise ValueError(f"the target delay ({delay} steps) must be shorter than every t_pres {self.points}")
-        n_out = self.circuit.populations[sim.output].size
-        x_train, y_train = self.tensor(self.train.inputs), self.tensor(self.train.targets)
-        labels = np.asarray(self.train.labels)
-        stim = torch.zeros(sim.n_circuits, 1, x_train.shape[1], dtype=self.dtype, device=self.device)
-        applied = torch.zeros(sim.n_circuits, 1, n_out, dtype=self.dtype, device=self.device)
-        current = applied.clone()  # the target of each circuit's current presentation
-        out_sum = applied.clone()
-        t_pres_c = torch.as_tensor([g.t_pres for g in groups for _ in g.seeds])
-        plan = sim.plastic_plan(self.learning_rates(t_pres_c))
-        accuracy_rows, curve_rows, timing_rows = [], [], []
-        final_weights: dict[int, dict[str, torch.Tensor]] = {}
-        t = 0
-        segment_start, segment_cpu, segment_t = time.perf_counter(), time.process_time(), 0
-        next_check = CHECK_EVERY
-        while groups:
-            finished: list[Group] = []
-            for g in groups:
-                sl = g.slice
-                phase_step = t % g.t_pres
-                if phase_step == 0:
-                    if g.presentations > 0:  # score the presentation that just ended (train, teacher on)
-                        pattern = g.order[:, (g.presentations - 1) % n_train]
-                        pred = out_sum[sl, 0].argmax(dim=-1).cpu().numpy()
-                        g.correct += pred == labels[pattern]
-                        if g.presentations % n_train == 0:
-                            epoch = g.presentations // n_train
-                            curve_rows += [(self.label, g.t_pres, s, epoch, c / n_train)
-                                           for s, c in zip(g.seeds, g.correct, strict=True)]
-                            g.correct = np.zeros(n_seeds)
-                    if g.presentations == epochs * n_train:
-                        finished.append(g)
-                        continue
-                    j = g.presentations % n_train
-                    if j == 0:
-                        g.order = np.stack([r.permutation(n_train) for r in g.order_rngs])
-                    pattern = torch.as_tensor(g.order[:, j], device=self.device)
-                    stim = stim.clone()
-                    stim[sl, 0] = x_train[pattern]
-                    current[sl, 0] = y_train[pattern]
-                    if delay == 0 or g.presentations == 0:
-                        applied = applied.clone()
-                        applied[sl] = current[sl]
-                    else:
-                        g.pending = current[sl].clone()
-                    out_sum[sl] = 0.0
-                    g.presentations += 1
-                elif phase_step == delay and g.pending is not None:
-                    applied = applied.clone()
-                    applied[sl] = g.pending
-                    g.pending = None
-            if finished:
-                elapsed, cpu = time.perf_counter() - segment_start, time.process_time() - segment_cpu
-                timing_rows.append((self.label, sim.n_circuits, t - segment_t, elapsed, cpu,
-                                    1e6 * cpu / max(t - segment_t, 1)))
-                sim.check_finite(f"t_pres sweep ({self.label}), step {t}")
-                for g in finished:
-                    acc, loss, weights = self.evaluate(sim, g, current)
-                    final_weights[g.t_pres] = weights
-                    done_s = time.perf_counter() - start_wall
-                    accuracy_rows += [(self.label, g.t_pres, s, float(a), float(lo), epochs, t, done_s)
-                                      for s, a, lo in zip(g.seeds, acc, loss, strict=True)]
-                    if self.log:
-                        print(f"  {self.label} t_pres={g.t_pres}: test accuracy mean {100 * acc.mean():.1f} %, "
-                              f"min {100 * acc.min():.1f} %, max {100 * acc.max():.1f} % "
-                              f"({t} steps, {done_s:.0f} s)", file=sys.stderr, flush=True)
-                keep = [g for g in groups if g not in finished]
-                index = [i for g in keep for i in range(g.start, g.start + len(g.seeds))]
-                groups = keep
-                if not groups:
-                    break
-                sim = subset(sim, index)
-                sim.tau_r_eta = tau_r_eta
-                idx = torch.as_tensor(index, device=self.device)
-                stim, applied, current, out_sum = (a.index_select(0, idx) for a in (stim, applied, current, out_sum))
-                t_pres_c = t_pres_c[index]
-                offset = 0
-                for g in groups:
-                    g.start, offset = offset, offset + len(g.seeds)
-                plan = sim.plastic_plan(self.learning_rates(t_pres_c))
-                segment_start, segment_cpu, segment_t = time.perf_counter(), time.process_time(), t
-            # run to the next event (a presentation boundary or a delayed target switch of some group)
-            nxt = min(_next_event(t, g.t_pres, delay if g.pending is not None else None) for g in groups)
-            output = sim.output
-            for _ in range(nxt - t):
-                sim.step(stim, applied, plan)
-                out_sum += sim.state.u_breve[output]
-            t = nxt
-            if t >= next_check:
-                sim.check_finite(f"t_pres sweep ({self.label}), step {t}")
-                next_check = t + CHECK_EVERY
-        wall, cpu_total = time.perf_counter() - start_wall, time.process_time() - start_cpu
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=self.workers, mp_context=context) as pool:
+                futures = [pool.submit(run_point, *task) for task in args]
+                for future in as_completed(futures):
+                    results.append(future.result())
+                    self._report(results[-1], len(results), len(args), started)
+        results.sort(key=lambda r: (r.label, r.t_pres))
+        timing = [(r.label, r.t_pres, self.n_seeds, r.engine, r.steps, r.wall_s, r.cpu_s,
+                   1e6 * r.cpu_s / max(r.steps * self.n_seeds, 1)) for r in results]
         return SweepResult(
-            accuracy=pd.DataFrame(accuracy_rows, columns=["dynamics", "t_pres", "seed", "test_accuracy", "test_loss",
-                                                          "epochs", "steps", "finished_s"]),
-            curves=pd.DataFrame(curve_rows, columns=["dynamics", "t_pres", "seed", "epoch", "train_accuracy"]),
-            timing=pd.DataFrame(timing_rows, columns=["dynamics", "n_circuits", "steps", "wall_s", "cpu_s",
-                                                      "cpu_us_per_step"]),
-            weights=final_weights, wall_s=wall, cpu_s=cpu_total, steps=t,
+            accuracy=pd.DataFrame([row for r in results for row in r.accuracy],
+                                  columns=["dynamics", "t_pres", "seed", "test_accuracy", "test_loss", "epochs",
+                                           "steps", "finished_s"]),
+            curves=pd.DataFrame([row for r in results for row in r.curves],
+                                columns=["dynamics", "t_pres", "seed", "epoch", "train_accuracy"]),
+            timing=pd.DataFrame(timing, columns=["dynamics", "t_pres", "n_circuits", "engine", "steps", "wall_s",
+                                                 "cpu_s", "cpu_us_per_circuit_step"]),
+            weights={r.t_pres: r.weights for r in results},
         )
 
-    def evaluate(self, sim: Simulator, group: Group, current: torch.Tensor) -> tuple[np.ndarray, np.ndarray, dict]:
-        """Test phase of one finished group on a Simulator of its own circuits (teacher off, no plasticity).
-
-        Returns:
-            test accuracy [seed] (fraction), test loss [seed] (mean squared error of the presentation-averaged
-            output potential), final weights {projection: [seed, post, pre]}.
-        """
-        index = list(range(group.start, group.start + len(group.seeds)))
-        sub = subset(sim, index)
-        sub.tau_r_eta = float(getattr(self.test_phase, "tau_r_eta", 0.0))
-        sub.state.last_target = current[group.slice].clone()
-        weights = {k: v.detach().cpu().clone() for k, v in sub.state.weights.items()}
-        n_test = len(self.test)
-        if self.test_phase.shuffle:
-            order = np.stack([r.permutation(n_test) for r in group.order_rngs])
-        else:
-            order = np.broadcast_to(np.arange(n_test), (len(group.seeds), n_test))
-        x, y = self.tensor(self.test.inputs), self.tensor(self.test.targets)
-        labels = np.asarray(self.test.labels)
-        correct = np.zeros(len(group.seeds))
-        loss = np.zeros(len(group.seeds))
-        for j in range(n_test):
-            pattern = torch.as_tensor(np.ascontiguousarray(order[:, j]), device=self.device)
-            res = sub.present(x[pattern][:, None], y[pattern][:, None], group.t_pres, [], teacher=False)
-            out = res["output"][:, 0]
-            correct += out.argmax(dim=-1).cpu().numpy() == labels[order[:, j]]
-            loss += (out - y[pattern]).square().mean(dim=-1).cpu().numpy()
-        sub.check_finite(f"t_pres sweep ({self.label}), test of t_pres={group.t_pres}")
-        return correct / n_test, loss / n_test, weights
+    def _report(self, r: PointResult, done: int, total: int, started: float) -> None:
+        if not self.log:
+            return
+        acc = np.array([row[3] for row in r.accuracy])
+        print(f"  [{done}/{total}] {r.label} t_pres={r.t_pres}: test accuracy mean {100 * acc.mean():.1f} %, "
+              f"min {100 * acc.min():.1f} %, max {100 * acc.max():.1f} % ({r.steps} steps, {r.wall_s:.0f} s; "
+              f"{time.time() - started:.0f} s since the start)", file=sys.stderr, flush=True)
 
 
-def _next_event(t: int, period: int, delay: int | None) -> int:
-    """The first step index > t at which a group with this period has an event."""
-    boundary = (t // period + 1) * period
-    if delay is not None:
-        switch = (t // period) * period + delay
-        if switch > t:
-            return min(boundary, switch)
-    return boundary
+def estimate_wall_time(points: list[int], epochs: int, us_per_step: float, workers: int, n_variants: int = 2,
+                       n_train: int = 8, n_test: int = 8) -> float:
+    """Seconds for a sweep from the measured cost of one step of a point's batched circuits (us): each point
+    runs epochs x n_train + n_test presentations of t_pres steps; ``workers`` processes take the points
+    longest first, so the wall time is the larger of the total over the workers and the longest point."""
+    costs = [(epochs * n_train + n_test) * p * us_per_step * 1e-6 for p in points for _ in range(n_variants)]
+    return max(sum(costs) / workers, max(costs))
 
 
-def tagged_dynamics(spec: Spec) -> str:
-    """The dynamics name of the spec's defaults (``latent_equilibrium`` or ``orig``)."""
-    return tagged(spec.defaults.population.dynamics)[0]
-
-
-# ---------------------------------------------------------------------- cost model
-def step_costs(spec: Spec, n_circuits: list[int], steps: int = 250, device: str = "cpu") -> dict[int, float]:
-    """Measured seconds per step of a training Simulator with ``n`` circuits, for each n.
-
-    CPU time of this process (``time.process_time``, one torch thread): the wall time on an idle core,
-    robust against other processes sharing the machine. On CUDA, wall time after synchronising.
-    """
-    cuda = str(device).startswith("cuda")
-    clock = time.perf_counter if cuda else time.process_time
-    circuit = Circuit(spec)
-    dtype = DTYPES[spec.dtype]
-    costs = {}
-    for n in sorted(set(n_circuits)):
-        sim = Simulator(circuit, list(range(n)), dtype=dtype, device=device)
-        plan = sim.plastic_plan({k: torch.full((n,), 0.01) for k in ("up_1", "up_2", "ip_1")})
-        x = torch.rand(n, 1, 9, generator=torch.Generator().manual_seed(0)).to(device, dtype)
-        y = torch.full((n, 1, 3), 0.5, dtype=dtype, device=device)
-        out = torch.zeros_like(y)
-        for _ in range(50):
-            sim.step(x, y, plan)
-        if cuda:
-            torch.cuda.synchronize()
-        begin = clock()
-        for _ in range(steps):
-            sim.step(x, y, plan)
-            out += sim.state.u_breve[sim.output]
-        if cuda:
-            torch.cuda.synchronize()
-        costs[n] = (clock() - begin) / steps
-    return costs
-
-
-def estimate_wall_time(points: list[int], n_seeds: int, epochs: int, costs: dict[int, float],
-                       n_train: int = 8) -> float:
-    """Seconds for one variant, from per-step costs by number of circuits (:func:`step_costs`): each segment
-    between two points' ends runs with the circuits still active, then the finished point is tested."""
-    points = sorted(points)
-    total, t = 0.0, 0
-    for i, p in enumerate(points):
-        end = epochs * n_train * p
-        total += (end - t) * costs[(len(points) - i) * n_seeds]
-        total += n_train * p * costs[n_seeds]  # the test of this point
-        t = end
-    return total
+def measure_step_cost(spec: Spec, n_seeds: int, device: str, engine: str, epochs: int = 20) -> float:
+    """us of CPU per step of one point's batched circuits (t_pres 100, ``epochs`` epochs, compile excluded)."""
+    run_point(spec.model_copy(update={"protocol": [p.model_copy(update={"epochs": 1}) for p in spec.protocol]}),
+              10, n_seeds, device, engine, "", time.time())  # compile or load the kernel first
+    short = spec.model_copy(update={"protocol": [spec.protocol[0].model_copy(update={"epochs": epochs}),
+                                                 *spec.protocol[1:]]})
+    r = run_point(short, 100, n_seeds, device, engine, "", time.time())
+    return 1e6 * r.cpu_s / r.steps
 
 
 # ---------------------------------------------------------------------- figures
@@ -460,68 +298,61 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     parser.add_argument("--schedule", choices=["reference", "propagating"], default=None,
                         help="override the spec's schedule (bars_le.yaml: reference)")
+    parser.add_argument("--workers", type=int, default=1, help="processes running points at once (1)")
+    parser.add_argument("--engine", choices=["auto", "eager", "compiled"], default="auto")
     parser.add_argument("--estimate", action="store_true",
-                        help="only measure step costs and print the estimated time of this sweep and the full one")
-    parser.add_argument("--no-estimate", action="store_true", help="skip the step-cost measurement")
+                        help="only measure the step cost and print the estimated wall time of this sweep and the "
+                             "full one")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     points = sorted(set(args.points or (QUICK_POINTS if args.quick else POINTS)))
     n_seeds = args.seeds or (3 if args.quick else 10)
     epochs = args.epochs or (QUICK_EPOCHS if args.quick else 1000)
-    if min(points) < 1 or n_seeds < 1 or epochs < 1:
-        parser.error("--points, --seeds and --epochs must be positive")
+    if min(points) < 1 or n_seeds < 1 or epochs < 1 or args.workers < 1:
+        parser.error("--points, --seeds, --epochs and --workers must be positive")
     specs = {d: variant_spec(d, epochs, args.dtype, args.schedule) for d in args.variants}
     circuit = Circuit(next(iter(specs.values())))
     tau_eff_steps = circuit.tau_eff("pyr_1", teacher=False) / circuit.spec.dt
 
-    estimate_line = ""
-    if not args.no_estimate or args.estimate:  # cost model from step costs measured on this machine now
-        full_seeds = 10
-        sizes = {k * n_seeds for k in range(1, len(points) + 1)} | {k * full_seeds for k in range(1, len(POINTS) + 1)}
-        costs = {d: step_costs(s, sorted(sizes), device=args.device) for d, s in specs.items()}
-        predicted = sum(estimate_wall_time(points, n_seeds, epochs, c) for c in costs.values())
-        full = sum(estimate_wall_time(POINTS, full_seeds, 1000, c) for c in costs.values())
-        estimate_line = (f"estimated time on one idle core (measured step costs): this sweep {predicted:.0f} s; "
-                         f"the full sweep ({len(POINTS)} points up to {max(POINTS)} dt, {full_seeds} seeds, "
-                         f"1000 epochs, {len(costs)} variant(s)) {full:.0f} s = {full / 3600:.2f} h")
-        if args.estimate:
-            for d, c in costs.items():
-                print(f"{DYNAMICS[d]} CPU per step (us) by number of circuits: "
-                      + ", ".join(f"{n}: {1e6 * v:.0f}" for n, v in sorted(c.items())))
-            print(estimate_line)
-            return 0
+    if args.estimate:
+        costs = {d: measure_step_cost(s, n_seeds, args.device, args.engine) for d, s in specs.items()}
+        cost = max(costs.values())
+        for d, c in costs.items():
+            print(f"{DYNAMICS[d]}: {c:.1f} us CPU per step of {n_seeds} batched circuits "
+                  f"({c / n_seeds:.2f} us per circuit-step)")
+        this = estimate_wall_time(points, epochs, cost, args.workers, len(specs))
+        full = estimate_wall_time(POINTS, 1000, cost, args.workers, 2)
+        print(f"estimated wall time with {args.workers} worker(s) of one idle core each: this sweep {this:.0f} s; "
+              f"the full sweep ({len(POINTS)} points up to {max(POINTS)} dt, {n_seeds} seeds, 1000 epochs, LE and "
+              f"orig) {full:.0f} s = {full / 60:.1f} min")
+        return 0
 
     schedule = next(iter(specs.values())).schedule
     print(f"t_pres sweep: points {points} dt, {n_seeds} seeds, {epochs} epochs, variants "
-          f"{[DYNAMICS[d] for d in args.variants]}, {schedule} schedule, {args.dtype}, {args.device}",
-          file=sys.stderr, flush=True)
-    results = []
+          f"{[DYNAMICS[d] for d in args.variants]}, {schedule} schedule, {args.dtype}, {args.device}, "
+          f"{args.workers} worker(s)", file=sys.stderr, flush=True)
     try:
-        for spec in specs.values():
-            results.append(Sweep(spec, points, n_seeds, device=args.device).run())
+        result = Sweep(list(specs.values()), points, n_seeds, device=args.device, engine=args.engine,
+                       workers=args.workers).run()
     except Diverged as err:
         print(f"error: the sweep diverged: {err.diagnosis}", file=sys.stderr)
         return 1
-    acc = pd.concat([r.accuracy for r in results], ignore_index=True)
+    acc = result.accuracy
     acc.insert(2, "t_pres_tau", acc["t_pres"] / tau_eff_steps)
-    curves = pd.concat([r.curves for r in results], ignore_index=True)
-    timing = pd.concat([r.timing for r in results], ignore_index=True)
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "accuracy.csv", acc.to_csv(index=False))
-    atomic_write_text(args.out / "curves.csv", curves.to_csv(index=False))
-    atomic_write_text(args.out / "timing.csv", timing.to_csv(index=False))
+    atomic_write_text(args.out / "curves.csv", result.curves.to_csv(index=False))
+    atomic_write_text(args.out / "timing.csv", result.timing.to_csv(index=False))
     plot_accuracy(acc, tau_eff_steps, args.out / "accuracy.png", epochs, schedule)
-    plot_curves(curves, args.out / "curves.png")
+    plot_curves(result.curves, args.out / "curves.png")
     print(f"test accuracy after {epochs} epochs ({n_seeds} seeds, {schedule} schedule; "
           f"tau_eff = {tau_eff_steps:.1f} dt):")
     print(summary(acc, tau_eff_steps))
-    for dynamics, r in zip(specs, results, strict=True):
-        print(f"{DYNAMICS[dynamics]}: {r.steps} steps in {r.wall_s:.1f} s wall, {r.cpu_s:.1f} s CPU "
-              f"({1e6 * r.cpu_s / max(r.steps, 1):.0f} us CPU per step on average)")
-    if estimate_line:
-        print(estimate_line)
-    print(f"wall time: {time.perf_counter() - start:.1f} s; written to {args.out}")
+    timing = result.timing
+    print(f"{int(timing['steps'].sum())} steps of {n_seeds} circuits in {timing['cpu_s'].sum():.1f} s CPU "
+          f"({timing['cpu_s'].sum() * 1e6 / max(timing['steps'].sum() * n_seeds, 1):.2f} us per circuit-step)")
+    print(f"wall time: {time.perf_counter() - start:.1f} s with {args.workers} worker(s); written to {args.out}")
     return 0
 
 
