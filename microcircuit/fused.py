@@ -487,9 +487,9 @@ def _softplus(x):
     return x if x > 20.0 else soft
 
 
-@_njit(inline="always")
+@_njit
 def _phi(code, x):
-    """phi by activation code (model.md sec. 2)."""
+    """phi by activation code (model.md sec. 2); a call (the soft_relu loops inline _softplus instead)."""
     if code == 0:
         return _softplus(x)
     if code == 1:
