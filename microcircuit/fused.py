@@ -18,12 +18,16 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from microcircuit.engine import PhasePlan, Presented, Probe, Simulator, as_phase_plan
 from microcircuit.model.dynamics import LatentEquilibrium, Orig
+from microcircuit.state import PhasePlan, Presented, Probe, as_phase_plan
+
+if TYPE_CHECKING:
+    from microcircuit.engine import Simulator
 
 log = logging.getLogger("microcircuit")
 
