@@ -555,7 +555,7 @@ class Simulator:
                   ("somatic potential of population", self.state.u, POTENTIAL_BOUND))
         for what, tensors, bound in groups:
             for name, x in tensors.items():
-                bad = ~torch.isfinite(x) | (x.abs() > bound)
+                bad = ~(x.abs() <= bound)  # NaN compares false: NaN, Inf and runaway values in one pass
                 if bad.any():
                     circuits = sorted({int(i) for i in torch.nonzero(bad)[:, 0]})
                     raise Diverged(f"{where}: {what} '{name}' is NaN/Inf or exceeds {bound:g} in circuit(s) "
