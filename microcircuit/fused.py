@@ -491,6 +491,12 @@ def _softplus(x):
     return x if x > 20.0 else soft
 
 
+@_njit(inline="always")
+def _softplus_scalar(x):
+    """log(1 + exp(x)) by libm, linear above 20 as torch (for one circuit, where nothing vectorises)."""
+    return x if x > 20.0 else math.log1p(math.exp(x))
+
+
 @_njit
 def _phi(code, x):
     """phi by activation code (model.md sec. 2); a call (the soft_relu loops inline _softplus instead)."""
@@ -613,29 +619,47 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
                                         syn[b, co + j, c] = r
                                         carried[b, co + j, c] = r
                     for nn in range(n):
-                        for c in range(n_c):
-                            current[c] = 0.0
-                        for d in range(soma_d_start[s], soma_d_end[s]):
-                            for c in range(n_c):  # v_c = sum_proj W r_pre
-                                vsum[c] = 0.0
-                            for m in range(dend_p_start[d], dend_p_end[d]):
-                                q = dend_projs[m]
-                                pre, co = proj_pre[q], proj_pre_off[q]
-                                wo = proj_w_off[q] + nn * pre
-                                for j in range(pre):
-                                    for c in range(n_c):
-                                        vsum[c] += weights[wo + j, c] * carried[b, co + j, c]
-                            g_d = dend_g[d]
+                        if n_c == 1:  # one circuit: scalar sums (nothing to vectorise over)
+                            cur = 0.0
+                            for d in range(soma_d_start[s], soma_d_end[s]):
+                                v1 = 0.0  # v_c = sum_proj W r_pre
+                                for m in range(dend_p_start[d], dend_p_end[d]):
+                                    q = dend_projs[m]
+                                    pre, co = proj_pre[q], proj_pre_off[q]
+                                    wo = proj_w_off[q] + nn * pre
+                                    for j in range(pre):
+                                        v1 += weights[wo + j, 0] * carried[b, co + j, 0]
+                                vd[b, dend_off[d] + nn, 0] = v1
+                                cur += dend_g[d] * v1
+                            for k in range(soma_n_start[s], soma_n_end[s]):
+                                cur += nudge_g[k] * s_src[b, nudge_src[k] + nn, 0]
+                            if g_teach > 0.0:
+                                cur += g_teach * target_f[b, nn, 0]
+                            current[0] = cur
+                        else:
                             for c in range(n_c):
-                                vd[b, dend_off[d] + nn, c] = vsum[c]
-                                current[c] += g_d * vsum[c]
-                        for k in range(soma_n_start[s], soma_n_end[s]):
-                            g, src = nudge_g[k], nudge_src[k] + nn
-                            for c in range(n_c):
-                                current[c] += g * s_src[b, src, c]
-                        if g_teach > 0.0:
-                            for c in range(n_c):
-                                current[c] += g_teach * target_f[b, nn, c]
+                                current[c] = 0.0
+                            for d in range(soma_d_start[s], soma_d_end[s]):
+                                for c in range(n_c):  # v_c = sum_proj W r_pre
+                                    vsum[c] = 0.0
+                                for m in range(dend_p_start[d], dend_p_end[d]):
+                                    q = dend_projs[m]
+                                    pre, co = proj_pre[q], proj_pre_off[q]
+                                    wo = proj_w_off[q] + nn * pre
+                                    for j in range(pre):
+                                        for c in range(n_c):
+                                            vsum[c] += weights[wo + j, c] * carried[b, co + j, c]
+                                g_d = dend_g[d]
+                                for c in range(n_c):
+                                    vd[b, dend_off[d] + nn, c] = vsum[c]
+                                    current[c] += g_d * vsum[c]
+                            for k in range(soma_n_start[s], soma_n_end[s]):
+                                g, src = nudge_g[k], nudge_src[k] + nn
+                                for c in range(n_c):
+                                    current[c] += g * s_src[b, src, c]
+                            if g_teach > 0.0:
+                                for c in range(n_c):
+                                    current[c] += g_teach * target_f[b, nn, c]
                         for c in range(n_c):
                             u = pot[b, po + nn, c]
                             du = current[c] - g_tot * u  # du/dt = I - g_tot u
@@ -652,7 +676,9 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
                                 u_rate += noise_r[t, b, po + nn, c]
                             pot[b, po + nn, c] = u_next
                             sent[b, po + nn, c] = u_rate
-                        if act == 0:
+                        if act == 0 and n_c == 1:  # one circuit: nothing to vectorise, libm is faster
+                            rate[b, po + nn, 0] = _softplus_scalar(np.float64(sent[b, po + nn, 0]))
+                        elif act == 0:
                             for c in range(n_c):
                                 rate[b, po + nn, c] = _softplus(np.float64(sent[b, po + nn, c]))
                         else:
@@ -688,7 +714,9 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
                     pl_int[k, 9] = 1
                 for nn in range(post):
                     for b in range(n_b):
-                        if rule == 0 and act == 0:  # dendritic prediction: r_post - phi(c v)
+                        if rule == 0 and act == 0 and n_c == 1:
+                            post_f[b, 0] = rate[b, to + nn, 0] - _softplus_scalar(att * vd[b, pred + nn, 0])
+                        elif rule == 0 and act == 0:  # dendritic prediction: r_post - phi(c v)
                             for c in range(n_c):
                                 post_f[b, c] = rate[b, to + nn, c] - _softplus(att * vd[b, pred + nn, c])
                         elif rule == 0:
@@ -703,6 +731,10 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
                     for j in range(pre):
                         w_index = wo + nn * pre + j
                         if n_b == 1 and tau_w == 0.0 and rule != 2 and rounding == 0:  # the common case, one loop
+                            if n_c == 1:
+                                w = weights[w_index, 0] + dt * pl_eta[k, 0] * (post_f[0, 0] * carried[0, co + j, 0])
+                                weights[w_index, 0] = min(max(w, -w_max), w_max)
+                                continue
                             for c in range(n_c):
                                 w = weights[w_index, c] + dt * pl_eta[k, c] * (post_f[0, c] * carried[0, co + j, c])
                                 weights[w_index, c] = min(max(w, -w_max), w_max)
