@@ -9,16 +9,22 @@ oversubscribe the cores. So every command runs with one thread; ``--threads N`` 
 from __future__ import annotations
 
 import os
+import sys
 
 
 def apply_thread_policy(requested: int | None = None) -> int:
-    """Set torch's intra-op thread count: ``requested``, else ``OMP_NUM_THREADS``, else 1. Returns it."""
-    import torch
+    """Set the intra-op thread count: ``requested``, else ``OMP_NUM_THREADS``, else 1. Returns it.
 
+    Before torch is imported this only sets ``OMP_NUM_THREADS`` (which torch reads when it starts), so
+    commands that never simulate do not pay for importing torch; after, it also calls
+    ``torch.set_num_threads``.
+    """
     if requested is None:
         env = os.environ.get("OMP_NUM_THREADS", "")
         requested = int(env) if env.isdigit() and int(env) > 0 else 1
     if requested < 1:
         raise ValueError(f"--threads must be at least 1, got {requested}")
-    torch.set_num_threads(requested)
+    os.environ["OMP_NUM_THREADS"] = str(requested)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(requested)
     return requested

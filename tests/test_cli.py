@@ -218,3 +218,20 @@ def test_baseline_command(capsys):
     out = capsys.readouterr().out
     assert "backprop baseline of bars_le" in out and "100.00" in out
     assert main(["baseline", str(CIRCUITS / "bars_le.yaml"), "--set", "nope=1"]) == 2
+
+
+def test_engine_and_threads_are_chosen_logged_and_recorded(tmp_path):
+    """auto picks the compiled engine for bars and says so; --threads and --engine reach the manifest."""
+    proc = cli("run", str(CIRCUITS / "bars_le.yaml"), "--out", str(tmp_path / "a"), "--no-plot", "-q", *FAST)
+    assert proc.returncode == 0, proc.stderr
+    assert "engine: compiled" in proc.stderr
+    manifest = json.loads((Path(proc.stdout.strip().splitlines()[-1]) / "manifest.json").read_text())
+    assert manifest["engine"]["chosen"] == "compiled" and manifest["engine"]["requested"] == "auto"
+    assert manifest["threads"] == 1
+    proc = cli("run", str(CIRCUITS / "bars_le.yaml"), "--out", str(tmp_path / "b"), "--no-plot", "-q", *FAST,
+               "--engine", "eager", "--threads", "2")
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((Path(proc.stdout.strip().splitlines()[-1]) / "manifest.json").read_text())
+    assert manifest["engine"] == {"requested": "eager", "chosen": "eager", "reason": "asked for"}
+    assert manifest["threads"] == 2
+    assert cli("run", str(CIRCUITS / "bars_le.yaml"), "--threads", "0").returncode == 2
