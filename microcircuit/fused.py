@@ -728,16 +728,34 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
                         else:  # hebbian alignment: hp(phi(vhat))
                             for c in range(n_c):
                                 post_f[b, c] = _phi(act, att * vd[b, pred + nn, c]) - mem_post[b, m_post + nn, c]
+                    if n_b == 1 and tau_w == 0.0 and rule != 2 and rounding == 0 and n_c > 1:  # the common case:
+                        for c in range(n_c):  # W += (dt eta f_post) r_pre, four synapses per pass over circuits
+                            acc[c] = dt * pl_eta[k, c] * post_f[0, c]
+                        row = wo + nn * pre
+                        j = 0
+                        while j + 4 <= pre:
+                            for c in range(n_c):
+                                g = acc[c]
+                                w0 = weights[row + j, c] + g * carried[0, co + j, c]
+                                w1 = weights[row + j + 1, c] + g * carried[0, co + j + 1, c]
+                                w2 = weights[row + j + 2, c] + g * carried[0, co + j + 2, c]
+                                w3 = weights[row + j + 3, c] + g * carried[0, co + j + 3, c]
+                                weights[row + j, c] = min(max(w0, -w_max), w_max)
+                                weights[row + j + 1, c] = min(max(w1, -w_max), w_max)
+                                weights[row + j + 2, c] = min(max(w2, -w_max), w_max)
+                                weights[row + j + 3, c] = min(max(w3, -w_max), w_max)
+                            j += 4
+                        while j < pre:
+                            for c in range(n_c):
+                                w = weights[row + j, c] + acc[c] * carried[0, co + j, c]
+                                weights[row + j, c] = min(max(w, -w_max), w_max)
+                            j += 1
+                        continue
                     for j in range(pre):
                         w_index = wo + nn * pre + j
-                        if n_b == 1 and tau_w == 0.0 and rule != 2 and rounding == 0:  # the common case, one loop
-                            if n_c == 1:
-                                w = weights[w_index, 0] + dt * pl_eta[k, 0] * (post_f[0, 0] * carried[0, co + j, 0])
-                                weights[w_index, 0] = min(max(w, -w_max), w_max)
-                                continue
-                            for c in range(n_c):
-                                w = weights[w_index, c] + dt * pl_eta[k, c] * (post_f[0, c] * carried[0, co + j, c])
-                                weights[w_index, c] = min(max(w, -w_max), w_max)
+                        if n_b == 1 and tau_w == 0.0 and rule != 2 and rounding == 0:  # one circuit
+                            w = weights[w_index, 0] + dt * pl_eta[k, 0] * (post_f[0, 0] * carried[0, co + j, 0])
+                            weights[w_index, 0] = min(max(w, -w_max), w_max)
                             continue
                         for c in range(n_c):
                             acc[c] = 0.0
