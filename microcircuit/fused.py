@@ -276,7 +276,6 @@ def present_fused(sim: Simulator, stimuli: torch.Tensor, targets: torch.Tensor |
     pl_eta = np.zeros((n_plastic, n_c), dtype=np.float64)
     mem_sizes, uni_sizes = [0, 0], 0
     for k, (pp, eta) in enumerate(plan.plastic):
-        q = c.projections[pp.name]
         n_post, n_pre_k = c.populations[pp.target].size, c.populations[pp.source].size
         precision = sim.quantized.get(pp.name)
         rounding = 0 if precision is None else (2 if precision.rounding == "stochastic" else 1)
@@ -294,7 +293,6 @@ def present_fused(sim: Simulator, stimuli: torch.Tensor, targets: torch.Tensor |
             mem_sizes = [mem_sizes[0] + n_post, mem_sizes[1] + n_pre_k]
         if rounding == 2:
             uni_sizes += n_post * n_pre_k
-        del q
     pl_target = np.asarray([lay.pop_off[p.target] for p, _ in plan.plastic], dtype=np.int64)
     mem_post = np.zeros((n_b, max(mem_sizes[0], 1), n_c), dtype=np_dtype)  # hebbian low-pass filters
     mem_pre = np.zeros((n_b, max(mem_sizes[1], 1), n_c), dtype=np_dtype)
