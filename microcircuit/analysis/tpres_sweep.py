@@ -270,7 +270,11 @@ def plot_curves(df: pd.DataFrame, path: Path) -> None:
             ax.set_xlabel("epoch (8 patterns)")
             ax.set_ylabel("train accuracy (%)")
             ax.set_ylim(0, 105)
-            ax.legend(title="t_pres (dt)", fontsize=8, title_fontsize=8, ncol=2, loc="lower right")
+            if ax is axes[0][-1]:  # one key, outside the panels, so that it hides no line
+                ax.legend(title="t_pres (dt)", fontsize=8, title_fontsize=8, loc="upper left",
+                          bbox_to_anchor=(1.02, 1.0))
+            else:
+                ax.get_legend().remove()
         fig.tight_layout()
         save_figure(fig, path)
 
