@@ -154,6 +154,7 @@ class Simulator:
                 self.state.tau_r_factor[soma.name] = factor.to(self.device, self.dtype)
         self.reset_neurons()
         self.engine, self.engine_reason = choose_engine(self, engine)
+        self.fused_layout = None  # the compiled engine's index tables, built on its first call
 
     # ------------------------------------------------------------------ set-up
     def _target_delays(self, delay) -> torch.Tensor:

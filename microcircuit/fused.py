@@ -197,10 +197,10 @@ def build_layout(sim: Simulator) -> Layout:
 
 
 def _layout(sim: Simulator) -> Layout:
-    layout = getattr(sim, "_fused_layout", None)
-    if layout is None:
-        layout = sim._fused_layout = build_layout(sim)
-    return layout
+    """The simulator's layout, built on its first compiled call (it depends on the structure only)."""
+    if sim.fused_layout is None:
+        sim.fused_layout = build_layout(sim)
+    return sim.fused_layout
 
 
 def _circuit_last(x: torch.Tensor) -> np.ndarray:
