@@ -15,10 +15,10 @@ import sys
 import time
 from pathlib import Path
 
+from microcircuit.shipped import DEFAULT_SPEC
 from microcircuit.threads import apply_thread_policy
 
 EXIT_OK, EXIT_FAILED, EXIT_SPEC, EXIT_INT, EXIT_TERM = 0, 1, 2, 130, 143
-DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "circuits" / "bars_le.yaml"
 
 
 log = logging.getLogger("microcircuit")

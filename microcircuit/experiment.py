@@ -392,9 +392,15 @@ def library_versions() -> dict[str, str]:
 
 
 def git_info() -> dict:
-    """Commit and dirty flag of the package's source tree, if it is a git checkout."""
+    """Commit and dirty flag of the package's source tree, if it is a git checkout (an editable install).
+
+    An installed copy (a wheel in site-packages) has none, even when its folder lies inside some git work tree."""
     root = Path(microcircuit.__file__).resolve().parent.parent
     try:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root, capture_output=True, text=True,
+                             timeout=5)
+        if top.returncode != 0 or Path(top.stdout.strip()).resolve() != root:
+            return {}
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
         if sha.returncode != 0:
             return {}

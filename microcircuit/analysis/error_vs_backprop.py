@@ -34,9 +34,9 @@ from microcircuit.circuit import Circuit
 from microcircuit.engine import Simulator
 from microcircuit.experiment import Experiment, RunOptions
 from microcircuit.model.activations import ACTIVATIONS
+from microcircuit.shipped import shipped_circuit
 from microcircuit.spec import load_spec, load_spec_text
 
-ROOT = Path(__file__).resolve().parents[2]
 SIZES = [5, 8, 6, 3]
 DYNAMICS = {"latent_equilibrium": "LE", "orig": "orig"}
 TOP_DOWN = ["tied", "random", "learned"]
@@ -125,7 +125,7 @@ def training_runs(epochs: int, t_pres: int, n_seeds: int, device: str) -> pd.Dat
         for dynamics, label in DYNAMICS.items():
             overrides = [f"parameters.t_pres={t_pres}", f"protocol.0.epochs={epochs}", "protocol.0.validate_every=0",
                          "compare_backprop=true", "record=[]", f"defaults.population.dynamics={dynamics}", *extra]
-            spec = load_spec(ROOT / "circuits" / "bars_le.yaml", overrides)[0]
+            spec = load_spec(shipped_circuit("bars_le.yaml"), overrides)[0]
             experiment = Experiment(spec, RunOptions(n_seeds=n_seeds, device=device, progress=False))
             result = experiment.run()
             df = pd.DataFrame(result.rows, columns=["phase", "epoch", "seed", "metric", "value"])

@@ -47,11 +47,11 @@ import pandas as pd
 from microcircuit.analysis.figures import save_figure, styled
 from microcircuit.experiment import Experiment, PhaseData, RunOptions
 from microcircuit.rundir import atomic_write_text
+from microcircuit.shipped import shipped_circuit
 from microcircuit.spec import load_spec
 from microcircuit.spec.schema import Phase, Spec
 
-ROOT = Path(__file__).resolve().parents[2]
-SPEC = ROOT / "circuits" / "teacher_le.yaml"
+SPEC = shipped_circuit("teacher_le.yaml")
 DYNAMICS = {"LE": "latent_equilibrium", "orig": "orig"}
 APICAL_VAR = "pyr_1.apical.v"
 OUTPUT_VAR = "out.soma.u_breve"

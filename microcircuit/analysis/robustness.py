@@ -71,10 +71,10 @@ from microcircuit.analysis.figures import save_figure, styled
 from microcircuit.engine import POTENTIAL_BOUND, WEIGHT_BOUND, Simulator
 from microcircuit.experiment import Experiment, RunOptions, RunResult
 from microcircuit.rundir import atomic_write_text
+from microcircuit.shipped import shipped_circuit
 from microcircuit.spec import load_spec_text
 from microcircuit.spec.schema import Spec
 
-ROOT = Path(__file__).resolve().parents[2]
 CSV_COLUMNS = ["knob", "level", "dynamics", "tau_r_learning", "task", "seed", "metric", "value"]
 VARIANT_KEYS = ["task", "knob", "level", "dynamics", "tau_r_learning"]
 DYNAMICS = {"LE": "latent_equilibrium", "orig": "orig"}
@@ -130,9 +130,9 @@ class Task:
 
 
 TASKS: dict[str, Task] = {t.name: t for t in (
-    Task("bars_t10", ROOT / "circuits" / "bars_le.yaml", 10, "bars, t_pres = 10 dt"),
-    Task("bars_t100", ROOT / "circuits" / "bars_le.yaml", 100, "bars, t_pres = 100 dt"),
-    Task("yinyang", ROOT / "circuits" / "yinyang_le.yaml", None, "yin-yang"),
+    Task("bars_t10", shipped_circuit("bars_le.yaml"), 10, "bars, t_pres = 10 dt"),
+    Task("bars_t100", shipped_circuit("bars_le.yaml"), 100, "bars, t_pres = 100 dt"),
+    Task("yinyang", shipped_circuit("yinyang_le.yaml"), None, "yin-yang"),
 )}
 
 

@@ -49,10 +49,10 @@ from microcircuit.engine import Simulator
 from microcircuit.experiment import DTYPES, Experiment, RunOptions
 from microcircuit.model.activations import ACTIVATIONS
 from microcircuit.rundir import atomic_write_text
+from microcircuit.shipped import shipped_circuit
 from microcircuit.spec import load_spec
 from microcircuit.spec.schema import Spec
 
-ROOT = Path(__file__).resolve().parents[2]
 #: the two-hidden-area circuit
 DEEP_SIZES = [9, 20, 10, 3]
 DYNAMICS = {"latent_equilibrium": "LE", "orig": "orig"}
@@ -72,7 +72,7 @@ def phase_override(samples: int, epochs: int, t_pres: int, plastic: list[str]) -
 def bars_spec(dynamics: str, eta_ip: float, eta_pi: float, samples: int, epochs: int, t_pres: int,
               dtype: str = "float64") -> Spec:
     """circuits/bars_le.yaml with random, plastic interneuron weights and a self-prediction phase only."""
-    return load_spec(ROOT / "circuits" / "bars_le.yaml", [
+    return load_spec(shipped_circuit("bars_le.yaml"), [
         f"defaults.population.dynamics={dynamics}",
         f"dtype={dtype}",
         "projections.ip_1.init={uniform: 1.0}",

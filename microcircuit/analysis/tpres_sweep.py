@@ -34,10 +34,10 @@ from microcircuit.circuit import Circuit, tagged
 from microcircuit.engine import Diverged
 from microcircuit.experiment import DTYPES, Experiment, RunOptions, resolve_device
 from microcircuit.rundir import atomic_write_text
+from microcircuit.shipped import shipped_circuit
 from microcircuit.spec import load_spec
 from microcircuit.spec.schema import Spec
 
-ROOT = Path(__file__).resolve().parents[2]
 #: presentation times of Haider 2021, Fig. 3 (steps of dt)
 POINTS = [3, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000]
 #: quick mode: 300 epochs are what LE needs for 100 % at t_pres = 10 dt (100 epochs give 62-100 %)
@@ -53,7 +53,7 @@ def variant_spec(dynamics: str, epochs: int, dtype: str = "float32", schedule: s
                  "protocol.0.validate_every=0", f"dtype={dtype}", "record=[]"]
     if schedule:
         overrides.append(f"schedule={schedule}")
-    return load_spec(ROOT / "circuits" / "bars_le.yaml", overrides)[0]
+    return load_spec(shipped_circuit("bars_le.yaml"), overrides)[0]
 
 
 def tagged_dynamics(spec: Spec) -> str:
