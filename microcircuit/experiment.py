@@ -50,6 +50,9 @@ class RunOptions:
     dtype: str | None = None
     progress: bool = True
     engine: str | None = None  # auto | eager | compiled; None means the spec's
+    #: explicit circuit seeds (may repeat: a sweep batches runs that share seeds); None means
+    #: ``seed`` (or the spec's) + 0..n_seeds-1
+    seeds: list[int] | None = None
 
 
 @dataclass
@@ -90,6 +93,12 @@ def base_learning_rates(circuit: Circuit, phase: Phase) -> dict[str, float]:
     return {n: phase.eta.get(n, circuit.projections[n].eta) for n in names}
 
 
+def effective_learning_rates(circuit: Circuit, phase: Phase) -> dict[str, float]:
+    """eta (1/ms) of every projection that is plastic in ``phase``, ``eta_scale`` applied."""
+    scale = 1.0 / phase.t_pres if phase.eta_scale == "inverse_t_pres" else float(phase.eta_scale)
+    return {n: eta * scale for n, eta in base_learning_rates(circuit, phase).items()}
+
+
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -121,7 +130,8 @@ class Experiment:
         self.run_dir = run_dir
         self.circuit = Circuit(spec)
         self.master_seed = spec.seed if options.seed is None else options.seed
-        self.seeds = circuit_seeds(self.master_seed, options.n_seeds)
+        self.seeds = (list(options.seeds) if options.seeds is not None
+                      else circuit_seeds(self.master_seed, options.n_seeds))
         self.device = resolve_device(options.device)
         self.dtype = DTYPES[options.dtype or spec.dtype]
         self.task = make_task(spec.task)
@@ -190,10 +200,9 @@ class Experiment:
         labels = None if split.labels is None else torch.as_tensor(split.labels, device=self.device)
         return PhaseData(x.expand(n_circuits, *x.shape), t.expand(n_circuits, *t.shape), labels)
 
-    def learning_rates(self, phase: Phase) -> dict[str, float]:
-        """Effective eta (1/ms) of every plastic projection in ``phase``."""
-        scale = 1.0 / phase.t_pres if phase.eta_scale == "inverse_t_pres" else float(phase.eta_scale)
-        return {n: eta * scale for n, eta in base_learning_rates(self.circuit, phase).items()}
+    def learning_rates(self, phase: Phase) -> dict[str, float | torch.Tensor]:
+        """Effective eta (1/ms) of every plastic projection in ``phase`` (a float, or a tensor [circuit])."""
+        return effective_learning_rates(self.circuit, phase)
 
     # ------------------------------------------------------------------ running
     def run(self) -> RunResult:
