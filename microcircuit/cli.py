@@ -1,4 +1,7 @@
-"""Command line: ``microcircuit validate|describe|run|plot|analyse|baseline``. Argument parsing only.
+"""The ``microcircuit`` command: ``validate``, ``describe``, ``run``, ``plot``, ``analyse`` and ``baseline``.
+
+Each subcommand parses its arguments here and calls the library (spec, circuit, experiment,
+plotting, analysis programs).
 
 Exit codes: 0 ok, 1 runtime failure (e.g. a diverged run), 2 spec or usage error,
 130 interrupted (SIGINT), 143 terminated (SIGTERM).
@@ -15,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from microcircuit.devices import check_device
 from microcircuit.shipped import DEFAULT_SPEC
 from microcircuit.threads import apply_thread_policy
 
@@ -22,6 +26,23 @@ EXIT_OK, EXIT_FAILED, EXIT_SPEC, EXIT_INT, EXIT_TERM = 0, 1, 2, 130, 143
 
 
 log = logging.getLogger("microcircuit")
+
+DESCRIPTION = """\
+Dendritic-error cortical microcircuits with Latent Equilibrium: circuits written as YAML specs,
+simulated in batches with torch, compared against backprop.
+
+The shipped circuits are in the package (microcircuit.shipped; circuits/ of the source tree);
+without a spec, describe, run and baseline use bars_le.yaml."""
+
+EPILOG = """\
+first steps:
+  microcircuit validate circuits/bars_le.yaml       check a spec (every problem at once)
+  microcircuit describe --draw circuit.png          populations, projections, learning rates
+  microcircuit run --set parameters.t_pres=10       train bars (writes runs/bars_le/...)
+  microcircuit plot RUN_DIR                         learning curves, traces, apical potentials
+  microcircuit analyse --help                       the analysis programs
+
+exit codes: 0 ok, 1 runtime failure, 2 spec or usage error, 130 interrupted, 143 terminated"""
 
 
 class Terminated(Exception):
@@ -33,11 +54,15 @@ def _on_sigterm(signum, frame):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="microcircuit", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    from microcircuit import __version__
+
+    parser = argparse.ArgumentParser(prog="microcircuit", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"microcircuit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def spec_args(p: argparse.ArgumentParser, many: bool = False) -> None:
-        p.add_argument("spec", nargs="+" if many else "?", type=Path,
+        p.add_argument("spec", nargs="*" if many else "?", type=Path,
                        help="circuit spec YAML file" + ("s" if many else f" (default: {DEFAULT_SPEC.name})"))
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a spec value, e.g. --set parameters.t_pres=10 (repeatable)")
@@ -45,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check spec files; print every problem at once")
     spec_args(p, many=True)
+    p.set_defaults(spec=[])
     p.add_argument("--schema", action="store_true", help="print the JSON schema of the spec format and exit")
 
     p = sub.add_parser("describe", help="print populations, projections, shapes and derived constants")
@@ -57,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("runs"), help="parent folder of run directories (runs/)")
     p.add_argument("--seeds", type=int, default=1, help="independent circuits, simulated as one batch (1)")
     p.add_argument("--seed", type=int, default=None, help="master seed (default: the spec's)")
-    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto (CUDA if torch sees a GPU)")
     p.add_argument("--dtype", choices=["float32", "float64"], default=None, help="default: the spec's")
     p.add_argument("--engine", choices=["auto", "eager", "compiled"], default=None,
                    help="eager (reference), compiled (fused numba presentations) or auto (default: the spec's, "
@@ -75,9 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("analyse", aliases=["analyze"], add_help=False,
-                       help="run an analysis program (see 'microcircuit analyse --list')")
+                       help="run an analysis program; 'analyse --help' lists them, 'analyse NAME --help' "
+                            "shows a program's options")
     p.add_argument("name", nargs="?", help="analysis program")
     p.add_argument("--list", action="store_true", help="list the analysis programs")
+    p.add_argument("-h", "--help", dest="list_help", action="store_true", help="list the analysis programs")
 
     sub.add_parser("baseline", add_help=False,
                    help="train the same architecture with backprop (SGD) on the same data; see 'baseline -h'")
@@ -100,14 +128,30 @@ def main(argv: list[str] | None = None) -> int:
     args.rest = rest
     try:
         apply_thread_policy(getattr(args, "threads", None))
+        if getattr(args, "device", None) is not None:
+            check_device(args.device)
+            if args.device.startswith("cuda"):  # say why before anything is built
+                from microcircuit.devices import resolve_device
+
+                resolve_device(args.device)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_SPEC
     use_data_dir(getattr(args, "data_dir", None))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:  # records for the run's log file only (the command prints them)
+        if not any(isinstance(f, _LogFileOnly) for f in handler.filters):
+            handler.addFilter(_LogFileOnly())
     handler = {"validate": cmd_validate, "describe": cmd_describe, "run": cmd_run, "plot": cmd_plot,
                "analyse": cmd_analyse, "analyze": cmd_analyse}
     return handler[args.command](args, argv)
+
+
+class _LogFileOnly(logging.Filter):
+    """Keeps records logged with ``extra={"console": False}`` off the console handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return getattr(record, "console", True)
 
 
 def data_dir_arg(parser: argparse.ArgumentParser) -> None:
@@ -145,6 +189,9 @@ def cmd_validate(args, argv) -> int:
 
         print(json.dumps(Spec.model_json_schema(by_alias=True), indent=2))
         return EXIT_OK
+    if not args.spec:
+        print("error: validate needs spec files (or --schema)", file=sys.stderr)
+        return EXIT_SPEC
     status = EXIT_OK
     for path in args.spec:
         loaded = load(path, args.overrides)
@@ -364,18 +411,26 @@ def cmd_analyse(args, argv) -> int:
     """``microcircuit analyse NAME [program options]``: runs the program's main with the remaining arguments."""
     import importlib
 
-    from microcircuit.analysis import ANALYSES
+    from microcircuit.analysis import ANALYSES, SUMMARIES
 
     if args.list or not args.name:
+        asked = args.list or args.list_help
+        out = sys.stdout if asked else sys.stderr
+        print("usage: microcircuit analyse NAME [options]   ('microcircuit analyse NAME --help' for its options)\n"
+              "\nanalysis programs:", file=out)
+        width = max(map(len, ANALYSES))
         for name in ANALYSES:
-            print(name)
-        return EXIT_OK if args.list else EXIT_SPEC
+            print(f"  {name:<{width}}  {SUMMARIES[name]}", file=out)
+        if not asked:
+            print("error: name an analysis program", file=sys.stderr)
+        return EXIT_OK if asked else EXIT_SPEC
     if args.name not in ANALYSES:
         from microcircuit.registry import UnknownName
 
         print(f"error: {UnknownName('analysis', args.name, list(ANALYSES))}", file=sys.stderr)
         return EXIT_SPEC
-    return importlib.import_module(ANALYSES[args.name]).main(args.rest)
+    rest = ["--help", *args.rest] if args.list_help else args.rest
+    return importlib.import_module(ANALYSES[args.name]).main(rest)
 
 
 def cmd_plot(args, argv) -> int:

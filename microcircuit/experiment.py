@@ -25,6 +25,7 @@ from tqdm import tqdm
 import microcircuit
 from microcircuit.analysis.alignment import AlignmentProbe
 from microcircuit.circuit import Circuit
+from microcircuit.devices import resolve_device
 from microcircuit.engine import Diverged, PhasePlan, Simulator
 from microcircuit.model.activations import numpy_activation
 from microcircuit.recording import Recorder
@@ -97,14 +98,6 @@ def effective_learning_rates(circuit: Circuit, phase: Phase) -> dict[str, float]
     """eta (1/ms) of every projection that is plastic in ``phase``, ``eta_scale`` applied."""
     scale = 1.0 / phase.t_pres if phase.eta_scale == "inverse_t_pres" else float(phase.eta_scale)
     return {n: eta * scale for n, eta in base_learning_rates(circuit, phase).items()}
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for, but torch sees no CUDA device")
-    return torch.device(device)
 
 
 def architecture(circuit: Circuit) -> Architecture:
@@ -212,6 +205,7 @@ class Experiment:
         bar = tqdm(total=total, file=sys.stderr, disable=not self.options.progress, unit="stim",
                    mininterval=1.0, dynamic_ncols=True)
         self._bar = bar
+        self._latest: dict = {}  # what the bar shows: accuracy, loss and where they come from
         if self.snapshot is None:
             self.snapshot = self.payload()  # an interrupt before the first epoch ends resumes from here
         try:
@@ -228,6 +222,9 @@ class Experiment:
         if self.run_dir is not None and self.result.status == "done":
             self.cursor = (len(self.spec.protocol), 0)
             self.checkpoint("final", self.payload())
+        if self.result.status == "done":
+            for line in accuracy_summary(self.result).splitlines():
+                log.info("%s", line, extra={"console": False})  # the log file keeps what the command prints
         return self.result
 
     def _n_samples(self, phase: Phase) -> int:
@@ -314,12 +311,31 @@ class Experiment:
                                   {p: apical_sum[:, k] for k, p in enumerate(self.apical_pops)}, n_presentations)
         if self.probe is not None:
             rows += self.probe.rows(name, epoch, self.seeds)
+        self._show_latest(name, rows)
         self.result.rows.extend(rows)
         if self.run_dir is not None:
             self.run_dir.append_metrics(rows)
             chunk_data = self.recorder.take_chunk()
             if chunk_data:
                 self.run_dir.write_chunk(name, epoch, chunk_data)
+
+    def _show_latest(self, name: str, rows: list[tuple]) -> None:
+        """The latest validation accuracy and loss (means over circuits) in the progress bar; until the
+        first validation, those of the phase that runs."""
+        if name != "validate" and "val" in self._latest:
+            return
+        for metric in ("accuracy", "loss"):
+            values = [value for _, _, _, m, value in rows if m == metric]
+            if values:
+                self._latest[metric] = float(np.mean(values))
+        self._latest["val" if name == "validate" else "phase"] = name
+        parts = [f"{'val' if name == 'validate' else name}"]
+        if "accuracy" in self._latest:
+            parts.append(f"acc {self._latest['accuracy']:.3f}")
+        if "loss" in self._latest:
+            parts.append(f"loss {self._latest['loss']:.4g}")
+        if len(parts) > 1:
+            self._bar.set_postfix_str(" ".join(parts), refresh=False)
 
     def epoch_metrics(self, name, epoch, data: PhaseData, order, outputs, apical, n_presentations) -> list[tuple]:
         """outputs: presentation-averaged outputs [circuit, sample (presentation order), n_out];
@@ -419,13 +435,25 @@ def git_info() -> dict:
         return {}
 
 
+#: up to this many circuits, :func:`accuracy_summary` lists each seed
+SEED_TABLE_MAX = 10
+
+
 def accuracy_summary(result: RunResult, phase: str = "test") -> str:
+    """The accuracy of the last epoch of ``phase`` as text: one line per seed (up to
+    :data:`SEED_TABLE_MAX` seeds) and a summary line (mean, min, max); "" without accuracy rows."""
     acc = result.metric(phase, "accuracy")
     if not acc:
         return ""
     values = list(acc.values())
-    return (f"{phase} accuracy: mean {np.mean(values):.3f}, min {min(values):.3f}, max {max(values):.3f} "
-            f"over {len(values)} seed(s)")
+    lines = []
+    if 1 < len(acc) <= SEED_TABLE_MAX:
+        width = max(len(str(seed)) for seed in acc)
+        lines = [f"{phase} accuracy per seed:"]
+        lines += [f"  seed {seed:>{width}}  {value:.3f}" for seed, value in acc.items()]
+    lines.append(f"{phase} accuracy: mean {np.mean(values):.3f}, min {min(values):.3f}, max {max(values):.3f} "
+                 f"over {len(values)} seed(s)")
+    return "\n".join(lines)
 
 
 __all__ = ["Experiment", "RunOptions", "RunResult", "accuracy_summary"]

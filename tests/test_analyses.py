@@ -114,3 +114,9 @@ def test_estimate_shares_the_points_among_the_workers():
     assert estimate_wall_time([3, 5], 1, 1e6, workers=1) == 2 * 48 + 2 * 80
     assert estimate_wall_time([3, 5], 1, 1e6, workers=2) == (2 * 48 + 2 * 80) / 2
     assert estimate_wall_time([3, 5], 1, 1e6, workers=8) == 80  # the longest point bounds the wall time
+
+
+def test_every_program_has_a_summary():
+    from microcircuit.analysis import SUMMARIES
+
+    assert set(SUMMARIES) == set(ANALYSES) and all(SUMMARIES.values())

@@ -13,3 +13,14 @@ ANALYSES: dict[str, str] = {
     "self_prediction": "microcircuit.analysis.self_prediction",
     "tpres_sweep": "microcircuit.analysis.tpres_sweep",
 }
+
+#: analysis program name -> one line on what it shows (``microcircuit analyse --help``; the programs
+#: load torch, so their docstrings are not read for the listing)
+SUMMARIES: dict[str, str] = {
+    "error_vs_backprop": "dendritic errors and weight updates against backprop, over nudging and training",
+    "latency_vs_depth": "how long circuits of depth 1..8 need to answer a new input (LE against orig)",
+    "mimic": "a student microcircuit learns a random teacher's map (Haider 2021, Fig. 5)",
+    "robustness": "accuracy and alignment on an imperfect substrate (noise, delays, precision, ...)",
+    "self_prediction": "learning the self-predicting state from random interneuron weights",
+    "tpres_sweep": "bars accuracy against presentation time, LE against orig (Haider 2021, Fig. 3)",
+}
