@@ -37,9 +37,9 @@ import numpy as np
 import torch
 
 from microcircuit.circuit import Circuit
-from microcircuit.cli import data_dir_arg, use_data_dir
+from microcircuit.datadir import data_dir_arg, use_data_dir
 from microcircuit.experiment import DTYPES, architecture, resolve_device
-from microcircuit.model.activations import ACTIVATIONS
+from microcircuit.reference.network import FeedforwardNet
 from microcircuit.rundir import atomic_write_text
 from microcircuit.seeds import circuit_seeds, rng
 from microcircuit.spec.schema import Phase, Spec
@@ -47,67 +47,11 @@ from microcircuit.tasks import Split, make_task
 
 #: SGD learning rate (per unit of the mean squared error gradient) when neither the caller nor the spec sets one
 DEFAULT_LR = 0.1
-#: stimuli per forward pass when evaluating a split (bounds memory for large splits)
-EVAL_CHUNK = 2048
 
 
 def training_phases(spec: Spec) -> list[Phase]:
     """The phases the baseline mirrors: ``data: train`` with the teacher on and something plastic."""
     return [p for p in spec.protocol if p.data == "train" and p.teacher and p.plastic != "none"]
-
-
-class FeedforwardNet:
-    """The equivalent feedforward network of a circuit, batched over independent circuits.
-
-    Args:
-        circuit: the circuit (forward chain, attenuations, activations).
-        weights: initial W_k by projection name, [circuit, post, pre] (copied).
-    """
-
-    def __init__(self, circuit: Circuit, weights: dict[str, torch.Tensor]):
-        self.chain = [q.name for q in circuit.forward_chain]
-        self.attenuation = [circuit.attenuation(q.target, "basal") for q in circuit.forward_chain]
-        self.phi = [ACTIVATIONS.get(circuit.populations[q.target].activation) for q in circuit.forward_chain]
-        self.weights = [weights[name].detach().clone() for name in self.chain]
-
-    def forward(self, inputs: torch.Tensor, weights: list[torch.Tensor] | None = None) -> torch.Tensor:
-        """Output potentials y_N [circuit, batch, n_out] for input rates [circuit, batch, n_in]."""
-        r = inputs
-        ws = self.weights if weights is None else weights
-        last = len(ws) - 1
-        for k, (w, c, phi) in enumerate(zip(ws, self.attenuation, self.phi, strict=True)):
-            y = c * torch.bmm(r, w.transpose(1, 2))
-            r = y if k == last else phi(y)
-        return r
-
-    def sgd_step(self, inputs: torch.Tensor, targets: torch.Tensor, lr: float) -> None:
-        """One SGD step on the batch-mean squared error of every circuit (circuits are independent:
-        the sum over circuits of their losses has per-circuit gradients)."""
-        leaves = [w.requires_grad_(True) for w in self.weights]
-        with torch.enable_grad():
-            loss = (self.forward(inputs, leaves) - targets).square().mean(dim=(1, 2)).sum()
-            grads = torch.autograd.grad(loss, leaves)
-        self.weights = [w.detach().sub_(lr * g) for w, g in zip(leaves, grads, strict=True)]
-
-    @torch.no_grad()
-    def evaluate(self, inputs: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor | None
-                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Per-circuit loss [circuit] and accuracy [circuit] (None without labels) on a whole split.
-
-        inputs [n, n_in], targets [n, n_out], labels [n]; shared by all circuits.
-        """
-        n_circuits = self.weights[0].shape[0]
-        sq_sum = torch.zeros(n_circuits, dtype=inputs.dtype, device=inputs.device)
-        hits = torch.zeros(n_circuits, dtype=inputs.dtype, device=inputs.device)
-        for start in range(0, inputs.shape[0], EVAL_CHUNK):
-            x = inputs[start:start + EVAL_CHUNK].expand(n_circuits, -1, -1)
-            out = self.forward(x)
-            sq_sum += (out - targets[start:start + EVAL_CHUNK]).square().sum(dim=(1, 2))
-            if labels is not None:
-                hits += (out.argmax(dim=-1) == labels[start:start + EVAL_CHUNK]).to(inputs.dtype).sum(dim=1)
-        n = inputs.shape[0]
-        loss = sq_sum / (n * targets.shape[-1])
-        return loss, (hits / n if labels is not None else None)
 
 
 def run_baseline(

@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
 import sys
 import time
 from pathlib import Path
 
+from microcircuit.datadir import data_dir_arg, use_data_dir
 from microcircuit.devices import check_device
 from microcircuit.shipped import DEFAULT_SPEC
 from microcircuit.threads import apply_thread_policy
@@ -152,21 +152,6 @@ class _LogFileOnly(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return getattr(record, "console", True)
-
-
-def data_dir_arg(parser: argparse.ArgumentParser) -> None:
-    """The ``--data-dir`` option of every command that reads a spec's dataset."""
-    parser.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
-                        help="folder of dataset files (MNIST-format idx files), as $MICROCIRCUIT_DATA; "
-                             "a task's own data_dir takes precedence")
-
-
-def use_data_dir(path: Path | None) -> None:
-    """Make ``--data-dir`` the dataset folder of this process (the tasks read $MICROCIRCUIT_DATA)."""
-    from microcircuit.tasks.mnist import DATA_ENV
-
-    if path is not None:
-        os.environ[DATA_ENV] = str(path.expanduser().resolve())
 
 
 def load(path: Path, overrides: list[str]):

@@ -23,12 +23,12 @@ import torch
 from tqdm import tqdm
 
 import microcircuit
-from microcircuit.analysis.alignment import AlignmentProbe
 from microcircuit.circuit import Circuit
 from microcircuit.devices import resolve_device
 from microcircuit.engine import Diverged, PhasePlan, Simulator
 from microcircuit.model.activations import numpy_activation
 from microcircuit.recording import Recorder
+from microcircuit.reference.alignment import AlignmentProbe
 from microcircuit.rundir import RunDir
 from microcircuit.seeds import circuit_seeds, derived_seeds, rng
 from microcircuit.spec.schema import Phase, Spec

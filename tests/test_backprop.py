@@ -10,12 +10,12 @@ import pytest
 import torch
 import yaml
 
-from microcircuit.analysis.alignment import AlignmentProbe
-from microcircuit.analysis.backprop import backprop_reference, cosine
 from microcircuit.analysis.specs import microcircuit_spec
 from microcircuit.circuit import Circuit
 from microcircuit.engine import Simulator
 from microcircuit.experiment import Experiment, RunOptions
+from microcircuit.reference.alignment import AlignmentProbe
+from microcircuit.reference.backprop import backprop_reference, cosine
 from microcircuit.spec import load_spec_text
 from tests.conftest import CIRCUITS, build
 

@@ -7,9 +7,10 @@ import csv
 import pytest
 import torch
 
-from microcircuit.analysis.backprop import backprop_reference
-from microcircuit.baseline import FeedforwardNet, main, run_baseline, training_phases
+from microcircuit.baseline import main, run_baseline, training_phases
 from microcircuit.circuit import Circuit
+from microcircuit.reference.backprop import backprop_reference
+from microcircuit.reference.network import FeedforwardNet
 from tests.conftest import CIRCUITS, build, chain_spec
 
 

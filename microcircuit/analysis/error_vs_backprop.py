@@ -5,7 +5,7 @@ Two parts, both on circuits built from YAML specs and with seeds batched as inde
 1. Nudging sweep. A 5-8-6-3 microcircuit (two hidden areas) in the analytic self-predicting state
    gets a stimulus with the teacher off, then the teacher on with conductance g_som from weak to
    strong. On the same weights and stimulus, the apical potentials, somatic errors and W^up updates
-   are compared with the backprop reference (microcircuit.analysis.backprop), for top-down weights
+   are compared with the backprop reference (microcircuit.reference.backprop), for top-down weights
    ``tied`` (W^down = (W^up)^T), ``random`` (feedback alignment) and ``learned`` (hebbian_alignment,
    after a learning phase), LE versus orig. Measured once settled (``steady``) and averaged over the
    first t_pres = 20 dt after the teacher switches on (``transient``: where orig lags and LE does not).
@@ -27,13 +27,13 @@ import pandas as pd
 import torch
 import yaml
 
-from microcircuit.analysis.backprop import angle_degrees, backprop_reference, cosine
 from microcircuit.analysis.figures import save_figure, styled
 from microcircuit.analysis.specs import microcircuit_spec
 from microcircuit.circuit import Circuit
 from microcircuit.engine import Simulator
 from microcircuit.experiment import Experiment, RunOptions
 from microcircuit.model.activations import ACTIVATIONS
+from microcircuit.reference.backprop import angle_degrees, backprop_reference, cosine
 from microcircuit.shipped import shipped_circuit
 from microcircuit.spec import load_spec, load_spec_text
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from microcircuit.reference.feedforward import feedforward
 from microcircuit.spec.schema import TeacherTask
 from microcircuit.tasks.base import TASKS, Architecture, Split, Task
 
@@ -40,18 +41,16 @@ def output_bound(sizes: Sequence[int], input_low: float, input_high: float, weig
 
 
 def teacher_forward(weights: list[np.ndarray], architecture: Architecture, inputs: np.ndarray) -> np.ndarray:
-    """Output potentials u_N [n_samples, sizes[-1]] of the feedforward network.
+    """Output potentials u_N [n_samples, sizes[-1]] of the feedforward network
+    (:func:`microcircuit.reference.feedforward.feedforward`, in float64).
 
     ``inputs``: [n_samples, sizes[0]] rates r_0; ``weights``: W_1..W_N, each [sizes[k], sizes[k-1]].
     """
-    r = inputs
-    last = len(weights) - 1
-    for k, (w, c) in enumerate(zip(weights, architecture.attenuation, strict=True)):
-        u = c * (r @ w.T)
-        if k == last:
-            return np.asarray(u, dtype=np.float64)
-        r = np.asarray(architecture.activation(u), dtype=np.float64)
-    raise ValueError("teacher network has no weights")
+    def phi(u: np.ndarray) -> np.ndarray:
+        return np.asarray(architecture.activation(u), dtype=np.float64)
+
+    potentials, _ = feedforward(inputs, weights, architecture.attenuation, phi)
+    return np.asarray(potentials[-1], dtype=np.float64)
 
 
 @TASKS.register("teacher")

@@ -20,9 +20,9 @@ from collections import defaultdict
 
 import torch
 
-from microcircuit.analysis.backprop import angle_degrees, backprop_reference, cosine
 from microcircuit.engine import Simulator
 from microcircuit.model.activations import ACTIVATIONS
+from microcircuit.reference.backprop import angle_degrees, backprop_reference, cosine
 
 
 def top_down_pairs(circuit) -> list[tuple[str, str]]:

@@ -1,6 +1,7 @@
 """The backprop reference (model.md sec. 5): the equivalent feedforward network on the circuit's weights.
 
-Along the circuit's forward chain (input -> ... -> output, the basal projections W^up_k):
+The network is :func:`microcircuit.reference.feedforward.feedforward` along the circuit's forward chain
+(input -> ... -> output, the basal projections W^up_k):
 
     y_k = c_k W^up_k r_{k-1},   r_k = phi_k(y_k),   r_0 = the input rates,
 
@@ -25,7 +26,8 @@ from dataclasses import dataclass
 import torch
 
 from microcircuit.circuit import Circuit
-from microcircuit.model.activations import ACTIVATIONS
+from microcircuit.reference.feedforward import feedforward
+from microcircuit.reference.network import chain_constants
 
 
 @dataclass
@@ -59,25 +61,18 @@ def backprop_reference(
     if loss not in ("gain_weighted", "mse"):
         raise ValueError(f"unknown loss '{loss}' (valid: gain_weighted, mse)")
     chain = circuit.forward_chain
-    leaves = {q.name: weights[q.name].detach().clone().requires_grad_(True) for q in chain}
+    names, attenuation, phis = chain_constants(circuit)
+    leaves = {name: weights[name].detach().clone().requires_grad_(True) for name in names}
     with torch.enable_grad():
-        r = inputs.detach()
-        potentials, rates = {}, {}
-        for q in chain:
-            y = circuit.attenuation(q.target, "basal") * torch.matmul(r, leaves[q.name].transpose(1, 2))
-            y.retain_grad()
-            potentials[q.target] = y
-            phi = ACTIVATIONS.get(circuit.populations[q.target].activation)
-            if q is chain[-1]:
-                r = y
-            else:
-                r = phi(y)
-                r.retain_grad()
-                rates[q.target] = r
-        y_out = potentials[chain[-1].target]
+        ys, rs = feedforward(inputs.detach(), [leaves[n] for n in names], attenuation, phis)
+        for tensor in ys + rs:
+            tensor.retain_grad()
+        potentials = {q.target: y for q, y in zip(chain, ys, strict=True)}
+        rates = {q.target: r for q, r in zip(chain[:-1], rs, strict=True)}
+        y_out = ys[-1]
         error = targets.detach() - y_out
         if loss == "gain_weighted":
-            phi_out = ACTIVATIONS.get(circuit.populations[chain[-1].target].activation)
+            phi_out = phis[-1]
             y_probe = y_out.detach().clone().requires_grad_(True)
             (gain,) = torch.autograd.grad(phi_out(y_probe).sum(), y_probe)
             per_sample = 0.5 * (gain * error.square()).sum(dim=-1)
