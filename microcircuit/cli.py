@@ -110,9 +110,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("baseline", add_help=False,
                    help="train the same architecture with backprop (SGD) on the same data; see 'baseline -h'")
 
-    p = sub.add_parser("plot", help="draw learning curves, output traces and apical potentials of a run")
-    p.add_argument("run_dir", type=Path)
+    p = sub.add_parser("plot", help="draw learning curves, output traces and apical potentials of a run, "
+                                    "or a metric of a sweep against an axis")
+    p.add_argument("run_dir", type=Path, help="a run directory or a sweep directory")
     p.add_argument("--kind", action="append", choices=["curves", "traces", "apical"], default=None)
+    p.add_argument("--x", default=None, metavar="AXIS", help="sweep directory: the axis on the x axis")
+    p.add_argument("--metric", default=None, metavar="NAME", help="sweep directory: the metric, e.g. test/accuracy")
+    p.add_argument("--hue", default=None, metavar="AXIS", help="sweep directory: one line per value of this axis")
+
+    from microcircuit.sweep.command import add_arguments as sweep_arguments
+
+    p = sub.add_parser("sweep", help="run a sweep file (many runs of one circuit, batched, on Dask) into one "
+                                     "table; prints the sweep directory last")
+    sweep_arguments(p)
     return parser
 
 
@@ -143,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         if not any(isinstance(f, _LogFileOnly) for f in handler.filters):
             handler.addFilter(_LogFileOnly())
     handler = {"validate": cmd_validate, "describe": cmd_describe, "run": cmd_run, "plot": cmd_plot,
-               "analyse": cmd_analyse, "analyze": cmd_analyse}
+               "analyse": cmd_analyse, "analyze": cmd_analyse, "sweep": cmd_sweep}
     return handler[args.command](args, argv)
 
 
@@ -418,8 +428,19 @@ def cmd_analyse(args, argv) -> int:
     return importlib.import_module(ANALYSES[args.name]).main(rest)
 
 
+def cmd_sweep(args, argv) -> int:
+    from microcircuit.sweep.command import main as sweep_main
+
+    return sweep_main(args, argv)
+
+
 def cmd_plot(args, argv) -> int:
     from microcircuit.plotting import plot_run
+
+    if (args.run_dir / "sweep.json").exists():
+        from microcircuit.sweep.plot import main as plot_sweep
+
+        return plot_sweep(args.run_dir, args.x, args.metric, args.hue)
 
     if not (args.run_dir / "metrics.csv").exists():
         print(f"error: {args.run_dir} is not a run directory (no metrics.csv)", file=sys.stderr)

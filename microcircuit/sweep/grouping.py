@@ -1,0 +1,141 @@
+"""Which runs of a sweep share one batched simulation.
+
+What the engine carries per circuit today (microcircuit/state.py, engine.py, fused.py), and so what may
+differ between the runs of one simulation:
+
+- the **seeds** (weights, stimulus order, noise, mismatch draws and delays are drawn per circuit);
+- the **learning rates**: a :class:`~microcircuit.state.PhasePlan` takes one eta per projection and circuit,
+  so the rules' ``eta`` (``projections.*.rule.*.eta``, ``defaults.projection.rule.*.eta``), a phase's
+  ``eta`` overrides and its ``eta_scale`` batch;
+- keys that do not reach the simulation (``name``, ``description``, ``checkpoint_every``).
+
+Everything else makes separate simulations, because the engine holds it once for all circuits: the
+presentation time (``present_many`` takes one ``steps``), the dynamics (orig and LE differ in the
+rate-potential equation and in the teacher delay), conductances and nudging (floats of the soma plans),
+noise levels, the mismatch spread (drawn once from one spec), tau_r learning (one ``tau_r_eta`` per plan),
+sizes, schedule, rules, epochs, the task, dtype and engine.
+
+A group is cut into simulations of at most ``max_circuits`` circuits and an estimated ``memory_mb``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from microcircuit.spec.schema import Spec
+from microcircuit.sweep.spec import Run
+
+#: what may differ between the runs of one simulation (for messages and the docs)
+BATCHED_KEYS = ("seed", "projections.*.rule.*.eta", "defaults.projection.rule.*.eta", "protocol.*.eta",
+                "protocol.*.eta_scale", "name", "description", "checkpoint_every")
+
+
+def run_id(run: Run, device: str) -> str:
+    """A stable name of a run: a hash of its resolved circuit, seeds and device (12 hex digits)."""
+    text = yaml.safe_dump(run.resolved, sort_keys=True) + json.dumps(run.seeds) + device
+    return "run-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def structure_key(spec: Spec) -> str:
+    """The spec with every per-circuit value blanked: runs with the same key can share a simulation."""
+    data = spec.model_dump(mode="json", by_alias=True)
+    for key in ("seed", "name", "description", "checkpoint_every"):
+        data.pop(key, None)
+
+    def blank_rule(rule: Any) -> None:
+        if isinstance(rule, dict):
+            for params in rule.values():
+                if isinstance(params, dict) and "eta" in params:
+                    params["eta"] = None
+
+    for projection in data.get("projections", {}).values():
+        blank_rule(projection.get("rule"))
+    blank_rule(((data.get("defaults") or {}).get("projection") or {}).get("rule"))
+    for phase in data.get("protocol", []):
+        phase["eta"] = None
+        phase["eta_scale"] = None
+    return json.dumps(data, sort_keys=True)
+
+
+def circuit_bytes(spec: Spec) -> int:
+    """Estimated bytes of one circuit's simulation: weights (with their filters), neuron states of the
+    largest batch and delay buffers."""
+    size = 8 if spec.dtype == "float64" else 4
+    pops = {name: p.size for name, p in spec.populations.items()}
+    batch = max(p.batch for p in spec.protocol)
+    weights = delays = 0
+    for projection in spec.projections.values():
+        target = projection.target.split(".")[0]
+        source = projection.source.split(".")[0]
+        if projection.target.endswith(".soma"):
+            continue
+        weights += pops.get(target, 0) * pops.get(source, 0)
+        if projection.delay is not None:
+            delays += (int(getattr(projection.delay, "steps", 0) or 0) + int(getattr(projection.delay, "jitter", 0)
+                                                                               or 0) + 1) * batch * pops.get(source, 0)
+    neurons = sum(pops.values())
+    return size * (3 * weights + 12 * batch * neurons + delays) + 4096
+
+
+@dataclass
+class Task:
+    """One batched simulation: the runs it holds (their circuits in order) and where to write them."""
+
+    number: int
+    runs: list[Run]
+    ids: list[str]
+    device: str
+    save_weights: bool = False
+    sweep_dir: str = ""
+    batched_over: list[str] = field(default_factory=list)
+
+    @property
+    def n_circuits(self) -> int:
+        return sum(len(r.seeds) for r in self.runs)
+
+    @property
+    def cost(self) -> float:
+        """Relative cost: steps of one circuit times circuits (for ordering and the time estimate)."""
+        spec = self.runs[0].spec
+        steps = sum(p.epochs * p.t_pres * (1 + (p.epochs // p.validate_every if p.validate_every else 0))
+                    for p in spec.protocol)
+        return float(steps * self.n_circuits)
+
+
+def differing(runs: list[Run]) -> list[str]:
+    """The axis columns whose values differ between ``runs`` (what a simulation batches over), plus seed."""
+    columns = [c for c in runs[0].axes if len({json.dumps(r.axes[c], sort_keys=True) for r in runs}) > 1]
+    return ["seed", *columns]
+
+
+def group(runs: list[Run], ids: list[str], device: str, max_circuits: int, memory_mb: float,
+          save_weights: bool = False) -> list[Task]:
+    """Runs into simulations: same structure key, at most ``max_circuits`` circuits and ``memory_mb``
+    (at least one run each); numbered in the order of their first run."""
+    groups: dict[str, list[int]] = {}
+    for k, run in enumerate(runs):
+        groups.setdefault(structure_key(run.spec), []).append(k)
+    tasks: list[Task] = []
+    for members in groups.values():
+        limit = max(1, min(max_circuits, int(memory_mb * 2**20 // circuit_bytes(runs[members[0]].spec))))
+        current: list[int] = []
+        for k in members:
+            if current and sum(len(runs[j].seeds) for j in current) + len(runs[k].seeds) > limit:
+                tasks.append(Task(0, [runs[j] for j in current], [ids[j] for j in current], device, save_weights))
+                current = []
+            current.append(k)
+        if current:
+            tasks.append(Task(0, [runs[j] for j in current], [ids[j] for j in current], device, save_weights))
+    tasks.sort(key=lambda t: t.runs[0].index)
+    for n, task in enumerate(tasks):
+        task.number = n
+        task.batched_over = differing(task.runs)
+    return tasks
+
+
+__all__ = ["BATCHED_KEYS", "Task", "circuit_bytes", "group", "run_id", "structure_key"]

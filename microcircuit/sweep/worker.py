@@ -1,0 +1,192 @@
+"""What a worker does with one task: simulate its runs as one batch on the experiment layer, write each run.
+
+A task's runs share one :class:`~microcircuit.experiment.Experiment` (the package's one protocol loop): their
+circuits are concatenated along the circuit dimension, with one learning rate per circuit where the runs
+differ in it. A task of one run is exactly ``microcircuit run SPEC --seeds N --seed FIRST``. When a batched
+simulation diverges, its runs are simulated again one by one, so that only the diverging run is recorded as
+diverged. Each run's files are written into ``SWEEP_DIR/runs/<id>/`` atomically; ``done.json`` is written
+last and marks the run finished (its ``status``: ``done``, ``diverged`` or ``error``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import traceback
+from pathlib import Path
+
+import pandas as pd
+import torch
+import yaml
+
+from microcircuit.circuit import Circuit
+from microcircuit.experiment import Experiment, RunOptions, effective_learning_rates
+from microcircuit.rundir import atomic_write_bytes, atomic_write_text
+from microcircuit.spec.schema import Phase, Spec
+from microcircuit.sweep.grouping import Task
+from microcircuit.sweep.spec import Run
+
+COMPLETION = "done.json"
+#: statuses that a restarted sweep does not run again (an error, e.g. a lost worker, is retried)
+FINAL = ("done", "diverged")
+
+
+class GroupExperiment(Experiment):
+    """One experiment over the circuits of several runs that differ only in seeds and learning rates.
+
+    Args:
+        members: (spec, circuits) of each run, in circuit order; the first spec is the template.
+        options: with ``seeds`` set to every circuit's seed, run after run.
+
+    Metric rows are labelled by circuit index (0..n-1) instead of seed, since runs share seeds.
+    """
+
+    def __init__(self, members: list[tuple[Spec, int]], options: RunOptions):
+        super().__init__(members[0][0], options)
+        self.members = [(Circuit(spec), spec, n) for spec, n in members]
+
+    def learning_rates(self, phase: Phase) -> dict[str, float | torch.Tensor]:
+        """eta per plastic projection: a float where every circuit has the same, else a tensor [circuit]."""
+        index = next(k for k, p in enumerate(self.spec.protocol) if p is phase)
+        per_circuit = []
+        for circuit, spec, n in self.members:
+            per_circuit += [effective_learning_rates(circuit, spec.protocol[index])] * n
+        out: dict[str, float | torch.Tensor] = {}
+        for name in per_circuit[0]:
+            values = [rates[name] for rates in per_circuit]
+            out[name] = values[0] if len(set(values)) == 1 else torch.tensor(values, dtype=torch.float64)
+        return out
+
+    def epoch_metrics(self, name, epoch, data, order, outputs, apical, n_presentations) -> list[tuple]:
+        rows = super().epoch_metrics(name, epoch, data, order, outputs, apical, n_presentations)
+        n = len(self.seeds)
+        per = len(rows) // n if n else 0
+        out = []
+        for k, (phase, ep, seed, metric, value) in enumerate(rows):
+            circuit = k // per
+            if per * n != len(rows) or seed != self.seeds[circuit]:  # pragma: no cover - guards the layout
+                raise RuntimeError("epoch metrics are not in blocks per circuit; cannot label them by circuit")
+            out.append((phase, ep, circuit, metric, value))
+        return out
+
+
+def _simulate(runs: list[Run], device: str) -> dict:
+    """Simulate ``runs`` as one batch. Returns status, diagnosis, per-run rows (seed-labelled), weights,
+    engine, steps, wall and CPU seconds."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    if len(runs) == 1:
+        run = runs[0]
+        experiment = Experiment(run.spec, RunOptions(n_seeds=len(run.seeds), seed=run.seeds[0], device=device,
+                                                     progress=False))
+        result = experiment.run()
+        rows = [result.rows]
+    else:
+        seeds = [s for r in runs for s in r.seeds]
+        experiment = GroupExperiment([(r.spec, len(r.seeds)) for r in runs],
+                                     RunOptions(n_seeds=len(seeds), seeds=seeds, device=device, progress=False))
+        result = experiment.run()
+        offsets = [0]
+        for r in runs:
+            offsets.append(offsets[-1] + len(r.seeds))
+        rows = [[] for _ in runs]
+        for phase, epoch, circuit, metric, value in result.rows:
+            k = next(j for j in range(len(runs)) if circuit < offsets[j + 1])
+            rows[k].append((phase, epoch, runs[k].seeds[circuit - offsets[k]], metric, value))
+    weights = []
+    start = 0
+    for r in runs:
+        index = torch.arange(start, start + len(r.seeds))
+        weights.append({k: v.detach().cpu().index_select(0, index).clone()
+                        for k, v in experiment.sim.state.weights.items()})
+        start += len(r.seeds)
+    return {"status": result.status, "diagnosis": result.diagnosis, "rows": rows, "weights": weights,
+            "engine": experiment.sim.engine, "steps": experiment.global_step,
+            "wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu}
+
+
+def run_task(task: Task) -> list[dict]:
+    """Simulate a task and write its runs; returns each run's completion record (as in ``done.json``)."""
+    from microcircuit.threads import apply_thread_policy
+
+    apply_thread_policy(None)
+    started = time.time()
+    records = []
+    try:
+        outcome = _simulate(task.runs, task.device)
+        if outcome["status"] != "done" and len(task.runs) > 1:
+            # one run spoiled the batch: simulate every run alone, so that the others finish
+            for run, run_id in zip(task.runs, task.ids, strict=True):
+                records += _run_alone(task, run, run_id, note=f"the batch of {len(task.runs)} runs stopped "
+                                      f"({outcome['diagnosis']}); simulated alone")
+            return records
+        for k, (run, run_id) in enumerate(zip(task.runs, task.ids, strict=True)):
+            records.append(_write_run(task, run, run_id, outcome, k, started))
+    except Exception:  # noqa: BLE001 - recorded with its traceback; the sweep goes on
+        if len(task.runs) > 1:
+            for run, run_id in zip(task.runs, task.ids, strict=True):
+                records += _run_alone(task, run, run_id, note="the batch raised an error; simulated alone")
+            return records
+        records.append(_write_error(task, task.runs[0], task.ids[0], traceback.format_exc(), started))
+    return records
+
+
+def _run_alone(task: Task, run: Run, run_id: str, note: str) -> list[dict]:
+    started = time.time()
+    try:
+        outcome = _simulate([run], task.device)
+    except Exception:  # noqa: BLE001
+        return [_write_error(task, run, run_id, traceback.format_exc(), started)]
+    record = _write_run(task, run, run_id, outcome, 0, started)
+    record["note"] = note
+    _write_completion(task, run_id, record)
+    return [record]
+
+
+def run_folder(task: Task, run_id: str) -> Path:
+    return Path(task.sweep_dir) / "runs" / run_id
+
+
+def _record(task: Task, run: Run, run_id: str, started: float) -> dict:
+    return {"id": run_id, "index": run.index, "axes": run.axes, "seeds": run.seeds, "simulation": task.number,
+            "n_circuits": task.n_circuits, "started": started}
+
+
+def _write_run(task: Task, run: Run, run_id: str, outcome: dict, k: int, started: float) -> dict:
+    folder = run_folder(task, run_id)
+    atomic_write_text(folder / "config.resolved.yaml", yaml.safe_dump(run.resolved, sort_keys=False))
+    rows = pd.DataFrame(outcome["rows"][k], columns=["phase", "epoch", "seed", "metric", "value"])
+    atomic_write_text(folder / "metrics.csv", rows.to_csv(index=False))
+    if task.save_weights and outcome["status"] == "done":
+        buf = io.BytesIO()
+        torch.save(outcome["weights"][k], buf)
+        atomic_write_bytes(folder / "weights.pt", buf.getvalue())
+    record = _record(task, run, run_id, started)
+    record.update(status=outcome["status"], error=outcome["diagnosis"], engine=outcome["engine"],
+                  steps=outcome["steps"], wall_s=outcome["wall_s"], cpu_s=outcome["cpu_s"], finished=time.time())
+    _write_completion(task, run_id, record)
+    return record
+
+
+def _write_error(task: Task, run: Run, run_id: str, error: str, started: float) -> dict:
+    record = _record(task, run, run_id, started)
+    record.update(status="error", error=error, engine="", steps=0, wall_s=time.time() - started, cpu_s=0.0,
+                  finished=time.time())
+    _write_completion(task, run_id, record)
+    return record
+
+
+def _write_completion(task: Task, run_id: str, record: dict) -> None:
+    atomic_write_text(run_folder(task, run_id) / COMPLETION, json.dumps(record, indent=2, default=str) + "\n")
+
+
+def read_completion(sweep_dir: Path, run_id: str) -> dict | None:
+    """A run's completion record, or None if it has not finished (or its file is unreadable)."""
+    path = Path(sweep_dir) / "runs" / run_id / COMPLETION
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+__all__ = ["COMPLETION", "FINAL", "GroupExperiment", "read_completion", "run_task"]

@@ -1,0 +1,243 @@
+"""The sweep layer: sweep files with located errors, batching of runs into simulations (a grouped run equals
+the run alone), executors (in this process and on a Dask LocalCluster give the same table), restart after
+SIGKILL, failed runs recorded while the others finish, the results table and its plot."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from microcircuit.cli import main as cli
+from microcircuit.experiment import Experiment, RunOptions
+from microcircuit.spec import SpecError
+from microcircuit.sweep import execute, load_sweep, plan
+from microcircuit.sweep.worker import _simulate
+from tests.conftest import CIRCUITS, ROOT
+
+BARS = (CIRCUITS / "bars_le.yaml").as_posix()
+
+
+def sweep_file(tmp_path: Path, body: str, name: str = "small", sets: str = "") -> Path:
+    text = f"""schema: microcircuit-sweep/1
+name: {name}
+circuit: {BARS}
+set:
+  protocol.0.validate_every: 0
+  record: []
+{sets}{body}"""
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    return path
+
+
+SMALL = """axes:
+  t_pres:
+    key: parameters.t_pres
+    values: [3, 5]
+  eta:
+    key: projections.up_1.rule.dendritic_prediction.eta
+    values: [5.0, 10.0]
+seeds: 2
+metrics: [test/accuracy, test/loss]
+curves: [train/accuracy]
+"""
+
+
+# ---------------------------------------------------------------------- batching
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_grouped_run_equals_the_run_alone(tmp_path, dtype):
+    """Runs that differ in learning rates (a rule's eta and a phase's eta_scale) share one simulation; each
+    run's circuits give the numbers of the run alone (float64 to 1e-12; float32 to its rounding)."""
+    path = sweep_file(tmp_path, """axes:
+  lr:
+    zip:
+      eta_up_1: {key: projections.up_1.rule.dendritic_prediction.eta, values: [5.0, 12.0, 2.0]}
+      scale: {key: protocol.0.eta_scale, values: [inverse_t_pres, 0.05, inverse_t_pres]}
+seeds: 2
+metrics: [test/accuracy, test/loss]
+""", sets=f"  protocol.0.epochs: 3\n  parameters.t_pres: 5\n  dtype: {dtype}\n")
+    p = plan(load_sweep(path))
+    assert len(p.tasks) == 1 and p.tasks[0].n_circuits == 6 and p.tasks[0].batched_over == ["seed", "eta_up_1",
+                                                                                          "scale"]
+    grouped = _simulate(p.runs, "cpu")
+    assert grouped["status"] == "done"
+    tol = {"rtol": 0, "atol": 1e-12} if dtype == "float64" else {"rtol": 2e-5, "atol": 2e-6}
+    for k, run in enumerate(p.runs):
+        experiment = Experiment(run.spec, RunOptions(n_seeds=2, seed=run.seeds[0], progress=False))
+        alone = experiment.run()
+        for name, w in experiment.sim.state.weights.items():
+            torch.testing.assert_close(grouped["weights"][k][name], w, **tol)
+        assert len(grouped["rows"][k]) == len(alone.rows)
+        for (p1, e1, s1, m1, v1), (p2, e2, s2, m2, v2) in zip(grouped["rows"][k], alone.rows, strict=True):
+            assert (p1, e1, s1, m1) == (p2, e2, s2, m2)
+            assert abs(v1 - v2) <= (1e-12 if dtype == "float64" else 1e-4)
+
+
+def test_what_does_not_batch_makes_separate_simulations(tmp_path):
+    path = sweep_file(tmp_path, """axes:
+  variant: {key: defaults.population.dynamics, values: {LE: latent_equilibrium, orig: orig}}
+  t_pres: {key: parameters.t_pres, values: [3, 5]}
+  eta: {key: projections.up_2.rule.dendritic_prediction.eta, log: {start: 0.5, stop: 2, num: 3}}
+seeds: 3
+metrics: [test/accuracy]
+""", sets="  protocol.0.epochs: 1\n")
+    p = plan(load_sweep(path))
+    assert len(p.runs) == 12
+    assert [r.axes["eta"] for r in p.runs[:3]] == [0.5, 1.0, 2.0]
+    assert [len(t.runs) for t in p.tasks] == [3, 3, 3, 3]  # one per (variant, t_pres); the etas batch
+    assert all(t.batched_over == ["seed", "eta"] for t in p.tasks)
+    sweep = load_sweep(path)
+    sweep.max_circuits = 4  # batch: {max_circuits: 4}
+    small = plan(sweep)
+    assert all(t.n_circuits <= 4 for t in small.tasks) and len(small.tasks) == 12
+
+
+# ---------------------------------------------------------------------- errors
+def problems_of(path: Path, **kwargs) -> str:
+    with pytest.raises(SpecError) as err:
+        plan(load_sweep(path, **kwargs))
+    return str(err.value)
+
+
+def test_bad_sweep_files_get_located_errors(tmp_path):
+    path = sweep_file(tmp_path, """axes:
+  t_pres:
+    key: parameters.t_pres
+    valuez: [3, 5]
+seeds: 0
+metrics: [tset/accuracy]
+extra: 1
+""")
+    text = problems_of(path)
+    assert f"{path}:10:5: error: axes.t_pres.valuez: unknown key 'valuez'" in text
+    assert "did you mean 'values'?" in text
+    assert f"{path}:11:1: error: seeds: seeds must be a positive integer" in text
+    assert f"{path}:12:11: error: metrics.0: unknown phase 'tset'" in text and "did you mean 'test'?" in text
+    assert f"{path}:13:1: error: extra: unknown key 'extra' in a sweep file" in text
+
+    # a value that makes an expanded circuit invalid is reported at the value, naming the run
+    path = sweep_file(tmp_path, """axes:
+  rule:
+    key: projections.up_1.rule
+    values: [fixed, {dendritic_predictoin: {eta: 1.0}}]
+metrics: [test/accuracy]
+""", name="bad_value")
+    text = problems_of(path)
+    assert f"{path}:10:21: error: projections.up_1.rule" in text and "(in run rule=" in text
+
+    # zipped members of different lengths; a missing circuit file
+    path = sweep_file(tmp_path, """axes:
+  lr:
+    zip:
+      a: {key: projections.up_1.rule.dendritic_prediction.eta, values: [1.0, 2.0]}
+      b: {key: projections.up_2.rule.dendritic_prediction.eta, values: [1.0]}
+metrics: [test/accuracy]
+""", name="zip")
+    assert f"{path}:9:5: error: axes.lr.zip: zipped members must have the same number of values" in problems_of(path)
+    path.write_text(path.read_text().replace(BARS, "no_such.yaml"))
+    assert f"{path}:3:1: error: circuit: cannot read 'no_such.yaml'" in problems_of(path)
+
+    # the command line: --axis of an unknown axis, --set of an unknown key
+    path = sweep_file(tmp_path, SMALL, name="cli")
+    assert "<command line>:1:1: error: axis: no axis 't_pre' (axes: t_pres, eta); did you mean 't_pres'?" in \
+        problems_of(path, axes=["t_pre=3"])
+    assert "<command line>:1:1: error: protocol.0.epoch: no key 'epoch'" in problems_of(
+        path, sets=["protocol.0.epoch=2"])
+
+
+def test_dry_run_prints_runs_and_simulations_and_the_directory_last(tmp_path, capsys):
+    path = sweep_file(tmp_path, SMALL)
+    assert cli(["sweep", str(path), "--dry-run", "--out", str(tmp_path / "out"), "--axis", "t_pres=3,4,5",
+                "--seeds", "4", "--set", "protocol.0.epochs=2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == str(tmp_path / "out" / "small")
+    assert out[0].startswith("sweep small: 6 run(s) of 4 seed(s)")
+    assert sum("circuits; batched over seed, eta" in line for line in out) == 3
+    assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------- executors
+def test_in_process_and_a_local_cluster_give_the_same_table(tmp_path):
+    from distributed import LocalCluster
+
+    path = sweep_file(tmp_path, SMALL, sets="  protocol.0.epochs: 3\n")
+    alone = execute(plan(load_sweep(path)), tmp_path / "inproc", quiet=True)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        remote = execute(plan(load_sweep(path)), tmp_path / "cluster", scheduler=cluster.scheduler_address,
+                         quiet=True)
+    assert len(alone) == 4 * 2 * 2
+    pd.testing.assert_frame_equal(alone, remote)
+    assert (tmp_path / "inproc" / "results.csv").read_text() == (tmp_path / "cluster" / "results.csv").read_text()
+    assert (tmp_path / "inproc" / "curves.csv").read_text() == (tmp_path / "cluster" / "curves.csv").read_text()
+    table = pd.read_csv(tmp_path / "cluster" / "results.csv")
+    assert list(table.columns) == ["run", "t_pres", "eta", "seed", "metric", "value"]
+
+
+def test_a_sweep_killed_mid_way_reruns_only_the_unfinished_runs(tmp_path):
+    path = sweep_file(tmp_path, """axes:
+  t_pres: {key: parameters.t_pres, values: [20, 21, 22, 23, 24, 25]}
+seeds: 2
+metrics: [test/accuracy, test/loss]
+""", sets="  protocol.0.epochs: 6\n  engine: eager\n")
+    command = [sys.executable, "-m", "microcircuit", "sweep", str(path), "--out", str(tmp_path / "out"), "-q"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    runs = tmp_path / "out" / "small" / "runs"
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(runs.glob("*/done.json"))) < 2:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = {p.parent.name: p.read_text() for p in runs.glob("*/done.json")}
+    assert 2 <= len(before) < 6, "the sweep was not killed mid-way"
+    restarted = subprocess.run(command[:-1], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert restarted.returncode == 0, restarted.stderr
+    assert restarted.stdout.splitlines()[-1] == str(tmp_path / "out" / "small")
+    assert f"({len(before)} finished before)" in restarted.stderr
+    after = {p.parent.name: p.read_text() for p in runs.glob("*/done.json")}
+    assert len(after) == 6 and all(after[k] == v for k, v in before.items())  # the finished runs were not rerun
+    uninterrupted = execute(plan(load_sweep(path)), tmp_path / "whole", quiet=True)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "out" / "small" / "results.csv"),
+                                  pd.read_csv(tmp_path / "whole" / "results.csv"))
+    assert len(uninterrupted) == 6 * 2 * 2
+
+
+def test_a_diverging_run_is_recorded_and_the_others_finish(tmp_path, capsys):
+    path = sweep_file(tmp_path, """axes:
+  eta_ip: {key: projections.ip_1.rule.dendritic_prediction.eta, values: [2.0, 1.0e12, 1.0]}
+seeds: 2
+metrics: [test/accuracy]
+""", sets="  protocol.0.epochs: 2\n  parameters.t_pres: 5\n")
+    out = tmp_path / "out"
+    assert cli(["sweep", str(path), "--out", str(out)]) == 1  # not every run is done
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[-1] == str(out / "small")
+    assert "1 failed" in captured.err and "diverged" in captured.err
+    runs = pd.read_csv(out / "small" / "runs.csv")
+    assert list(runs["status"]) == ["done", "diverged", "done"]
+    assert "NaN/Inf or exceeds" in runs["error"][1] and "ip_1" in runs["error"][1]
+    table = pd.read_csv(out / "small" / "results.csv")
+    assert sorted(table["eta_ip"].unique()) == [1.0, 2.0] and len(table) == 4
+    record = json.loads(next((out / "small" / "runs").glob("*/done.json")).read_text())
+    assert set(record) >= {"status", "error", "seeds", "axes", "wall_s"}
+
+
+def test_plot_a_sweep(tmp_path, capsys):
+    path = sweep_file(tmp_path, SMALL, sets="  protocol.0.epochs: 2\n")
+    sweep_dir = tmp_path / "out" / "small"
+    execute(plan(load_sweep(path)), sweep_dir, quiet=True)
+    assert cli(["plot", str(sweep_dir), "--x", "t_pres", "--metric", "test/loss", "--hue", "eta"]) == 0
+    figure = Path(capsys.readouterr().out.splitlines()[-1])
+    assert figure.parent == sweep_dir / "figures" and figure.stat().st_size > 20_000
+    assert cli(["plot", str(sweep_dir), "--x", "t_pre", "--metric", "test/loss"]) == 2
+    assert "'t_pre' is not an axis" in capsys.readouterr().err
