@@ -6,11 +6,15 @@ The 9-30-3 bars circuit (circuits/bars_le.yaml; ``orig`` somas for the other var
 tested with the teacher off: accuracy = fraction of the 8 patterns whose presentation-averaged output
 rate potential peaks at the true class.
 
-Every (variant, t_pres) point is one run of the experiment layer with its seeds batched into one
-simulation (the compiled engine where it applies): circuit (t_pres, seed) is exactly what
+A thin program over the sweep layer (:mod:`microcircuit.sweep`): the sweep is the shipped file
+circuits/sweeps/tpres_bars.yaml (``microcircuit sweep circuits/sweeps/tpres_bars.yaml`` runs the same), with
+this program's options as ``--set``/``--axis``/``--seeds`` of it. Every (variant, t_pres) point is one run of
+the experiment layer with its seeds batched into one simulation (the compiled engine where it applies):
+circuit (t_pres, seed) is exactly what
 ``microcircuit run circuits/bars_le.yaml --seed SEED --set parameters.t_pres=T --set protocol.0.validate_every=0``
-does (tests/test_analyses.py checks this). Points are independent tasks; ``--workers N`` runs them in N
-processes of one thread each, longest first.
+does (tests/test_analyses.py checks this). ``--workers N`` runs the points on a local Dask cluster of N
+processes of one thread each, longest first; the sweep directory ``--out``/sweep keeps every finished point,
+so an interrupted program continues where it stopped.
 
 Writes ``accuracy.csv`` (one row per variant, t_pres and seed), ``curves.csv`` (train accuracy per epoch,
 teacher on), ``timing.csv`` (wall and CPU time per point), ``accuracy.png`` and ``curves.png`` into
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,16 +33,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+import yaml
 
 from microcircuit.analysis.figures import save_figure, styled
 from microcircuit.circuit import Circuit, tagged
-from microcircuit.engine import Diverged
-from microcircuit.experiment import DTYPES, Experiment, RunOptions, resolve_device
+from microcircuit.experiment import DTYPES
 from microcircuit.rundir import atomic_write_text
 from microcircuit.shipped import shipped_circuit
-from microcircuit.spec import load_spec
+from microcircuit.spec import SpecError, load_spec
 from microcircuit.spec.schema import Spec
+from microcircuit.sweep import SweepPlan, execute, load_sweep, plan
 
+#: the sweep file of this program (shipped with the package)
+SWEEP_FILE = "sweeps/tpres_bars.yaml"
 #: presentation times of Haider 2021, Fig. 3 (steps of dt)
 POINTS = [3, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000]
 #: quick mode: 300 epochs are what LE needs for 100 % at t_pres = 10 dt (100 epochs give 62-100 %)
@@ -61,70 +69,71 @@ def tagged_dynamics(spec: Spec) -> str:
     return tagged(spec.defaults.population.dynamics)[0]
 
 
-def point_spec(spec: Spec, t_pres: int) -> Spec:
-    """``spec`` with every phase presenting for ``t_pres`` steps (the learning rates follow by ``eta_scale``)."""
-    return spec.model_copy(update={"protocol": [p.model_copy(update={"t_pres": t_pres}) for p in spec.protocol]})
-
-
-@dataclass
-class PointResult:
-    """What one (variant, t_pres) point produced."""
-
-    label: str
-    t_pres: int
-    accuracy: list[tuple]  # (dynamics, t_pres, seed, test_accuracy, test_loss, epochs, steps, finished_s)
-    curves: list[tuple]  # (dynamics, t_pres, seed, epoch, train_accuracy)
-    weights: dict[str, torch.Tensor]  # final weights [seed, post, pre]
-    engine: str
-    wall_s: float
-    cpu_s: float
-    steps: int
-
-
-def run_point(spec: Spec, t_pres: int, n_seeds: int, device: str, engine: str, label: str,
-              started: float) -> PointResult:
-    """Train and test the ``n_seeds`` circuits of one point as one batched run of the experiment layer."""
-    from microcircuit.threads import apply_thread_policy
-
-    apply_thread_policy(1)
-    wall, cpu = time.perf_counter(), time.process_time()
-    experiment = Experiment(point_spec(spec, t_pres), RunOptions(n_seeds=n_seeds, device=device, progress=False,
-                                                                engine=engine))
-    result = experiment.run()
-    if result.status != "done":
-        raise Diverged(result.diagnosis)
-    epochs = spec.protocol[0].epochs
-    acc, loss = result.metric("test", "accuracy"), result.metric("test", "loss")
-    done = time.time() - started
-    accuracy = [(label, t_pres, s, acc[s], loss[s], epochs, experiment.global_step, done) for s in experiment.seeds]
-    curves = [(label, t_pres, seed, epoch, value) for phase, epoch, seed, metric, value in result.rows
-              if phase == "train" and metric == "accuracy"]
-    weights = {k: v.detach().cpu().clone() for k, v in experiment.sim.state.weights.items()}
-    return PointResult(label, t_pres, accuracy, curves, weights, experiment.sim.engine,
-                       time.perf_counter() - wall, time.process_time() - cpu, experiment.global_step)
-
-
 @dataclass
 class SweepResult:
-    """What one variant produced."""
+    """What a sweep produced, in this program's tables."""
 
     accuracy: pd.DataFrame  # dynamics, t_pres, seed, test_accuracy, test_loss, epochs, steps, finished_s
     curves: pd.DataFrame  # dynamics, t_pres, seed, epoch, train_accuracy
     timing: pd.DataFrame  # dynamics, t_pres, n_circuits, engine, steps, wall_s, cpu_s, cpu_us_per_circuit_step
-    weights: dict[int, dict[str, torch.Tensor]]  # t_pres -> final weights [seed, post, pre]
+    weights: dict[int, dict[str, torch.Tensor]]  # t_pres -> final weights [seed, post, pre] (when saved)
+    failed: pd.DataFrame  # dynamics, t_pres, status, error of every run that did not finish
+
+
+def tables(sweep_dir: Path, weights: bool = False) -> SweepResult:
+    """This program's tables from a sweep directory of the tpres_bars sweep (axes ``variant``, ``t_pres``)."""
+    sweep_dir = Path(sweep_dir)
+    results = pd.read_csv(sweep_dir / "results.csv")
+    runs = pd.read_csv(sweep_dir / "runs.csv").rename(columns={"variant": "dynamics"})
+    done = runs[runs["status"] == "done"]
+    wide = results.pivot_table(index=["run", "variant", "t_pres", "seed"], columns="metric", values="value",
+                               sort=False).reset_index()
+    wide = wide.rename(columns={"variant": "dynamics", "test/accuracy": "test_accuracy", "test/loss": "test_loss"})
+    wide = wide.merge(done[["run", "steps", "finished"]], on="run")
+    first = done["started"].min() if len(done) else 0.0
+    epochs = {run: yaml.safe_load((sweep_dir / "runs" / run / "config.resolved.yaml").read_text())["protocol"][0]
+              ["epochs"] for run in done["run"]}
+    wide["epochs"] = wide["run"].map(epochs)
+    wide["finished_s"] = wide["finished"] - first
+    accuracy = wide[["dynamics", "t_pres", "seed", "test_accuracy", "test_loss", "epochs", "steps", "finished_s"]]
+    accuracy = accuracy.sort_values(["dynamics", "t_pres", "seed"]).reset_index(drop=True)
+    curves = pd.read_csv(sweep_dir / "curves.csv")
+    curves = curves[curves["metric"] == "train/accuracy"].rename(columns={"variant": "dynamics",
+                                                                         "value": "train_accuracy"})
+    curves = curves[["dynamics", "t_pres", "seed", "epoch", "train_accuracy"]].reset_index(drop=True)
+    timing = done[["dynamics", "t_pres", "n_circuits", "engine", "steps", "wall_s", "cpu_s"]].copy()
+    timing["cpu_us_per_circuit_step"] = 1e6 * timing["cpu_s"] / (timing["steps"] * timing["n_circuits"]).clip(1)
+    timing = timing.sort_values(["dynamics", "t_pres"]).reset_index(drop=True)
+    saved: dict[int, dict[str, torch.Tensor]] = {}
+    if weights:
+        for run, t_pres in zip(done["run"], done["t_pres"], strict=True):
+            saved[int(t_pres)] = torch.load(sweep_dir / "runs" / run / "weights.pt", weights_only=True)
+    failed = runs[runs["status"] != "done"][["dynamics", "t_pres", "status", "error"]]
+    return SweepResult(accuracy, curves, timing, saved, failed)
+
+
+def sweep_plan(points: list[int], epochs: int, n_seeds: int, variants: list[str], dtype: str = "float32",
+               schedule: str | None = None, engine: str = "auto", device: str = "cpu") -> SweepPlan:
+    """circuits/sweeps/tpres_bars.yaml with this program's options (``variants``: dynamics names)."""
+    sets = [f"protocol.0.epochs={epochs}", f"dtype={dtype}", f"engine={engine}"]
+    if schedule:
+        sets.append(f"schedule={schedule}")
+    axes = [f"t_pres={','.join(str(t) for t in points)}", f"variant={','.join(DYNAMICS[d] for d in variants)}"]
+    return plan(load_sweep(shipped_circuit(SWEEP_FILE), sets, axes, n_seeds), device)
 
 
 class Sweep:
-    """All (t_pres, seed) circuits of one or more variant specs, one batched run per (variant, t_pres).
+    """All (t_pres, seed) circuits of one or more variant specs through the sweep layer, one batched
+    simulation per (variant, t_pres), in a temporary sweep directory.
 
     Args:
         specs: the bars spec of each variant (protocol: a ``train`` phase, then a ``test`` phase); one spec
             or a list.
-        points: presentation times (steps of dt).
+        points: presentation times (steps of dt), set on every phase.
         n_seeds: circuits per point; seeds are the spec's master seed + 0..n_seeds-1.
         device: of the simulations. engine: ``auto``, ``eager`` or ``compiled``.
-        workers: processes running points at once (1: in this process).
-        log: print a line to stderr when a point is done.
+        workers: worker processes of a local Dask cluster (1: in this process).
+        log: progress lines on stderr.
     """
 
     def __init__(self, specs: Spec | list[Spec], points: list[int], n_seeds: int, device: str = "cpu",
@@ -132,56 +141,38 @@ class Sweep:
         self.specs = [specs] if isinstance(specs, Spec) else list(specs)
         self.points = sorted(points)
         self.n_seeds = n_seeds
-        self.device = str(resolve_device(device))
+        self.device = device
         self.engine = engine
         self.workers = workers
         self.log = log
 
-    def tasks(self) -> list[tuple[Spec, int, str]]:
-        """(spec, t_pres, label) of every point, longest first (so that N workers finish together)."""
-        todo = [(spec, t, DYNAMICS.get(tagged_dynamics(spec), tagged_dynamics(spec)))
-                for spec in self.specs for t in self.points]
-        return sorted(todo, key=lambda task: -task[1])
-
     def run(self) -> SweepResult:
-        started = time.time()
-        results: list[PointResult] = []
-        args = [(spec, t, self.n_seeds, self.device, self.engine, label, started) for spec, t, label in self.tasks()]
-        if self.workers <= 1:
-            for task in args:
-                results.append(run_point(*task))
-                self._report(results[-1], len(results), len(args), started)
-        else:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=self.workers, mp_context=context) as pool:
-                futures = [pool.submit(run_point, *task) for task in args]
-                for future in as_completed(futures):
-                    results.append(future.result())
-                    self._report(results[-1], len(results), len(args), started)
-        results.sort(key=lambda r: (r.label, r.t_pres))
-        timing = [(r.label, r.t_pres, self.n_seeds, r.engine, r.steps, r.wall_s, r.cpu_s,
-                   1e6 * r.cpu_s / max(r.steps * self.n_seeds, 1)) for r in results]
-        return SweepResult(
-            accuracy=pd.DataFrame([row for r in results for row in r.accuracy],
-                                  columns=["dynamics", "t_pres", "seed", "test_accuracy", "test_loss", "epochs",
-                                           "steps", "finished_s"]),
-            curves=pd.DataFrame([row for r in results for row in r.curves],
-                                columns=["dynamics", "t_pres", "seed", "epoch", "train_accuracy"]),
-            timing=pd.DataFrame(timing, columns=["dynamics", "t_pres", "n_circuits", "engine", "steps", "wall_s",
-                                                 "cpu_s", "cpu_us_per_circuit_step"]),
-            weights={r.t_pres: r.weights for r in results},
-        )
-
-    def _report(self, r: PointResult, done: int, total: int, started: float) -> None:
-        if not self.log:
-            return
-        acc = np.array([row[3] for row in r.accuracy])
-        print(f"  [{done}/{total}] {r.label} t_pres={r.t_pres}: test accuracy mean {100 * acc.mean():.1f} %, "
-              f"min {100 * acc.min():.1f} %, max {100 * acc.max():.1f} % ({r.steps} steps, {r.wall_s:.0f} s; "
-              f"{time.time() - started:.0f} s since the start)", file=sys.stderr, flush=True)
+        """Run every variant's sweep; the tables of all variants, final weights by t_pres."""
+        parts = []
+        with tempfile.TemporaryDirectory(prefix="tpres_sweep.") as tmp:
+            for k, spec in enumerate(self.specs):
+                folder = Path(tmp) / f"variant{k}"
+                folder.mkdir()
+                base = spec.model_copy(update={"engine": self.engine}).model_dump(mode="json", by_alias=True,
+                                                                                  exclude_none=True)
+                (folder / "circuit.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
+                label = DYNAMICS.get(tagged_dynamics(spec), tagged_dynamics(spec))
+                keys = [f"protocol.{i}.t_pres" for i in range(len(spec.protocol))]
+                (folder / "sweep.yaml").write_text(yaml.safe_dump({
+                    "schema": "microcircuit-sweep/1", "name": "tpres", "circuit": "circuit.yaml",
+                    "axes": {"variant": {"key": "name", "values": {label: spec.name}},
+                             "t_pres": {"key": keys, "values": self.points}},
+                    "seeds": self.n_seeds, "metrics": ["test/accuracy", "test/loss"], "curves": ["train/accuracy"],
+                    "device": self.device, "save_weights": True}, sort_keys=False))
+                p = plan(load_sweep(folder / "sweep.yaml"))
+                execute(p, folder / "out", workers=self.workers if self.workers > 1 else 0, quiet=not self.log)
+                parts.append(tables(folder / "out", weights=True))
+        weights: dict[int, dict[str, torch.Tensor]] = {}
+        for part in parts:
+            weights.update(part.weights)
+        return SweepResult(*(pd.concat([getattr(part, name) for part in parts], ignore_index=True)
+                             for name in ("accuracy", "curves", "timing")), weights,
+                           pd.concat([part.failed for part in parts], ignore_index=True))
 
 
 def estimate_wall_time(points: list[int], epochs: int, us_per_step: float, workers: int, n_variants: int = 2,
@@ -195,12 +186,13 @@ def estimate_wall_time(points: list[int], epochs: int, us_per_step: float, worke
 
 def measure_step_cost(spec: Spec, n_seeds: int, device: str, engine: str, epochs: int = 20) -> float:
     """us of CPU per step of one point's batched circuits (t_pres 100, ``epochs`` epochs, compile excluded)."""
-    run_point(spec.model_copy(update={"protocol": [p.model_copy(update={"epochs": 1}) for p in spec.protocol]}),
-              10, n_seeds, device, engine, "", time.time())  # compile or load the kernel first
-    short = spec.model_copy(update={"protocol": [spec.protocol[0].model_copy(update={"epochs": epochs}),
-                                                 *spec.protocol[1:]]})
-    r = run_point(short, 100, n_seeds, device, engine, "", time.time())
-    return 1e6 * r.cpu_s / r.steps
+    def with_epochs(n: int) -> Spec:
+        return spec.model_copy(update={"protocol": [spec.protocol[0].model_copy(update={"epochs": n}),
+                                                    *spec.protocol[1:]]})
+
+    Sweep(with_epochs(1), [10], n_seeds, device, engine, log=False).run()  # compile or load the kernel first
+    timing = Sweep(with_epochs(epochs), [100], n_seeds, device, engine, log=False).run().timing
+    return float(1e6 * timing["cpu_s"].sum() / timing["steps"].sum())
 
 
 # ---------------------------------------------------------------------- figures
@@ -302,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     parser.add_argument("--schedule", choices=["reference", "propagating"], default=None,
                         help="override the spec's schedule (bars_le.yaml: reference)")
-    parser.add_argument("--workers", type=int, default=1, help="processes running points at once (1)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes of a local Dask cluster running points at once (1: this process)")
     parser.add_argument("--engine", choices=["auto", "eager", "compiled"], default="auto")
     parser.add_argument("--estimate", action="store_true",
                         help="only measure the step cost and print the estimated wall time of this sweep and the "
@@ -315,11 +308,17 @@ def main(argv: list[str] | None = None) -> int:
     epochs = args.epochs or (QUICK_EPOCHS if args.quick else 1000)
     if min(points) < 1 or n_seeds < 1 or epochs < 1 or args.workers < 1:
         parser.error("--points, --seeds, --epochs and --workers must be positive")
-    specs = {d: variant_spec(d, epochs, args.dtype, args.schedule) for d in args.variants}
-    circuit = Circuit(next(iter(specs.values())))
+    try:
+        p = sweep_plan(points, epochs, n_seeds, args.variants, args.dtype, args.schedule, args.engine, args.device)
+    except SpecError as err:
+        print(str(err), file=sys.stderr)
+        return 2
+    spec = p.runs[0].spec
+    circuit = Circuit(spec)
     tau_eff_steps = circuit.tau_eff("pyr_1", teacher=False) / circuit.spec.dt
 
     if args.estimate:
+        specs = {d: variant_spec(d, epochs, args.dtype, args.schedule) for d in args.variants}
         costs = {d: measure_step_cost(s, n_seeds, args.device, args.engine) for d, s in specs.items()}
         cost = max(costs.values())
         for d, c in costs.items():
@@ -332,15 +331,16 @@ def main(argv: list[str] | None = None) -> int:
               f"orig) {full:.0f} s = {full / 60:.1f} min")
         return 0
 
-    schedule = next(iter(specs.values())).schedule
+    schedule = spec.schedule
     print(f"t_pres sweep: points {points} dt, {n_seeds} seeds, {epochs} epochs, variants "
           f"{[DYNAMICS[d] for d in args.variants]}, {schedule} schedule, {args.dtype}, {args.device}, "
           f"{args.workers} worker(s)", file=sys.stderr, flush=True)
-    try:
-        result = Sweep(list(specs.values()), points, n_seeds, device=args.device, engine=args.engine,
-                       workers=args.workers).run()
-    except Diverged as err:
-        print(f"error: the sweep diverged: {err.diagnosis}", file=sys.stderr)
+    sweep_dir = args.out / "sweep"
+    execute(p, sweep_dir, workers=args.workers if args.workers > 1 else 0, argv=["tpres_sweep", *(argv or [])])
+    result = tables(sweep_dir)
+    if len(result.failed):
+        for _, row in result.failed.iterrows():
+            print(f"error: {row['dynamics']} t_pres={row['t_pres']} {row['status']}: {row['error']}", file=sys.stderr)
         return 1
     acc = result.accuracy
     acc.insert(2, "t_pres_tau", acc["t_pres"] / tau_eff_steps)

@@ -136,9 +136,9 @@ def execute(p: SweepPlan, sweep_dir: Path, workers: int = 0, scheduler: str | No
         progress.report(running, note)
 
     if scheduler is None and workers <= 0:
-        for task in order:
-            progress.report(len(task.runs))
-            finished_task(task, run_task(task), 0)
+        progress.report(len(order[0].runs) if order else 0)
+        for k, task in enumerate(order):
+            finished_task(task, run_task(task), len(order[k + 1].runs) if k + 1 < len(order) else 0)
     else:
         _execute_dask(order, workers, scheduler, finished_task)
     return collect(p, sweep_dir)

@@ -137,7 +137,7 @@ class SweepFile:
         runs = []
         for index, combo in enumerate(itertools.product(*[range(len(a)) for a in self.axes])):
             values: dict[str, Any] = {}
-            overrides = list(self.cli_sets) + list(self.sets)
+            overrides = list(self.sets) + list(self.cli_sets)  # the command line wins over the file
             for axis, k in zip(self.axes, combo, strict=True):
                 for leaf in axis.leaves:
                     values[leaf.name] = leaf.labels[k]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import time
 import traceback
 from pathlib import Path
@@ -110,6 +111,16 @@ def run_task(task: Task) -> list[dict]:
     from microcircuit.threads import apply_thread_policy
 
     apply_thread_policy(None)
+    quiet = logging.getLogger("microcircuit")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)  # a run's info lines (the engine chosen) are in runs.csv
+    try:
+        return _run_task(task)
+    finally:
+        quiet.setLevel(level)
+
+
+def _run_task(task: Task) -> list[dict]:
     started = time.time()
     records = []
     try:
