@@ -38,7 +38,7 @@ import torch
 
 from microcircuit.circuit import Circuit
 from microcircuit.datadir import data_dir_arg, use_data_dir
-from microcircuit.experiment import DTYPES, architecture, resolve_device
+from microcircuit.experiment import DTYPES, METRIC_COLUMNS, architecture, resolve_device
 from microcircuit.reference.network import FeedforwardNet
 from microcircuit.rundir import atomic_write_text
 from microcircuit.seeds import circuit_seeds, rng
@@ -196,7 +196,7 @@ def baseline_csv(rows: list[tuple]) -> str:
     """Rows (phase, epoch, seed, metric, value) as CSV text with a header, like a run's metrics.csv."""
     handle = io.StringIO()
     writer = csv.writer(handle, lineterminator="\n")
-    writer.writerow(["phase", "epoch", "seed", "metric", "value"])
+    writer.writerow(METRIC_COLUMNS)
     writer.writerows(rows)
     return handle.getvalue()
 

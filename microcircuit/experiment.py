@@ -37,6 +37,8 @@ from microcircuit.tasks import Architecture, Split, make_task
 log = logging.getLogger("microcircuit")
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: the columns of a metric row, in the order of ``RunResult.rows`` and metrics.csv (long form: one value per row)
+METRIC_COLUMNS = ("phase", "epoch", "seed", "metric", "value")
 #: presentations between divergence checks (each check synchronises with the device)
 CHECK_EVERY = 50
 
@@ -67,11 +69,17 @@ class PhaseData:
 
 @dataclass
 class RunResult:
-    """What a run produced: metric rows (phase, epoch, seed, metric, value) and the final simulator."""
+    """What a run produced: metric rows (:data:`METRIC_COLUMNS`), the status and, if it diverged, why."""
 
     rows: list[tuple] = field(default_factory=list)
     status: str = "running"
     diagnosis: str = ""
+
+    def frame(self):
+        """The metric rows as a pandas DataFrame with the columns :data:`METRIC_COLUMNS` (as metrics.csv)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=list(METRIC_COLUMNS))
 
     def metric(self, phase: str, metric: str) -> dict[int, float]:
         """{seed: value} of the last epoch of ``phase`` for ``metric``."""
@@ -96,8 +104,7 @@ def base_learning_rates(circuit: Circuit, phase: Phase) -> dict[str, float]:
 
 def effective_learning_rates(circuit: Circuit, phase: Phase) -> dict[str, float]:
     """eta (1/ms) of every projection that is plastic in ``phase``, ``eta_scale`` applied."""
-    scale = 1.0 / phase.t_pres if phase.eta_scale == "inverse_t_pres" else float(phase.eta_scale)
-    return {n: eta * scale for n, eta in base_learning_rates(circuit, phase).items()}
+    return {n: eta * phase.eta_factor for n, eta in base_learning_rates(circuit, phase).items()}
 
 
 def architecture(circuit: Circuit) -> Architecture:

@@ -142,3 +142,38 @@ def test_the_checker_sees_lazy_imports(tmp_path):
     source = tmp_path / "mod.py"
     source.write_text("def f():\n    from microcircuit.cli import main\n    return main\n")
     assert imports_of(source, {"microcircuit.cli"}, me="microcircuit.mod") == {"microcircuit.cli"}
+
+
+# ---------------------------------------------------------------- one definition per rule
+def _lines_with(pattern: str) -> list[str]:
+    import re
+
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#")[0]
+            if re.search(pattern, code) and not code.strip().startswith(('"', "'", "``")):
+                found.append(f"{path.relative_to(ROOT)}:{n}")
+    return found
+
+
+def test_the_eta_by_t_pres_rule_is_written_once():
+    """``eta_scale: inverse_t_pres`` means eta / t_pres: Phase.eta_factor says so, nothing else."""
+    assert _lines_with(r"""== *["']inverse_t_pres["']""") == ["microcircuit/spec/schema.py:" +
+                                                                _schema_line("inverse_t_pres\" else")]
+
+
+def _schema_line(text: str) -> str:
+    for n, line in enumerate((PACKAGE / "spec" / "schema.py").read_text().splitlines(), 1):
+        if text in line:
+            return str(n)
+    return "?"
+
+
+def test_metric_columns_are_written_once_in_the_package():
+    """The columns of a metric row: experiment.METRIC_COLUMNS (rundir keeps its own name for them until it
+    imports that one)."""
+    allowed = {"microcircuit/experiment.py", "microcircuit/rundir.py"}
+    columns = r"""["']phase["'], *["']epoch["'], *["']seed["'], *["']metric["']"""
+    places = {x.split(":")[0] for x in _lines_with(columns)}
+    assert places <= allowed | {"microcircuit/sweep/worker.py"}, places

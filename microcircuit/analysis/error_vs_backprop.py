@@ -128,7 +128,7 @@ def training_runs(epochs: int, t_pres: int, n_seeds: int, device: str) -> pd.Dat
             spec = load_spec(shipped_circuit("bars_le.yaml"), overrides)[0]
             experiment = Experiment(spec, RunOptions(n_seeds=n_seeds, device=device, progress=False))
             result = experiment.run()
-            df = pd.DataFrame(result.rows, columns=["phase", "epoch", "seed", "metric", "value"])
+            df = result.frame()
             df["top_down"], df["dynamics"] = top_down, label
             frames.append(df)
     return pd.concat(frames, ignore_index=True)

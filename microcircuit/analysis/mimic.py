@@ -116,7 +116,7 @@ def tables(experiment: TrackingExperiment, dynamics: str) -> tuple[pd.DataFrame,
     for _phase, _epoch, epoch_index, _step, end in experiment.epochs:
         index_of_row[start:end] = epoch_index
         start = end
-    metrics = pd.DataFrame(experiment.result.rows, columns=["phase", "epoch", "seed", "metric", "value"])
+    metrics = experiment.result.frame()
     metrics.insert(2, "epoch_index", index_of_row)
     teacher = {name: w.cpu().double().numpy() for name, w in experiment.reference_weights.items()}
     weights = pd.DataFrame(experiment.weights,

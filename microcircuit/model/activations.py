@@ -49,9 +49,6 @@ def hard_sigmoid(u: torch.Tensor) -> torch.Tensor:
     return torch.clamp(u, 0.0, 1.0)
 
 
-ACTIVATION_NAMES: tuple[str, ...] = tuple(ACTIVATIONS.names())
-
-
 def numpy_activation(name: str) -> Callable[[np.ndarray], np.ndarray]:
     """The same phi on numpy arrays (float64), for tasks that need it without torch state."""
     phi = ACTIVATIONS.get(name)

@@ -345,6 +345,13 @@ class Phase(Strict):
     tau_r_eta: NonNegFloat = 0.0
     validate_every: int = Field(default=0, ge=0)
 
+    @property
+    def eta_factor(self) -> float:
+        """The factor ``eta_scale`` puts on every learning rate of this phase (the one place of this rule):
+        1 / t_pres for ``inverse_t_pres`` (the weight change per presentation then does not depend on
+        t_pres), else the number itself."""
+        return 1.0 / self.t_pres if self.eta_scale == "inverse_t_pres" else float(self.eta_scale)
+
 
 # ---------------------------------------------------------------- recording
 class Recording(Strict):

@@ -710,7 +710,7 @@ class _Checker:
         """
         dt = self.spec.dt
         for index, phase in enumerate(self.spec.protocol):
-            scale = 1.0 / phase.t_pres if phase.eta_scale == "inverse_t_pres" else float(phase.eta_scale)
+            scale = phase.eta_factor
             if phase.plastic == "none":
                 continue
             names = list(self.spec.projections) if phase.plastic == "all" else phase.plastic
