@@ -12,18 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
-import time
 from pathlib import Path
 
 from microcircuit.datadir import data_dir_arg, use_data_dir
 from microcircuit.devices import check_device
+from microcircuit.exitcodes import EXIT_FAILED, EXIT_INT, EXIT_OK, EXIT_SPEC
 from microcircuit.shipped import DEFAULT_SPEC
 from microcircuit.threads import apply_thread_policy
-
-EXIT_OK, EXIT_FAILED, EXIT_SPEC, EXIT_INT, EXIT_TERM = 0, 1, 2, 130, 143
-
 
 log = logging.getLogger("microcircuit")
 
@@ -43,14 +39,6 @@ first steps:
   microcircuit analyse --help                       the analysis programs
 
 exit codes: 0 ok, 1 runtime failure, 2 spec or usage error, 130 interrupted, 143 terminated"""
-
-
-class Terminated(Exception):
-    """Raised from the SIGTERM handler so that a run can checkpoint and exit 143."""
-
-
-def _on_sigterm(signum, frame):
-    raise Terminated()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,10 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="validate, then run the spec's protocol; prints the run directory last")
     spec_args(p)
-    p.add_argument("--out", type=Path, default=Path("runs"), help="parent folder of run directories (runs/)")
-    p.add_argument("--seeds", type=int, default=1, help="independent circuits, simulated as one batch (1)")
+    p.add_argument("--out", type=Path, default=None, help="parent folder of run directories (default: runs/)")
+    p.add_argument("--seeds", type=int, default=None, help="independent circuits, simulated as one batch (1)")
     p.add_argument("--seed", type=int, default=None, help="master seed (default: the spec's)")
-    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto (CUDA if torch sees a GPU)")
+    p.add_argument("--device", default=None, help="cpu (default), cuda, cuda:N or auto (CUDA if torch sees a GPU)")
     p.add_argument("--dtype", choices=["float32", "float64"], default=None, help="default: the spec's")
     p.add_argument("--engine", choices=["auto", "eager", "compiled"], default=None,
                    help="eager (reference), compiled (fused numba presentations) or auto (default: the spec's, "
@@ -93,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="allow writing into an existing run directory")
     p.add_argument("--run-dir", type=Path, default=None, help="exact run directory (default: a new unique one)")
     p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
-                   help="continue an interrupted run from its latest checkpoint (same floats as an uninterrupted run)")
+                   help="continue an interrupted run from its newest intact checkpoint after checking the directory "
+                        "against its manifest (same floats as an uninterrupted run)")
     p.add_argument("--no-plot", action="store_true", help="skip the figures at the end")
     p.add_argument("--baseline", action="store_true",
                    help="also train the backprop baseline of the same architecture (SGD, same data, initial "
@@ -154,7 +143,11 @@ def main(argv: list[str] | None = None) -> int:
             handler.addFilter(_LogFileOnly())
     handler = {"validate": cmd_validate, "describe": cmd_describe, "run": cmd_run, "plot": cmd_plot,
                "analyse": cmd_analyse, "analyze": cmd_analyse, "sweep": cmd_sweep}
-    return handler[args.command](args, argv)
+    try:
+        return handler[args.command](args, argv)
+    except KeyboardInterrupt:  # before a run started (a started run checkpoints and exits 130 itself)
+        print("interrupted", file=sys.stderr)
+        return EXIT_INT
 
 
 class _LogFileOnly(logging.Filter):
@@ -223,59 +216,40 @@ def cmd_describe(args, argv) -> int:
     return EXIT_OK
 
 
-def cmd_run(args, argv) -> int:
-    from microcircuit.engine import Diverged
-    from microcircuit.experiment import accuracy_summary
+#: run options that a resumed run takes from its run directory (giving them is a usage error)
+FIXED_ON_RESUME = {"spec": "SPEC", "overrides": "--set", "out": "--out", "seeds": "--seeds", "seed": "--seed",
+                   "device": "--device", "dtype": "--dtype", "engine": "--engine", "run_dir": "--run-dir",
+                   "overwrite": "--overwrite"}
 
-    prepared = resume_run(args, argv) if args.resume else new_run(args, argv)
+
+def cmd_run(args, argv) -> int:
+    from microcircuit import launch
+
+    if args.resume:
+        given = [flag for key, flag in FIXED_ON_RESUME.items() if getattr(args, key) not in (None, False, [])]
+        if given:
+            print(f"error: {', '.join(given)} cannot be given with --resume: a resumed run keeps the settings "
+                  "it was started with (start a new run to change them)", file=sys.stderr)
+            return EXIT_SPEC
+        prepared = launch.resume_run(args.resume, argv, progress=not args.quiet)
+    else:
+        prepared = new_run(args, argv)
     if isinstance(prepared, int):
         return prepared
-    experiment, run_dir, manifest = prepared
-    file_handler = logging.FileHandler(run_dir.path / "log.txt")
-    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    log.addHandler(file_handler)
-    log.info("running %s on %d circuit(s), %s, %s -> %s", experiment.spec.name, len(experiment.seeds),
-             experiment.device, manifest["dtype"], run_dir.path)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    start = time.perf_counter()
-    code = EXIT_OK
-    try:
-        result = experiment.run()
-        manifest["status"] = result.status
-        if result.status == "diverged":
-            manifest["diagnosis"] = result.diagnosis
-            experiment.checkpoint("last_good")  # the last epoch boundary, which passed the finiteness check
-            code = EXIT_FAILED
-    except (KeyboardInterrupt, Terminated) as err:
-        interrupted = isinstance(err, KeyboardInterrupt)
-        manifest["status"] = "interrupted" if interrupted else "terminated"
-        experiment.checkpoint("interrupted")
-        code = EXIT_INT if interrupted else EXIT_TERM
-    except Diverged as err:  # raised outside the protocol loop
-        manifest.update(status="diverged", diagnosis=err.diagnosis)
-        code = EXIT_FAILED
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        manifest["wall_time_s"] = round(time.perf_counter() - start, 3)
-        manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        run_dir.write_manifest(manifest)
-        run_dir.close()
-        log.removeHandler(file_handler)
-        file_handler.close()
+    code = launch.execute(prepared)
+    run_path = prepared.run_dir.path
     if code == EXIT_OK:
-        summary = accuracy_summary(experiment.result)
-        if summary:
-            print(summary)
-        print(f"wall time: {manifest['wall_time_s']:.1f} s")
+        print(f"wall time: {prepared.manifest['wall_time_s']:.1f} s")
         if args.baseline:
-            code = baseline_beside(experiment, run_dir.path)
+            code = baseline_beside(prepared.experiment, run_path)
         if not args.no_plot:
             from microcircuit.plotting import plot_run
 
-            plot_run(run_dir.path)
-    elif code == EXIT_FAILED:
-        print(f"run diverged: {manifest['diagnosis']}", file=sys.stderr)
-    print(run_dir.path)
+            try:
+                plot_run(run_path)
+            except OSError as err:
+                print(f"warning: figures not written: {err}", file=sys.stderr)
+    print(run_path)
     return code
 
 
@@ -301,105 +275,24 @@ def baseline_beside(experiment, path: Path) -> int:
     return EXIT_OK
 
 
-def make_experiment(path: Path, spec, options):
-    """An Experiment, or None after printing why the spec's data or device cannot run."""
-    from microcircuit.experiment import Experiment
-
-    try:
-        return Experiment(spec, options)
-    except (RuntimeError, ValueError) as err:
-        print(f"{path}: error: {err}", file=sys.stderr)
-        return None
-
-
 def new_run(args, argv):
     """Validate the spec, build the experiment and a new run directory; an exit code on failure."""
-    import yaml
-
+    from microcircuit import launch
     from microcircuit.experiment import RunOptions
-    from microcircuit.rundir import RunDir
 
     path = args.spec or DEFAULT_SPEC
-    if args.seeds < 1:
-        print(f"error: --seeds must be at least 1, got {args.seeds}", file=sys.stderr)
+    seeds = 1 if args.seeds is None else args.seeds
+    if seeds < 1:
+        print(f"error: --seeds must be at least 1, got {seeds}", file=sys.stderr)
         return EXIT_SPEC
     loaded = load(path, args.overrides)
     if loaded is None:
         return EXIT_SPEC
     spec, resolved = loaded
-    options = RunOptions(n_seeds=args.seeds, seed=args.seed, device=args.device, dtype=args.dtype,
+    options = RunOptions(n_seeds=seeds, seed=args.seed, device=args.device or "cpu", dtype=args.dtype,
                          progress=not args.quiet, engine=args.engine)
-    experiment = make_experiment(path, spec, options)
-    if experiment is None:
-        return EXIT_SPEC
-    resolved_text = yaml.safe_dump(resolved, sort_keys=False)
-    try:
-        run_dir = (RunDir(args.run_dir, overwrite=args.overwrite) if args.run_dir
-                   else RunDir.create(args.out, spec.name, resolved_text, overwrite=args.overwrite))
-    except FileExistsError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_SPEC
-    experiment.run_dir = run_dir
-    run_dir.write_config(Path(path).read_text(), resolved_text)
-    run_dir.write_recording_index(experiment.recorder.index())
-    run_dir.append_metrics([])  # the header, so that metrics.csv exists whatever happens next
-    manifest = experiment.manifest(["microcircuit", *argv])
-    manifest["started"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    run_dir.write_manifest(manifest)
-    return experiment, run_dir, manifest
-
-
-def resume_run(args, argv):
-    """Continue the run in ``args.resume`` from its latest checkpoint; an exit code on failure."""
-    import pickle
-
-    import torch
-
-    from microcircuit.experiment import RunOptions
-    from microcircuit.rundir import RunDir
-
-    path = Path(args.resume)
-    if not (path / "manifest.json").exists() or not (path / "config.resolved.yaml").exists():
-        print(f"error: {path} is not a run directory (no manifest.json / config.resolved.yaml)", file=sys.stderr)
-        return EXIT_SPEC
-    run_dir = RunDir(path, overwrite=True)
-    manifest = run_dir.read_manifest()
-    if manifest.get("status") == "done":
-        print(f"{path}: the run is complete; nothing to resume")
-        print(path)
-        return EXIT_OK
-    try:
-        checkpoint = run_dir.latest_checkpoint()
-    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, KeyError) as err:
-        print(f"error: {path}: unreadable checkpoint: {err}", file=sys.stderr)
-        return EXIT_SPEC
-    if checkpoint is None:
-        print(f"error: {path} has no checkpoint to resume from", file=sys.stderr)
-        return EXIT_SPEC
-    loaded = load(path / "config.resolved.yaml", [])
-    if loaded is None:
-        return EXIT_SPEC
-    # the engine that wrote the checkpoint continues it, so that the floats stay the same
-    engine = (manifest.get("engine") or {}).get("chosen")
-    options = RunOptions(n_seeds=len(manifest["seeds"]), seed=manifest["master_seed"],
-                         device=manifest["device"], dtype=manifest["dtype"], progress=not args.quiet,
-                         engine=engine)
-    experiment = make_experiment(path, loaded[0], options)
-    if experiment is None:
-        return EXIT_SPEC
-    try:
-        payload = torch.load(checkpoint, weights_only=True)
-        experiment.restore(payload)
-    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, KeyError, TypeError, ValueError) as err:
-        print(f"{checkpoint}: error: cannot resume from this checkpoint: {err}", file=sys.stderr)
-        return EXIT_SPEC
-    experiment.result.rows = run_dir.truncate_metrics(payload["cursor"]["metric_rows"])
-    experiment.run_dir = run_dir
-    manifest.setdefault("resumed", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                               "from": checkpoint.name, "argv": ["microcircuit", *argv]})
-    manifest["status"] = "running"
-    run_dir.write_manifest(manifest)
-    return experiment, run_dir, manifest
+    return launch.start_run(path, spec, resolved, options, out=args.out or Path("runs"),
+                            run_dir_path=args.run_dir, overwrite=args.overwrite, argv=argv)
 
 
 def cmd_analyse(args, argv) -> int:
@@ -441,7 +334,6 @@ def cmd_plot(args, argv) -> int:
         from microcircuit.sweep.plot import main as plot_sweep
 
         return plot_sweep(args.run_dir, args.x, args.metric, args.hue)
-
     if not (args.run_dir / "metrics.csv").exists():
         print(f"error: {args.run_dir} is not a run directory (no metrics.csv)", file=sys.stderr)
         return EXIT_SPEC

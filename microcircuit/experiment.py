@@ -10,13 +10,17 @@ maximum at the true class; classification tasks) and ``apical_norm/<pop>`` (mean
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import platform
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -29,7 +33,6 @@ from microcircuit.engine import Diverged, PhasePlan, Simulator
 from microcircuit.model.activations import numpy_activation
 from microcircuit.recording import Recorder
 from microcircuit.reference.alignment import AlignmentProbe
-from microcircuit.rundir import RunDir
 from microcircuit.seeds import circuit_seeds, derived_seeds, rng
 from microcircuit.spec.schema import Phase, Spec
 from microcircuit.tasks import Architecture, Split, make_task
@@ -41,6 +44,18 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 METRIC_COLUMNS = ("phase", "epoch", "seed", "metric", "value")
 #: presentations between divergence checks (each check synchronises with the device)
 CHECK_EVERY = 50
+
+
+class RunWriter(Protocol):
+    """Where an experiment writes as it runs (a run directory, see ``microcircuit.rundir.RunDir``)."""
+
+    def append_metrics(self, rows: list[tuple]) -> None: ...
+
+    def write_chunk(self, phase: str, epoch: int, arrays: dict[str, np.ndarray]) -> None: ...
+
+    def write_checkpoint(self, name: str, payload: dict) -> Any: ...
+
+    def metrics_mark(self) -> dict: ...
 
 
 @dataclass
@@ -124,7 +139,7 @@ class Experiment:
         run_dir: where to write metrics, recordings and checkpoints (None: in memory only).
     """
 
-    def __init__(self, spec: Spec, options: RunOptions, run_dir: RunDir | None = None):
+    def __init__(self, spec: Spec, options: RunOptions, run_dir: RunWriter | None = None):
         self.spec = spec
         self.options = options
         self.run_dir = run_dir
@@ -160,6 +175,9 @@ class Experiment:
         self.probe = AlignmentProbe(self.sim) if spec.compare_backprop else None
         self.cursor: tuple[int, int] = (0, 0)  # (phase index, epochs of it completed)
         self.snapshot: dict | None = None  # payload at the last epoch boundary
+        #: a context in which writes at epoch boundaries run; the command line defers signals in it
+        self.critical: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+        self._last_checkpoint = time.monotonic()
 
     # ------------------------------------------------------------------ manifest
     def manifest(self, argv: list[str] | None = None) -> dict:
@@ -215,6 +233,8 @@ class Experiment:
         self._latest: dict = {}  # what the bar shows: accuracy, loss and where they come from
         if self.snapshot is None:
             self.snapshot = self.payload()  # an interrupt before the first epoch ends resumes from here
+            if self.run_dir is not None:  # so that even a kill -9 in the first epoch leaves a resumable run
+                self.checkpoint("start", self.snapshot)
         try:
             for index, phase in enumerate(self.spec.protocol):
                 if index >= self.cursor[0]:
@@ -261,11 +281,17 @@ class Experiment:
                 validation = Phase(phase="validate", data="validation", t_pres=phase.t_pres)
                 self.present_epoch("validate", self.trained_epochs, self.phase_data(validation), validation,
                                    PhasePlan(), shuffle=False)
-            self.cursor = (index, epoch)
-            self.snapshot = self.payload()
-            every = self.spec.checkpoint_every
-            if self.run_dir is not None and every and epoch % every == 0:
-                self.checkpoint(f"{phase.phase}_epoch_{epoch:04d}", self.snapshot)
+            with self.critical():
+                self.cursor = (index, epoch)
+                self.snapshot = self.payload()
+                if self.run_dir is not None and self._checkpoint_due(epoch):
+                    self.checkpoint(f"{phase.phase}_epoch_{epoch:04d}", self.snapshot)
+
+    def _checkpoint_due(self, epoch: int) -> bool:
+        """Every ``checkpoint_every`` epochs, or when ``checkpoint_minutes`` of wall time passed since the last."""
+        every, minutes = self.spec.checkpoint_every, self.spec.checkpoint_minutes
+        return bool(every and epoch % every == 0) or bool(
+            minutes and time.monotonic() - self._last_checkpoint >= 60.0 * minutes)
 
     def present_epoch(self, name: str, epoch: int, data: PhaseData, phase: Phase, plan: PhasePlan,
                       shuffle: bool) -> None:
@@ -319,12 +345,13 @@ class Experiment:
         if self.probe is not None:
             rows += self.probe.rows(name, epoch, self.seeds)
         self._show_latest(name, rows)
-        self.result.rows.extend(rows)
-        if self.run_dir is not None:
-            self.run_dir.append_metrics(rows)
-            chunk_data = self.recorder.take_chunk()
-            if chunk_data:
-                self.run_dir.write_chunk(name, epoch, chunk_data)
+        with self.critical():
+            self.result.rows.extend(rows)
+            if self.run_dir is not None:
+                self.run_dir.append_metrics(rows)
+                chunk_data = self.recorder.take_chunk()
+                if chunk_data:
+                    self.run_dir.write_chunk(name, epoch, chunk_data)
 
     def _show_latest(self, name: str, rows: list[tuple]) -> None:
         """The latest validation accuracy and loss (means over circuits) in the progress bar; until the
@@ -379,6 +406,8 @@ class Experiment:
             "seeds": self.seeds,
             "cursor": {"phase": self.cursor[0], "epoch": self.cursor[1], "global_step": self.global_step,
                        "trained_epochs": self.trained_epochs, "metric_rows": len(self.result.rows)},
+            # the rows written so far and their checksum, so that a resume can check metrics.csv
+            "metrics": self.run_dir.metrics_mark() if self.run_dir is not None else {},
             "state": {k: v.detach().cpu().clone() for k, v in self.sim.state.tensors().items()},
             "rng": {
                 "order": [json.dumps(g.bit_generator.state) for g in self.order_rngs],
@@ -392,6 +421,7 @@ class Experiment:
         if payload is None:
             payload = self.snapshot if self.snapshot is not None else self.payload()
         self.run_dir.write_checkpoint(name, payload)
+        self._last_checkpoint = time.monotonic()
 
     def restore(self, payload: dict) -> None:
         """Continue from a checkpoint written by :meth:`payload` (same spec, seeds, device and dtype)."""

@@ -23,6 +23,7 @@ Example usage::
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import math
@@ -49,12 +50,13 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
+from microcircuit.rundir import METRIC_COLUMNS, read_metrics_text  # noqa: E402
+
 log = logging.getLogger("microcircuit")
 
 KINDS = ("curves", "traces", "apical")
 """Figure kinds :func:`plot_run` knows, each written to ``figures/<kind>.<fmt>``."""
 
-METRIC_COLUMNS = ("phase", "epoch", "seed", "metric", "value")
 
 #: Preferred order of phases in legends and when choosing a phase to show.
 PHASE_ORDER = ("self_prediction", "train", "validate", "test")
@@ -289,7 +291,7 @@ def _read_metrics(path: Path) -> pd.DataFrame:
                           zip(METRIC_COLUMNS, (str, int, int, str, float), strict=True)})
     if not path.exists() or path.stat().st_size == 0:
         return empty
-    df = pd.read_csv(path)
+    df = pd.read_csv(io.StringIO(read_metrics_text(path)))  # torn or malformed lines dropped
     missing = [c for c in METRIC_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(missing)} "

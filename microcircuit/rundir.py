@@ -1,36 +1,83 @@
-"""Run directories: config, manifest, metrics, recordings, checkpoints; all writes atomic or append-only.
+"""Run directories: config, manifest, metrics, recordings, checkpoints; all writes atomic or whole-line appends.
 
 Layout::
 
     <out>/<name>/<YYYYmmdd-HHMMSS>-<spechash8>/
+      .lock                  held (an OS file lock) by the process writing the directory
       config.yaml            the spec file(s) as given (extends chain appended as comments)
       config.resolved.yaml   presets, defaults and $references resolved, --set applied
-      manifest.json          versions, git commit, seeds (master, per circuit, derived), device, dtype, status
+      manifest.json          versions, seeds, device, dtype, status, fingerprints, checkpoint checksums
       log.txt                log messages
-      metrics.csv            long form: phase,epoch,seed,metric,value (append-only, flushed per epoch)
+      metrics.csv            long form: phase,epoch,seed,metric,value (whole lines appended, fsynced per epoch)
       recordings/index.json  per variable: every, reduce, units, phases
       recordings/<phase>/epoch_<NNNN>.npz   chunks of [sample, circuit, batch(, neuron)] + '<var>.t' in ms
-      checkpoints/epoch_<NNNN>.pt, checkpoints/final.pt   loadable with torch.load(weights_only=True)
+      checkpoints/<name>.pt  loadable with torch.load(weights_only=True); sha256 in the manifest
       figures/
+
+Every I/O failure is raised as :class:`RunDirError`, which names the path and the operation.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
+import fcntl
 import hashlib
 import io
 import json
 import os
+import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from microcircuit.checksums import sha256_hex
+
+METRIC_COLUMNS = ("phase", "epoch", "seed", "metric", "value")
+METRICS_HEADER = ",".join(METRIC_COLUMNS) + "\n"
+#: files and folders a run writes (removed by ``--overwrite``; nothing else in the folder is touched)
+RUN_FILES = ("config.yaml", "config.resolved.yaml", "manifest.json", "log.txt", "metrics.csv", "baseline.csv")
+RUN_FOLDERS = ("recordings", "checkpoints", "figures")
+
+
+class RunDirError(Exception):
+    """An I/O failure in a run directory: the path, the operation and the system's reason."""
+
+    def __init__(self, path: Path | str, operation: str, err: OSError):
+        self.path, self.operation, self.errno = str(path), operation, err.errno
+        reason = err.strerror or str(err)
+        code = errno.errorcode.get(err.errno, "") if err.errno else ""
+        super().__init__(f"{path}: cannot {operation}: {reason}" + (f" [{code}]" if code else ""))
+
+
+class RunDirLocked(Exception):
+    """Another process holds the run directory's lock."""
+
+
+class IntegrityError(Exception):
+    """A run directory's content does not match what its manifest or checkpoint recorded."""
+
+
+@contextlib.contextmanager
+def io_operation(path: Path | str, operation: str) -> Iterator[None]:
+    """Turn an OSError raised inside into a :class:`RunDirError` naming ``path`` and ``operation``."""
+    try:
+        yield
+    except RunDirError:
+        raise
+    except OSError as err:
+        raise RunDirError(path, operation, err) from None
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder, fsync and rename."""
+    """Write ``data`` to ``path`` via a temporary file in the same folder, fsync and rename.
+
+    Raises OSError (the temporary file is removed); :class:`RunDir` wraps it in a RunDirError."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -51,120 +98,323 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def spec_hash(resolved_text: str) -> str:
-    return hashlib.sha256(resolved_text.encode()).hexdigest()[:8]
+    return sha256_hex(resolved_text)[:8]
+
+
+def format_metric_lines(rows: list[tuple]) -> str:
+    """CSV lines (each ending in a newline) of rows (phase, epoch, seed, metric, value)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    for phase, epoch, seed, metric, value in rows:
+        writer.writerow((phase, epoch, seed, metric, f"{float(value):.9g}"))
+    return buf.getvalue()
+
+
+def complete_metric_lines(text: str) -> tuple[list[str], int]:
+    """The whole data lines of a metrics.csv text (each with its newline) and how many lines were dropped:
+    a last line without its newline (torn by a crash or a full disk) and lines without five fields."""
+    body = text[len(METRICS_HEADER):] if text.startswith(METRICS_HEADER) else text.partition("\n")[2]
+    parts = body.split("\n")
+    lines, dropped = [], 0
+    for k, part in enumerate(parts):
+        if k == len(parts) - 1:  # after the last newline: '' for a whole file, else a torn line
+            dropped += part != ""
+            break
+        fields = next(csv.reader([part]), [])
+        if len(fields) != len(METRIC_COLUMNS):
+            dropped += 1
+            continue
+        lines.append(part + "\n")
+    return lines, dropped
+
+
+def parse_metric_line(line: str) -> tuple:
+    phase, epoch, seed, metric, value = next(csv.reader([line.rstrip("\n")]))
+    return phase, int(epoch), int(seed), metric, float(value)
+
+
+def read_metrics_text(path: Path) -> str:
+    """metrics.csv as text with torn or malformed lines dropped (header kept), for readers such as plots."""
+    lines, _ = complete_metric_lines(Path(path).read_text())
+    return METRICS_HEADER + "".join(lines)
 
 
 class RunDir:
-    """A run directory being written.
+    """A run directory held (locked) by this process while it writes it.
 
-    Args:
-        path: the directory (created; an existing non-empty one is refused unless ``overwrite``).
+    Use :meth:`create` (a new unique directory under ``out/name``), :meth:`at` (an exact path) or
+    :meth:`open` (an existing run, to resume). :meth:`close` releases the lock; the kernel releases
+    it too if the process dies.
     """
 
-    METRIC_COLUMNS = ("phase", "epoch", "seed", "metric", "value")
-
-    def __init__(self, path: Path, overwrite: bool = False):
+    def __init__(self, path: Path):
         self.path = Path(path)
-        if self.path.exists() and any(self.path.iterdir()) and not overwrite:
-            raise FileExistsError(f"run directory {self.path} exists and is not empty (use --overwrite)")
-        for sub in ("recordings", "checkpoints", "figures"):
-            (self.path / sub).mkdir(parents=True, exist_ok=True)
-        self._metrics_file = None
+        self.manifest: dict = {}
+        self._lock_fd: int | None = None
+        self._metric_rows = 0
+        self._metric_digest = hashlib.sha256()
+
+    # ------------------------------------------------------------------ creation and locking
+    @classmethod
+    def create(cls, out: Path, name: str, resolved_text: str) -> RunDir:
+        """A new directory ``out/name/<stamp>-<hash>[-k]``, made with an atomic mkdir (a name another
+        process took at the same moment is skipped), locked."""
+        parent = Path(out) / name
+        if Path(name).name != name or name in ("", ".", ".."):
+            raise ValueError(f"run name {name!r} is not a single folder name")
+        with io_operation(parent, "create the folder"):
+            parent.mkdir(parents=True, exist_ok=True)
+        base = f"{time.strftime('%Y%m%d-%H%M%S')}-{spec_hash(resolved_text)}"
+        for k in range(1000):
+            path = parent / (base if k == 0 else f"{base}-{k}")
+            try:
+                os.mkdir(path)
+            except FileExistsError:
+                continue
+            except OSError as err:
+                raise RunDirError(path, "create the run directory", err) from None
+            run = cls(path)
+            run.lock()
+            run._make_folders()
+            return run
+        raise RunDirError(parent, "create a run directory", OSError(errno.EEXIST, "1000 names taken"))
 
     @classmethod
-    def create(cls, out: Path, name: str, resolved_text: str, overwrite: bool = False) -> RunDir:
-        """A new uniquely named run directory under ``out/name``."""
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        base = Path(out) / name / f"{stamp}-{spec_hash(resolved_text)}"
-        path, i = base, 1
-        while path.exists() and not overwrite:
-            path, i = base.with_name(f"{base.name}-{i}"), i + 1
-        return cls(path, overwrite=overwrite)
+    def at(cls, path: Path, overwrite: bool = False) -> RunDir:
+        """The exact directory ``path`` (created if missing); an existing non-empty one only with
+        ``overwrite``, and then the files of the earlier run in it are removed first."""
+        path = Path(path)
+        with io_operation(path, "create the run directory"):
+            if path.exists() and not path.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, "exists and is not a directory")
+            path.mkdir(parents=True, exist_ok=True)
+        run = cls(path)
+        run.lock()
+        with io_operation(path, "list the run directory"):
+            present = [p.name for p in path.iterdir() if p.name != ".lock"]
+        if present and not overwrite:
+            run.close()
+            raise FileExistsError(f"run directory {path} exists and is not empty (use --overwrite)")
+        with io_operation(path, "remove the earlier run's files"):
+            for name in RUN_FILES:
+                (path / name).unlink(missing_ok=True)
+            for name in RUN_FOLDERS:
+                if (path / name).is_dir():
+                    shutil.rmtree(path / name)
+        run._make_folders()
+        return run
+
+    @classmethod
+    def open(cls, path: Path) -> RunDir:
+        """An existing run directory, locked, to continue writing it (see :meth:`resume_metrics`)."""
+        run = cls(path)
+        run.lock()
+        return run
+
+    def _make_folders(self) -> None:
+        for sub in RUN_FOLDERS:
+            with io_operation(self.path / sub, "create the folder"):
+                (self.path / sub).mkdir(parents=True, exist_ok=True)
+
+    def lock(self) -> None:
+        """Take the exclusive lock of this directory (``.lock``, flock), or raise :class:`RunDirLocked`."""
+        lock_path = self.path / ".lock"
+        with io_operation(lock_path, "open the lock file"):
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            except OSError:
+                holder = ""
+            os.close(fd)
+            raise RunDirLocked(f"{self.path} is being written by another process"
+                               + (f" (pid {holder})" if holder.isdigit() else "")
+                               + ": wait for it to end, or stop it first") from None
+        except OSError as err:
+            os.close(fd)
+            raise RunDirError(lock_path, "lock the run directory", err) from None
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def close(self) -> None:
+        """Release the lock."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     # ------------------------------------------------------------------ config and manifest
     def write_config(self, given_text: str, resolved_text: str) -> None:
-        atomic_write_text(self.path / "config.yaml", given_text)
-        atomic_write_text(self.path / "config.resolved.yaml", resolved_text)
+        for name, text in (("config.yaml", given_text), ("config.resolved.yaml", resolved_text)):
+            with io_operation(self.path / name, "write"):
+                atomic_write_text(self.path / name, text)
 
-    def write_manifest(self, manifest: dict) -> None:
-        atomic_write_text(self.path / "manifest.json", json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    def write_manifest(self, manifest: dict | None = None) -> None:
+        """Write ``manifest`` (default: :attr:`manifest`, which it then becomes) atomically."""
+        if manifest is not None:
+            self.manifest = manifest
+        path = self.path / "manifest.json"
+        with io_operation(path, "write"):
+            atomic_write_text(path, json.dumps(self.manifest, indent=2, sort_keys=False) + "\n")
 
     def read_manifest(self) -> dict:
-        return json.loads((self.path / "manifest.json").read_text())
+        """The manifest; :class:`IntegrityError` if it is missing, unreadable or not a JSON object."""
+        path = self.path / "manifest.json"
+        try:
+            data = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            raise IntegrityError(f"{path}: missing: not a run directory") from None
+        except OSError as err:
+            raise RunDirError(path, "read", err) from None
+        except (ValueError, UnicodeDecodeError) as err:
+            raise IntegrityError(f"{path}: damaged (not valid JSON: {err}); the run cannot be verified") from None
+        if not isinstance(data, dict):
+            raise IntegrityError(f"{path}: damaged (a JSON {type(data).__name__}, not an object)")
+        self.manifest = data
+        return data
 
     # ------------------------------------------------------------------ metrics
     def append_metrics(self, rows: list[tuple]) -> None:
-        """Append rows (phase, epoch, seed, metric, value) and flush; the header is written once."""
-        path = self.path / "metrics.csv"
-        if self._metrics_file is None:
-            new = not path.exists() or path.stat().st_size == 0
-            self._metrics_file = open(path, "a", newline="")  # noqa: SIM115 (kept open for appends)
-            if new:
-                csv.writer(self._metrics_file).writerow(self.METRIC_COLUMNS)
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        for phase, epoch, seed, metric, value in rows:
-            writer.writerow((phase, epoch, seed, metric, f"{float(value):.9g}"))
-        self._metrics_file.write(buf.getvalue())
-        self._metrics_file.flush()
-        os.fsync(self._metrics_file.fileno())
+        """Append rows (phase, epoch, seed, metric, value) as whole lines and fsync; the header once.
 
-    def close(self) -> None:
-        if self._metrics_file is not None:
-            self._metrics_file.close()
-            self._metrics_file = None
+        On a failed write (full disk, ...) the file is cut back to its earlier length, so that no torn
+        line stays behind, and a :class:`RunDirError` is raised."""
+        path = self.path / "metrics.csv"
+        text = format_metric_lines(rows)
+        with io_operation(path, "append metrics to"):
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                before = os.fstat(fd).st_size
+                data = (METRICS_HEADER if before == 0 else "").encode() + text.encode()
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view):]
+                    os.fsync(fd)
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(fd, before)
+                    raise
+            finally:
+                os.close(fd)
+        self._metric_digest.update(text.encode())
+        self._metric_rows += len(rows)
+
+    def metrics_mark(self) -> dict:
+        """How many metric rows were written and the sha256 of their lines (a checkpoint records it)."""
+        return {"rows": self._metric_rows, "sha256": self._metric_digest.hexdigest()}
+
+    def resume_metrics(self, mark: dict) -> list[tuple]:
+        """Cut metrics.csv back to the rows a checkpoint recorded (``mark`` from :meth:`metrics_mark`)
+        after checking they are the rows that were written; return them parsed.
+
+        Raises:
+            IntegrityError: if metrics.csv is missing, holds fewer rows, or other rows.
+        """
+        path = self.path / "metrics.csv"
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise IntegrityError(f"{path}: missing; the checkpoint was written after {mark['rows']} rows") from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise IntegrityError(f"{path}: unreadable ({err})") from None
+        lines, _ = complete_metric_lines(text)
+        n = mark["rows"]
+        if len(lines) < n:
+            raise IntegrityError(f"{path}: holds {len(lines)} rows, but the checkpoint was written after {n}: "
+                                 "rows were lost")
+        kept = "".join(lines[:n])
+        if sha256_hex(kept) != mark["sha256"]:
+            raise IntegrityError(f"{path}: its first {n} rows differ from those the checkpoint recorded "
+                                 "(the file was edited)")
+        with io_operation(path, "rewrite"):
+            atomic_write_text(path, METRICS_HEADER + kept)
+        self._metric_digest = hashlib.sha256(kept.encode())
+        self._metric_rows = n
+        return [parse_metric_line(line) for line in lines[:n]]
 
     # ------------------------------------------------------------------ recordings
     def write_recording_index(self, index: dict) -> None:
-        atomic_write_text(self.path / "recordings" / "index.json", json.dumps(index, indent=2) + "\n")
+        path = self.path / "recordings" / "index.json"
+        with io_operation(path, "write"):
+            atomic_write_text(path, json.dumps(index, indent=2) + "\n")
 
     def write_chunk(self, phase: str, epoch: int, arrays: dict[str, np.ndarray]) -> None:
         """One recording chunk, written whole (temp file + rename)."""
         buf = io.BytesIO()
         np.savez_compressed(buf, **arrays)
-        atomic_write_bytes(self.path / "recordings" / phase / f"epoch_{epoch:04d}.npz", buf.getvalue())
+        path = self.path / "recordings" / phase / f"epoch_{epoch:04d}.npz"
+        with io_operation(path, "write the recording"):
+            atomic_write_bytes(path, buf.getvalue())
 
     # ------------------------------------------------------------------ checkpoints
-    def truncate_metrics(self, n_rows: int) -> list[tuple]:
-        """Keep the header and the first ``n_rows`` rows of metrics.csv (rows a resumed run will write
-        again are dropped), atomically; return the kept rows as (phase, epoch, seed, metric, value)."""
-        path = self.path / "metrics.csv"
-        rows: list[tuple] = []
-        if path.exists():
-            with open(path, newline="") as f:
-                reader = csv.reader(f)
-                next(reader, None)
-                for row in reader:
-                    if len(rows) == n_rows:
-                        break
-                    if len(row) == 5:
-                        rows.append((row[0], int(row[1]), int(row[2]), row[3], float(row[4])))
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(self.METRIC_COLUMNS)
-        for phase, epoch, seed, metric, value in rows:
-            writer.writerow((phase, epoch, seed, metric, f"{value:.9g}"))
-        atomic_write_text(path, buf.getvalue())
-        return rows
-
-    def latest_checkpoint(self) -> Path | None:
-        """The checkpoint with the furthest protocol cursor (the final one if present)."""
-        candidates = sorted((self.path / "checkpoints").glob("*.pt"))
-        if not candidates:
-            return None
-        final = self.path / "checkpoints" / "final.pt"
-        if final in candidates:
-            return final
-
-        def cursor(path: Path) -> tuple[int, int]:
-            c = torch.load(path, weights_only=True)["cursor"]
-            return (c["phase"], c["epoch"])
-
-        return max(candidates, key=cursor)
-
     def write_checkpoint(self, name: str, payload: dict) -> Path:
+        """Write ``checkpoints/<name>.pt`` atomically, then record its size, sha256 and cursor in the manifest."""
         buf = io.BytesIO()
         torch.save(payload, buf)
+        data = buf.getvalue()
         path = self.path / "checkpoints" / f"{name}.pt"
-        atomic_write_bytes(path, buf.getvalue())
+        with io_operation(path, "write the checkpoint"):
+            atomic_write_bytes(path, data)
+        cursor = payload.get("cursor", {})
+        self.manifest.setdefault("checkpoints", {})[name] = {
+            "file": f"checkpoints/{name}.pt", "bytes": len(data), "sha256": sha256_hex(data),
+            "cursor": [cursor.get("phase", 0), cursor.get("epoch", 0)], "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        self.write_manifest()
         return path
+
+    def intact_checkpoints(self) -> Iterator[tuple[str | None, dict | None, list[str]]]:
+        """(name, payload, notes) of the recorded checkpoints that pass their checksum and load, furthest
+        protocol cursor first (``final`` first of all). ``notes`` say which newer ones were skipped and why,
+        and which ``.pt`` files the manifest does not know (ignored); notes after the last intact one come
+        with name and payload None."""
+        recorded = self.manifest.get("checkpoints") or {}
+        notes = []
+        known = {entry.get("file") for entry in recorded.values() if isinstance(entry, dict)}
+        folder = self.path / "checkpoints"
+        with contextlib.suppress(OSError):
+            for stray in sorted(folder.glob("*.pt")):
+                if f"checkpoints/{stray.name}" not in known:
+                    notes.append(f"{stray}: ignored (not recorded in the manifest)")
+
+        def order(item):
+            name, entry = item
+            cursor = entry.get("cursor", [0, 0]) if isinstance(entry, dict) else [0, 0]
+            return (name == "final", tuple(cursor), entry.get("written", "") if isinstance(entry, dict) else "")
+
+        for name, entry in sorted(recorded.items(), key=order, reverse=True):
+            path = self.path / str(entry.get("file", "")) if isinstance(entry, dict) else folder / f"{name}.pt"
+            try:
+                data = path.read_bytes()
+            except OSError as err:
+                notes.append(f"{path}: unreadable ({err.strerror or err}); skipped")
+                continue
+            if len(data) != entry.get("bytes") or sha256_hex(data) != entry.get("sha256"):
+                notes.append(f"{path}: damaged (checksum differs from the manifest's); skipped")
+                continue
+            try:
+                payload = torch.load(io.BytesIO(data), weights_only=True)
+            except Exception as err:  # noqa: BLE001 - any failure to load means: not usable
+                notes.append(f"{path}: cannot be loaded ({type(err).__name__}); skipped")
+                continue
+            yield name, payload, notes
+            notes = []
+        if notes:
+            yield None, None, notes
+
+
+__all__ = [
+    "METRIC_COLUMNS",
+    "IntegrityError",
+    "RunDir",
+    "RunDirError",
+    "RunDirLocked",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "io_operation",
+    "read_metrics_text",
+]

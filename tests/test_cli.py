@@ -187,7 +187,7 @@ def test_resume_after_sigint_gives_the_same_floats(tmp_path, knob, engine):
         assert torch.equal(value, b["state"][key]), key
     assert (tmp_path / "straight" / "metrics.csv").read_text() == metrics.read_text()
     manifest = json.loads((tmp_path / "cut" / "manifest.json").read_text())
-    assert manifest["status"] == "done" and manifest["resumed"][0]["from"] == "interrupted.pt"
+    assert manifest["status"] == "done" and manifest["resumed"][0]["from"] == "checkpoints/interrupted.pt"
 
 
 def test_kill_9_leaves_valid_metrics_and_recordings(tmp_path):

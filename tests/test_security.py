@@ -190,12 +190,14 @@ def test_values_are_never_evaluated(override: str, path: str, pattern: str):
 
 def test_code_like_text_stays_literal(tmp_path: Path):
     marker = tmp_path / "pwned"
-    name = f"{{{{ 7*7 }}}}$(touch {marker})`touch {marker}`"
-    text = BASE.read_text().replace("name: base", f"name: '{name}'").replace(
-        "description: 2-3-2 LE microcircuit for the spec tests.", "description: ${HOME} %(x)s {0}")
-    spec, resolved, _ = load_spec_text(text, str(BASE))
-    assert spec.name == name and resolved["name"] == name
-    assert spec.description == "${HOME} %(x)s {0}"
+    text = f"{{{{ 7*7 }}}}$(touch {marker})`touch {marker}` ${{HOME}} %(x)s {{0}}"
+    spec, resolved, _ = load_spec_text(BASE.read_text().replace(
+        "description: 2-3-2 LE microcircuit for the spec tests.", f"description: '{text}'"), str(BASE))
+    assert spec.description == text and resolved["description"] == text
+    assert not marker.exists()
+    # as a name, such text is refused: a name is one safe folder name (tests/test_reliability.py)
+    with pytest.raises(SpecError, match="a name must be one folder name"):
+        load_spec_text(BASE.read_text().replace("name: base", f"name: '{text}'"), str(BASE))
     assert not marker.exists()
 
 
@@ -264,9 +266,23 @@ def test_resuming_from_a_doctored_checkpoint_runs_nothing(tiny_run: Path, tmp_pa
     (run_dir / "manifest.json").write_text(json.dumps(manifest))
     marker = tmp_path / "pwned"
     torch.save({"format": 1, "cursor": _Exploit(marker_command(marker))}, run_dir / "checkpoints" / "final.pt")
-    try:
-        code = main(["run", "--resume", str(run_dir), "--no-plot", "-q"])
-    except pickle.UnpicklingError:
-        code = None  # the command line does not catch it yet; what matters is that nothing ran
-    assert code != 0
+    # its checksum no longer matches the manifest's: it is skipped unread, the run continues from the
+    # start checkpoint instead
+    code = main(["run", "--resume", str(run_dir), "--no-plot", "-q"])
+    assert "final.pt: damaged (checksum differs from the manifest's); skipped" in capsys.readouterr().err
+    assert code == 0
+    assert not marker.exists()
+    # with the manifest's checksum forged too, torch.load(weights_only=True) refuses the pickle: nothing runs
+    from microcircuit.checksums import sha256_hex
+
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest["status"] = "interrupted"
+    data = (run_dir / "checkpoints" / "doctored.pt")
+    torch.save({"format": 1, "cursor": _Exploit(marker_command(marker))}, data)
+    manifest["checkpoints"] = {"final": {"file": "checkpoints/doctored.pt", "bytes": data.stat().st_size,
+                                         "sha256": sha256_hex(data.read_bytes()), "cursor": [9, 9]}}
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    code = main(["run", "--resume", str(run_dir), "--no-plot", "-q"])
+    assert "doctored.pt: cannot be loaded (UnpicklingError); skipped" in capsys.readouterr().err
+    assert code == 2
     assert not marker.exists()

@@ -263,7 +263,7 @@ def test_nudging_counts_towards_tau_eff():
     ("a: &x {b: 1}\nc:\n  <<: *x\n", r"t\.yaml:3:3: error: c: merge keys \('<<'\) are not supported"),
     ("a: [1, 2\n", r"t\.yaml:2:1: error: invalid YAML"),
     ("on: 1\n", r"t\.yaml:1:1: error: on: key 'on' is a YAML 1\.1 boolean"),
-    ("just a string\n", r"t\.yaml:1:1: error: a spec must be a mapping \(key: value\), got the scalar"),
+    ("just a string\n", r"t\.yaml:1:1: error: a spec must be a mapping \(key: value\), got a single value"),
 ])
 def test_loader_rejects_unsafe_or_malformed_input(content, pattern):
     err = errors_of(content)

@@ -157,7 +157,8 @@ def load_yaml(content: str | bytes, file: str, *, scalar_ok: bool = False,
             return None, {}
         raise fail(None, "empty spec: expected a mapping with schema, name, populations, ...")
     if not scalar_ok and not isinstance(node, yaml.MappingNode):
-        kind = "a list" if isinstance(node, yaml.SequenceNode) else f"the scalar {node.value!r}"
+        # the value itself is not shown: the file may be anything a user pointed at
+        kind = "a list" if isinstance(node, yaml.SequenceNode) else "a single value"
         raise fail(node.start_mark, f"a spec must be a mapping (key: value), got {kind}")
 
     builder = _Builder(mark)

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path as FsPath
 from typing import Any
 
+import yaml
+
 from microcircuit.model.cells import CELL_TYPES
 from microcircuit.spec.errors import Problem, SpecError, did_you_mean, listing
 from microcircuit.spec.loader import Mark, Path, SourceMap, dotted, is_under, load_yaml, load_yaml_file
@@ -96,7 +98,12 @@ def _load_extended(name: str, fs_path: FsPath, text: str | bytes | None,
         chain = " -> ".join([shown for _, shown in stack] + [parent_name])
         raise fail(f"extends cycle: {chain}", "a spec may not extend itself, directly or indirectly")
     if not parent_path.is_file():
-        raise fail(f"cannot read '{parent_name}': no such file", "the path is relative to this file")
+        raise fail(f"cannot read '{parent_name}': no such file",
+                   "the path is relative to this file (an absolute path is allowed)")
+    if not _looks_like_a_mapping(parent_path):
+        # reported here, at the referring line, without showing the other file's content
+        raise fail(f"'{parent_name}' is not a spec: its top level is not a mapping (key: value lines)",
+                   "extends names another circuit spec file")
     base, base_positions = _load_extended(parent_name, parent_path, None,
                                           stack + [(parent_path.resolve(), parent_name)])
     replaced: list[Path] = []
@@ -105,6 +112,20 @@ def _load_extended(name: str, fs_path: FsPath, text: str | bytes | None,
             if not any(is_under(p, r) and p != r for r in replaced)}
     kept.update(positions)
     return merged, kept
+
+
+def _looks_like_a_mapping(path: FsPath) -> bool:
+    """Whether the YAML document in ``path`` is a mapping (read, not constructed); unreadable or
+    malformed files count as mappings here so that the loader reports them in their own words."""
+    try:
+        with open(path, "rb") as handle:
+            for event in yaml.parse(handle, Loader=yaml.SafeLoader):
+                if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent, yaml.ScalarEvent,
+                                      yaml.AliasEvent)):
+                    return isinstance(event, yaml.MappingStartEvent)
+    except (OSError, yaml.YAMLError, ValueError):
+        return True
+    return True  # an empty document: the loader says so
 
 
 def deep_merge(base: Any, over: Any, path: Path = (), replaced: list[Path] | None = None,

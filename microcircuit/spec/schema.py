@@ -11,9 +11,10 @@ presentation times ``t_pres`` in integration steps.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
 SCHEMA_VERSION = "microcircuit/1"
 
@@ -371,11 +372,26 @@ class Recording(Strict):
 
 
 # ---------------------------------------------------------------- top level
+#: a spec's name names its folder of run directories: one safe path component
+RUN_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def _check_run_name(name: str) -> str:
+    if not RUN_NAME_PATTERN.fullmatch(name):
+        raise ValueError("a name must be one folder name (it names the folder of run directories): letters, "
+                         "digits, '.', '_' and '-', starting with a letter or digit, at most 100 characters; "
+                         "e.g. bars_le or my-run.2")
+    return name
+
+
+RunName = Annotated[str, AfterValidator(_check_run_name)]
+
+
 class Spec(Strict):
     """A whole circuit spec after ``extends``, presets and ``$references`` are resolved."""
 
     schema_: Literal["microcircuit/1"] = Field(alias="schema")
-    name: str
+    name: RunName
     description: str = ""
     preset: Literal["haider2021", "sacramento2018"] | None = None
     seed: int = Field(default=0, ge=0)
@@ -383,7 +399,8 @@ class Spec(Strict):
     dtype: Literal["float32", "float64"] = "float32"
     schedule: Literal["reference", "propagating"] = "reference"
     engine: Literal["auto", "eager", "compiled"] = "auto"
-    checkpoint_every: int = Field(default=0, ge=0)
+    checkpoint_every: int = Field(default=0, ge=0)  # epochs between checkpoints (0: by wall time only)
+    checkpoint_minutes: float = Field(default=10.0, ge=0)  # wall-time minutes between checkpoints (0: never)
     compare_backprop: bool = False
     parameters: dict[str, float | int | str | bool] = Field(default_factory=dict)
     defaults: Defaults = Defaults()

@@ -217,6 +217,9 @@ def _single_message(error: _Error, extras: dict[Path, list[str]]) -> tuple[str, 
         if isinstance(value, str) and kind.startswith(("int", "float")) and _is_number(value):
             hint = "remove the quotes to make it a number"
         return f"{_TYPE_MESSAGES[kind]}, got {describe_value(value)}", hint
+    if kind == "value_error":  # a validator of the schema: its own words (message; hint)
+        message, _, hint = str(raw.get("ctx", {}).get("error", raw["msg"])).partition("; ")
+        return f"{message}, got {describe_value(value)}", hint
     message = raw["msg"]
     return f"{message[:1].lower()}{message[1:]}, got {describe_value(value)}", ""
 

@@ -208,6 +208,12 @@ class Task(ABC):
                                         f"{MAX_ELEMENTS:,} elements per array"))
         return problems
 
+    def data_identity(self) -> dict:
+        """What a run's data are, for the run's manifest (a resume refuses other data). Generated data
+        are fixed by the task's parameters and the seeds, which the manifest records anyway; tasks that
+        read files return their names, sizes and sha256 (after :meth:`splits`)."""
+        return {"source": "generated", "task": self.name}
+
     @abstractmethod
     def _build_splits(self, architecture: Architecture) -> dict[str, Split]:
         """Generate the splits (keys ``train``, ``validation``, ``test``)."""

@@ -27,9 +27,10 @@ from typing import ClassVar
 
 import numpy as np
 
+from microcircuit.checksums import file_sha256
 from microcircuit.spec.schema import FashionMnistTask, MnistTask
 from microcircuit.tasks.base import TASKS, Architecture, Split, Task, one_hot_targets
-from microcircuit.tasks.idx import FILES, find_idx_file, read_images_labels
+from microcircuit.tasks.idx import FILES, IMAGES_MAGIC, find_idx_file, idx_shape, read_images_labels
 
 #: environment variable naming the data folder
 DATA_ENV = "MICROCIRCUIT_DATA"
@@ -40,22 +41,34 @@ IMAGE_SIZE = 28 * 28
 
 
 @lru_cache(maxsize=4)
-def _load_cached(images: str, labels: str, stamp: tuple) -> tuple[np.ndarray, np.ndarray]:
-    x, y = read_images_labels(images, labels)
+def _load_cached(images: str, labels: str, items: tuple[tuple[int, int], ...] | None,
+                 stamp: tuple) -> tuple[np.ndarray, np.ndarray]:
+    x, y = read_images_labels(images, labels, None if items is None else list(items))
+    x.flags.writeable = False
+    y.flags.writeable = False
     return x, y
 
 
-def load_idx_split(directory: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Raw images [n, 28, 28] (uint8) and labels [n] (uint8) of ``split`` (``train`` or ``test``)
-    from ``directory``; cached per process while the files are unchanged (read-only arrays)."""
+def split_files(directory: Path, split: str) -> tuple[Path, Path]:
+    """The images and labels files of ``split`` (``train`` or ``test``) in ``directory``."""
     paths = []
     for kind in ("images", "labels"):
         found = find_idx_file(directory, FILES[split][kind])
         if found is None:
             raise ValueError(f"{directory}: no {FILES[split][kind]}[.gz]")
         paths.append(found)
+    return paths[0], paths[1]
+
+
+def load_idx_split(directory: Path, split: str, items: list[tuple[int, int]] | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Raw images [n, 28, 28] (uint8) and labels [n] (uint8) of ``split`` (``train`` or ``test``)
+    from ``directory``, only the ``(start, stop)`` item ranges of ``items`` if given (the rest is
+    streamed past, never held); cached per process while the files are unchanged (read-only arrays)."""
+    paths = split_files(directory, split)
     stamp = tuple((p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
-    return _load_cached(str(paths[0]), str(paths[1]), stamp)
+    key = None if items is None else tuple((int(a), int(b)) for a, b in items)
+    return _load_cached(str(paths[0]), str(paths[1]), key, stamp)
 
 
 def missing_files(directory: Path) -> list[str]:
@@ -114,12 +127,21 @@ class _IdxClassification(Task):
         raise ValueError(f"task '{self.name}': the four idx files were not found. Looked in: {where}. "
                          f"{self.how_to_get} Nothing is downloaded by microcircuit.")
 
+    def data_identity(self) -> dict:
+        """The four idx files read (after :meth:`splits`): base name -> bytes and sha256 of the file."""
+        directory = self.data_dir()
+        files = {}
+        for kinds in FILES.values():
+            for base in kinds.values():
+                path = find_idx_file(directory, base)
+                files[path.name] = {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
+        return {"source": "files", "task": self.name, "files": files}
+
     def _build_splits(self, architecture: Architecture) -> dict[str, Split]:
         p = self.params
         directory = self.data_dir()
-        train_x, train_y = load_idx_split(directory, "train")
-        test_x, test_y = load_idx_split(directory, "test")
-        n_file = train_x.shape[0]
+        n_file = idx_shape(split_files(directory, "train")[0], IMAGES_MAGIC)[0]
+        n_test_file = idx_shape(split_files(directory, "test")[0], IMAGES_MAGIC)[0]
         if p.validation >= n_file:
             raise ValueError(f"task '{self.name}': validation = {p.validation} leaves no training images "
                              f"({directory} holds {n_file}); use fewer")
@@ -128,14 +150,17 @@ class _IdxClassification(Task):
         if n_train > n_pool:
             raise ValueError(f"task '{self.name}': train = {p.train}, but only {n_pool} training images remain "
                              f"after holding out validation = {p.validation} of {n_file}")
-        n_test = test_x.shape[0] if p.test is None else p.test
-        if n_test > test_x.shape[0]:
+        n_test = n_test_file if p.test is None else p.test
+        if n_test > n_test_file:
             raise ValueError(f"task '{self.name}': test = {p.test}, but {directory} holds only "
-                             f"{test_x.shape[0]} test images")
+                             f"{n_test_file} test images")
+        # only the images asked for are kept: the first n_train, the last `validation`, the first n_test
+        train_x, train_y = load_idx_split(directory, "train", [(0, n_train), (n_pool, n_file)])
+        test_x, test_y = load_idx_split(directory, "test", [(0, n_test)])
         return {
             "train": self._split(train_x[:n_train], train_y[:n_train]),
-            "validation": self._split(train_x[n_pool:], train_y[n_pool:]),
-            "test": self._split(test_x[:n_test], test_y[:n_test]),
+            "validation": self._split(train_x[n_train:], train_y[n_train:]),
+            "test": self._split(test_x, test_y),
         }
 
     def _split(self, images: np.ndarray, labels: np.ndarray) -> Split:
