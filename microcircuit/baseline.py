@@ -38,10 +38,12 @@ import torch
 
 from microcircuit.circuit import Circuit
 from microcircuit.datadir import data_dir_arg, use_data_dir
+from microcircuit.devices import VALID, check_device
 from microcircuit.experiment import DTYPES, METRIC_COLUMNS, architecture, resolve_device
 from microcircuit.reference.network import FeedforwardNet
 from microcircuit.rundir import atomic_write_text
 from microcircuit.seeds import circuit_seeds, rng
+from microcircuit.shipped import DEFAULT_SPEC
 from microcircuit.spec.schema import Phase, Spec
 from microcircuit.tasks import Split, make_task
 
@@ -211,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="microcircuit baseline",
         description="Train the circuit's equivalent feedforward network with SGD (backprop baseline) "
                     "on the same data, initial weights and epochs; print a table of accuracies.")
-    parser.add_argument("spec", help="circuit spec (YAML)")
+    parser.add_argument("spec", nargs="?", default=None, type=Path,
+                        help=f"circuit spec (YAML; default: the shipped {DEFAULT_SPEC.name})")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a key of the resolved spec (as for run)")
     parser.add_argument("--seeds", type=int, default=1, help="independent networks (seed = master + i)")
@@ -220,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=float, default=None,
                         help=f"SGD learning rate (default: parameters.baseline_lr, else {DEFAULT_LR})")
     parser.add_argument("--batch", type=int, default=None, help="minibatch size (default: the training phase's)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    parser.add_argument("--device", default="cpu", help=f"{VALID} (default cpu)")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default=None)
     parser.add_argument("--out", default=None, metavar="FILE.csv", help="also write every metric row as CSV")
     parser.add_argument("--threads", type=int, default=None,
@@ -242,6 +245,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     use_data_dir(args.data_dir)
+    if args.spec is None:
+        args.spec = DEFAULT_SPEC
+    try:
+        check_device(args.device)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if args.seeds < 1:
         print(f"error: --seeds must be at least 1, got {args.seeds}", file=sys.stderr)
         return 2

@@ -53,3 +53,27 @@ def test_no_module_finds_files_through_its_own_location():
                  for n, line in enumerate(p.read_text().splitlines(), 1)
                  if ("__file__" in line and "parents[" in line) or '/ "circuits"' in line]
     assert offenders == []
+
+
+def test_every_slow_tier_name_is_a_test():
+    """conftest.SLOW names tests by file and function: a renamed test must not fall out of the slow tier
+    into the default one unnoticed."""
+    import ast
+
+    from tests.conftest import SLOW
+
+    for name in SLOW:
+        file, _, function = name.partition("::")
+        tree = ast.parse((ROOT / "tests" / file).read_text())
+        functions = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+        assert function in functions, f"conftest.SLOW names {name}, which does not exist"
+
+
+def test_spec_tests_run_without_torch():
+    """conftest.py does not import torch, so the spec layer's tests run where torch is not installed."""
+    import subprocess
+
+    code = ("import sys; sys.modules['torch'] = None\n"  # any 'import torch' now fails
+            "import pytest; sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', 'tests/test_spec.py']))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
