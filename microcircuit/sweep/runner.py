@@ -105,7 +105,12 @@ def execute(p: SweepPlan, sweep_dir: Path, workers: int = 0, scheduler: str | No
         shutil.copyfile(p.sweep.path, sweep_dir / "sweep.yaml.tmp")
         (sweep_dir / "sweep.yaml.tmp").replace(sweep_dir / "sweep.yaml")
     finished = {rid for rid in p.ids if (read_completion(sweep_dir, rid) or {}).get("status") in FINAL}
-    todo = [k for k, rid in enumerate(p.ids) if rid not in finished]
+    # runs with the same id (the same circuit, seeds and device, e.g. level 0 of several axes) run once
+    todo, seen = [], set(finished)
+    for k, rid in enumerate(p.ids):
+        if rid not in seen:
+            todo.append(k)
+            seen.add(rid)
     tasks = group([p.runs[k] for k in todo], [p.ids[k] for k in todo], p.tasks[0].device if p.tasks else "cpu",
                   p.sweep.max_circuits, p.sweep.memory_mb, p.sweep.save_weights)
     for t in tasks:
@@ -147,6 +152,9 @@ def execute(p: SweepPlan, sweep_dir: Path, workers: int = 0, scheduler: str | No
 def _execute_dask(tasks: list[Task], workers: int, scheduler: str | None, finished_task) -> None:
     from distributed import Client, LocalCluster, as_completed
 
+    quiet = logging.getLogger("distributed")  # Dask's info lines (scheduler, nannies, workers) are not ours
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # (and its warning that it killed a worker process at shutdown)
     cluster = None
     if scheduler is None:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
@@ -172,6 +180,7 @@ def _execute_dask(tasks: list[Task], workers: int, scheduler: str | None, finish
         client.close()
         if cluster is not None:
             cluster.close()
+        quiet.setLevel(level)
 
 
 def _lost(task: Task, run: Run, rid: str, err: Exception) -> dict:
