@@ -82,6 +82,26 @@ metrics: [test/accuracy, test/loss]
             assert abs(v1 - v2) <= (1e-12 if dtype == "float64" else 1e-4)
 
 
+def test_divergence_per_circuit_runs_the_other_circuits_alone(tmp_path):
+    """``divergence: circuit``: a run's runaway circuits are recorded as diverged, its others are simulated alone
+    and give the numbers of ``microcircuit run --seed S``."""
+    from microcircuit.sweep.worker import _per_circuit
+
+    path = sweep_file(tmp_path, "seeds: 2\nmetrics: [test/accuracy, run/diverged]\ndivergence: circuit\n",
+                      sets="  protocol.0.epochs: 2\n  parameters.t_pres: 5\n  dtype: float64\n")
+    p = plan(load_sweep(path))
+    assert p.tasks[0].divergence == "circuit"
+    (run,) = p.runs
+    batch = _simulate([run], "cpu")
+    outcome = _per_circuit(run, "cpu", {**batch, "status": "diverged", "runaway": {0}, "diagnosis": "forced"})
+    assert outcome["status"] == "done" and f"seed [{run.seeds[0]}] diverged" in outcome["diagnosis"]
+    rows = outcome["rows"][0]
+    assert ("run", 0, run.seeds[0], "diverged", 1.0) in rows and ("run", 0, run.seeds[1], "diverged", 0.0) in rows
+    assert not [r for r in rows if r[2] == run.seeds[0] and r[0] != "run"]
+    alone = Experiment(run.spec, RunOptions(n_seeds=1, seed=run.seeds[1], progress=False)).run()
+    assert [r for r in rows if r[0] != "run"] == alone.rows
+
+
 def test_what_does_not_batch_makes_separate_simulations(tmp_path):
     path = sweep_file(tmp_path, """axes:
   variant: {key: defaults.population.dynamics, values: {LE: latent_equilibrium, orig: orig}}

@@ -45,8 +45,13 @@ Metrics per seed (CSV column ``metric``):
 
 Writes ``robustness.csv`` (columns knob, level, dynamics, tau_r_learning, task, seed, metric, value),
 ``accuracy.png`` and ``angle.png`` (one panel per task and knob: mean over seeds and min-max range)
-into ``--out``, prints a summary table and the wall time. The CSV is rewritten after every variant;
-``--resume`` skips variants already in it (and merges runs of different ``--tasks``/``--knobs``).
+into ``--out``, prints a summary table and the wall time. ``--resume`` keeps the variants already in the
+CSV (and merges runs of different ``--tasks``/``--knobs``).
+
+The variants run through the sweep layer (:mod:`microcircuit.sweep`, ``divergence: circuit``): one run per
+variant in ``--out``/sweep, its seeds batched into one simulation, variants with the same spec simulated
+once, a run that finished there never run again (an interrupted program continues; delete the folder to
+start afresh), ``--workers N`` on a local Dask cluster.
 """
 
 from __future__ import annotations
@@ -54,7 +59,6 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
-import json
 import math
 import sys
 import time
@@ -64,16 +68,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 import yaml
 
 from microcircuit.analysis.figures import save_figure, styled
-from microcircuit.engine import POTENTIAL_BOUND, WEIGHT_BOUND, Simulator
-from microcircuit.experiment import Experiment, RunOptions, RunResult
 from microcircuit.rundir import atomic_write_text
+from microcircuit.seeds import circuit_seeds
 from microcircuit.shipped import shipped_circuit
 from microcircuit.spec import load_spec_text
 from microcircuit.spec.schema import Spec
+from microcircuit.sweep import Run, execute, plan_runs
 
 CSV_COLUMNS = ["knob", "level", "dynamics", "tau_r_learning", "task", "seed", "metric", "value"]
 VARIANT_KEYS = ["task", "knob", "level", "dynamics", "tau_r_learning"]
@@ -264,105 +267,85 @@ def build_spec(variant: Variant, settings: Settings) -> Spec:
     return spec
 
 
-# ---------------------------------------------------------------- running
-def runaway_circuits(sim: Simulator) -> set[int]:
-    """Indices of circuits whose weights or somatic potentials are NaN/Inf or beyond the engine's bounds."""
-    bad: set[int] = set()
-    for tensors, bound in ((sim.state.weights, WEIGHT_BOUND), (sim.state.u, POTENTIAL_BOUND)):
-        for x in tensors.values():
-            flags = (~torch.isfinite(x) | (x.abs() > bound)).flatten(1).any(dim=1)
-            bad |= {int(i) for i in torch.nonzero(flags).flatten()}
-    return bad
-
-
-def tau_r_errors(sim: Simulator) -> list[float] | None:
-    """Mean |tau_r / tau_eff - 1| over every LE neuron, per circuit (None without LE populations)."""
-    factors = [f.flatten(1) for f in sim.state.tau_r_factor.values()]
-    return (torch.cat(factors, dim=1) - 1).abs().mean(dim=1).tolist() if factors else None
-
-
-def outcomes(experiment: Experiment, result: RunResult, initial: list[float] | None) -> dict[int, dict[str, float]]:
-    """Per seed: accuracy (test), angle_apical_bp (mean over the last training epochs), diverged, and for LE
-    tau_r_error_initial (``initial``, before the run) and tau_r_error (after it)."""
-    spec = experiment.spec
-    train = spec.protocol[phase_index(spec, "train")]
-    accuracy = result.metric("test", "accuracy")
-    last = max(1, round(LAST_EPOCHS * train.epochs))
-    angles: dict[int, list[float]] = {}
-    for phase, epoch, seed, metric, value in result.rows:
-        if phase == train.phase and metric == ANGLE_METRIC and epoch > train.epochs - last:
-            angles.setdefault(seed, []).append(value)
-    tau_r_error = tau_r_errors(experiment.sim)
-    out = {}
-    for c, seed in enumerate(experiment.seeds):
-        row = {"accuracy": accuracy.get(seed, math.nan),
-               "angle_apical_bp": float(np.mean(angles[seed])) if seed in angles else math.nan,
-               "diverged": 0.0}
-        if tau_r_error is not None and initial is not None:
-            row["tau_r_error_initial"] = float(initial[c])
-            row["tau_r_error"] = float(tau_r_error[c])
-        out[seed] = row
-    return out
-
-
-def run_spec(spec: Spec, n_seeds: int, device: str) -> dict[int, dict[str, float]]:
-    """Run ``n_seeds`` circuits of ``spec`` batched; if the batch diverges, rerun its other circuits alone."""
-    experiment = Experiment(spec, RunOptions(n_seeds=n_seeds, device=device, progress=False))
-    initial = tau_r_errors(experiment.sim)
-    result = experiment.run()
-    if result.status == "done":
-        return outcomes(experiment, result, initial)
-    bad = runaway_circuits(experiment.sim)
-    out: dict[int, dict[str, float]] = {}
-    for c, seed in enumerate(experiment.seeds):
-        if c in bad:
-            out[seed] = {"accuracy": math.nan, "angle_apical_bp": math.nan, "diverged": 1.0}
-            continue
-        single = Experiment(spec, RunOptions(n_seeds=1, seed=seed, device=device, progress=False))
-        single_initial = tau_r_errors(single.sim)
-        single_result = single.run()
-        if single_result.status == "done":
-            out[seed] = outcomes(single, single_result, single_initial)[seed]
-        else:
-            out[seed] = {"accuracy": math.nan, "angle_apical_bp": math.nan, "diverged": 1.0}
-    return out
-
-
-def spec_key(spec: Spec) -> str:
-    """Identity of a resolved spec: variants with equal keys (e.g. every knob at level 0) run once."""
-    return json.dumps(spec.model_dump(mode="json", by_alias=True), sort_keys=True)
-
-
-def sweep(todo: list[Variant], settings: Settings, done: pd.DataFrame, out_csv: Path,
-          log=print) -> pd.DataFrame:
-    """Run every variant of ``todo`` not yet in ``done``; the CSV is rewritten after each one."""
-    cache: dict[str, dict[int, dict[str, float]]] = {}
-    frames = [done]
-    present = {tuple(k) for k in done[VARIANT_KEYS].itertuples(index=False)} if len(done) else set()
-    for i, variant in enumerate(todo):
-        if variant.key() in present:
-            continue
-        start = time.perf_counter()
+# ---------------------------------------------------------------- running (on the sweep layer)
+def variant_runs(todo: list[Variant], settings: Settings) -> list[Run]:
+    """One sweep run per variant: its spec, ``settings.n_seeds`` seeds from the spec's master seed, and the
+    variant's keys as the run's columns. Variants with the same spec (e.g. every knob at level 0) are the
+    same run of the sweep layer (same id) and are simulated once."""
+    runs = []
+    for index, variant in enumerate(todo):
         spec = build_spec(variant, settings)
-        key = spec_key(spec)
-        reused = key in cache
-        if not reused:
-            cache[key] = run_spec(spec, settings.n_seeds, settings.device)
-        rows = [{"knob": variant.knob, "level": float(variant.level), "dynamics": variant.dynamics,
-                 "tau_r_learning": variant.tau_r_learning, "task": variant.task, "seed": seed,
-                 "metric": metric, "value": value}
-                for seed, metrics in cache[key].items() for metric, value in metrics.items()]
+        resolved = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+        axes = {"task": variant.task, "knob": variant.knob, "level": float(variant.level),
+                "dynamics": variant.dynamics, "tau_r_learning": bool(variant.tau_r_learning)}
+        runs.append(Run(index, axes, spec, resolved, circuit_seeds(spec.seed, settings.n_seeds), []))
+    return runs
+
+
+def variant_rows(run: Run, rid: str, results: pd.DataFrame, curves: pd.DataFrame) -> list[dict]:
+    """The CSV rows of one variant: per seed accuracy, angle_apical_bp (mean over the last training
+    epochs), diverged and, for LE, tau_r_error_initial and tau_r_error; a diverged circuit has no accuracy,
+    angle or tau_r error."""
+    spec = run.spec
+    train = spec.protocol[phase_index(spec, "train")]
+    last = max(1, round(LAST_EPOCHS * train.epochs))
+    mine = results[results["run"] == rid].drop_duplicates(["seed", "metric"])
+    angles = curves[(curves["run"] == rid) & (curves["metric"] == f"{train.phase}/{ANGLE_METRIC}")
+                    & (curves["epoch"] > train.epochs - last)].drop_duplicates(["seed", "epoch"])
+    value = {(int(seed), metric): v for seed, metric, v in zip(mine["seed"], mine["metric"], mine["value"],
+                                                               strict=True)}
+    rows = []
+    for seed in run.seeds:
+        diverged = value.get((seed, "run/diverged"), 1.0)
+        metrics = {"accuracy": value.get((seed, "test/accuracy"), math.nan),
+                   "angle_apical_bp": float(angles[angles["seed"] == seed]["value"].mean())
+                   if diverged == 0 and len(angles) else math.nan,
+                   "diverged": diverged}
+        if diverged == 0 and (seed, "run/tau_r_error") in value:
+            metrics["tau_r_error_initial"] = value[(seed, "run/tau_r_error_initial")]
+            metrics["tau_r_error"] = value[(seed, "run/tau_r_error")]
+        rows += [{**{k: run.axes[k] for k in ("knob", "level", "dynamics", "tau_r_learning", "task")}, "seed": seed,
+                  "metric": metric, "value": v} for metric, v in metrics.items()]
+    return rows
+
+
+def sweep(todo: list[Variant], settings: Settings, done: pd.DataFrame, out_csv: Path, log=print,
+          workers: int = 0) -> pd.DataFrame:
+    """Run every variant of ``todo`` not yet in ``done`` through the sweep layer (runs in ``OUT/sweep``, each
+    with its seeds batched; a diverging circuit is recorded and the others of its run are simulated alone);
+    write the CSV."""
+    present = {tuple(k) for k in done[VARIANT_KEYS].itertuples(index=False)} if len(done) else set()
+    pending = [v for v in todo if v.key() not in present]
+    if not pending:
+        return done
+    runs = variant_runs(pending, settings)
+    curve_names = sorted({f"{r.spec.protocol[phase_index(r.spec, 'train')].phase}/{ANGLE_METRIC}" for r in runs})
+    p = plan_runs("robustness", runs, VARIANT_KEYS, ["test/accuracy", "run/diverged", "run/tau_r_error_initial",
+                                                      "run/tau_r_error"], curve_names, settings.device,
+                  divergence="circuit")
+    sweep_dir = out_csv.parent / "sweep"
+    execute(p, sweep_dir, workers=workers)
+    status = pd.read_csv(sweep_dir / "runs.csv")
+    failed = status[status["status"] != "done"]
+    if len(failed):
+        raise RuntimeError("; ".join(f"{row['task']} {row['knob']}={row['level']:g} {row['dynamics']}: "
+                                     f"{row['status']} {row['error']}" for _, row in failed.iterrows()))
+    results = pd.read_csv(sweep_dir / "results.csv")
+    curves = pd.read_csv(sweep_dir / "curves.csv")
+    frames = [done]
+    for run, rid in zip(runs, p.ids, strict=True):
+        first = next(r for r, i in zip(runs, p.ids, strict=True) if i == rid)  # the same spec ran once
+        rows = variant_rows(run, rid, results, curves)
         frames.append(pd.DataFrame(rows, columns=CSV_COLUMNS))
-        present.add(variant.key())
-        table = pd.concat(frames, ignore_index=True)
-        atomic_write_text(out_csv, table.to_csv(index=False))
-        acc = np.array([m["accuracy"] for m in cache[key].values()])
-        div = int(sum(m["diverged"] for m in cache[key].values()))
-        log(f"[{i + 1}/{len(todo)}] {variant.task} {variant.knob}={variant.level:g} {variant.dynamics}"
-            f"{' +tau_r learning' if variant.tau_r_learning else ''}: accuracy mean "
+        acc = np.array([r["value"] for r in rows if r["metric"] == "accuracy"], dtype=float)
+        div = int(sum(r["value"] for r in rows if r["metric"] == "diverged"))
+        log(f"[{run.index + 1}/{len(runs)}] {run.axes['task']} {run.axes['knob']}={run.axes['level']:g} "
+            f"{run.axes['dynamics']}{' +tau_r learning' if run.axes['tau_r_learning'] else ''}: accuracy mean "
             f"{np.nanmean(acc) if np.isfinite(acc).any() else math.nan:.3f}, diverged {div}/{len(acc)}"
-            f" ({'same spec as an earlier variant' if reused else f'{time.perf_counter() - start:.1f} s'})")
-    return pd.concat(frames, ignore_index=True)
+            f"{' (same spec as an earlier variant)' if first is not run else ''}")
+    table = pd.concat([f for f in frames if len(f)], ignore_index=True)
+    atomic_write_text(out_csv, table.to_csv(index=False))
+    return table
 
 
 # ---------------------------------------------------------------- figures and summary
@@ -490,6 +473,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tau-r-samples", type=int, default=TAU_R_PHASE["samples"],
                         help="random stimuli of the tau_r learning phase (default %(default)s)")
     parser.add_argument("--resume", action="store_true", help="keep the variants already in robustness.csv")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="worker processes of a local Dask cluster (default: this process)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     start = time.perf_counter()
@@ -507,7 +492,11 @@ def main(argv: list[str] | None = None) -> int:
     out_csv = args.out / "robustness.csv"
     done = read_csv(out_csv) if args.resume else pd.DataFrame(columns=CSV_COLUMNS)
     todo = variants(tasks, knobs, quick_levels)
-    df = sweep(todo, settings, done, out_csv, log=lambda text: print(text, flush=True))
+    try:
+        df = sweep(todo, settings, done, out_csv, log=lambda text: print(text, flush=True), workers=args.workers)
+    except RuntimeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     plot_metric(df, "accuracy", "test accuracy", args.out / "accuracy.png",
                 "Test accuracy on an imperfect substrate (mean and min-max range over seeds)",
                 reference=1 / 3, ylim=(0.0, 1.05))

@@ -19,7 +19,8 @@ from __future__ import annotations
 import importlib
 
 _NAMES = {"SCHEMA": "spec", "SweepFile": "spec", "load_sweep": "spec", "SweepPlan": "runner", "collect": "runner",
-          "describe": "runner", "execute": "runner", "plan": "runner", "status_counts": "runner"}
+          "describe": "runner", "execute": "runner", "plan": "runner", "plan_runs": "runner",
+          "status_counts": "runner", "Run": "spec"}
 __all__ = sorted(_NAMES)
 
 

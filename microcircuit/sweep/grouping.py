@@ -93,6 +93,7 @@ class Task:
     save_weights: bool = False
     sweep_dir: str = ""
     batched_over: list[str] = field(default_factory=list)
+    divergence: str = "run"  # or "circuit" (microcircuit.sweep.worker)
 
     @property
     def n_circuits(self) -> int:
@@ -114,12 +115,14 @@ def differing(runs: list[Run]) -> list[str]:
 
 
 def group(runs: list[Run], ids: list[str], device: str, max_circuits: int, memory_mb: float,
-          save_weights: bool = False) -> list[Task]:
+          save_weights: bool = False, divergence: str = "run") -> list[Task]:
     """Runs into simulations: same structure key, at most ``max_circuits`` circuits and ``memory_mb``
-    (at least one run each); numbered in the order of their first run."""
+    (at least one run each); numbered in the order of their first run. Runs that compare with backprop
+    are not batched with others (the alignment probe labels its rows by seed, and runs share seeds)."""
     groups: dict[str, list[int]] = {}
     for k, run in enumerate(runs):
-        groups.setdefault(structure_key(run.spec), []).append(k)
+        key = f"alone {k}" if run.spec.compare_backprop else structure_key(run.spec)
+        groups.setdefault(key, []).append(k)
     tasks: list[Task] = []
     for members in groups.values():
         limit = max(1, min(max_circuits, int(memory_mb * 2**20 // circuit_bytes(runs[members[0]].spec))))
@@ -135,6 +138,7 @@ def group(runs: list[Run], ids: list[str], device: str, max_circuits: int, memor
     for n, task in enumerate(tasks):
         task.number = n
         task.batched_over = differing(task.runs)
+        task.divergence = divergence
     return tasks
 
 

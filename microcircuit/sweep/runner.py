@@ -27,7 +27,7 @@ import pandas as pd
 
 from microcircuit.rundir import atomic_write_text
 from microcircuit.sweep.grouping import Task, group, run_id
-from microcircuit.sweep.spec import Run, SweepFile, expand
+from microcircuit.sweep.spec import DEFAULT_MAX_CIRCUITS, DEFAULT_MEMORY_MB, Run, SweepFile, expand
 from microcircuit.sweep.worker import FINAL, read_completion, run_task
 
 
@@ -50,8 +50,21 @@ def plan(sweep: SweepFile, device: str | None = None) -> SweepPlan:
     runs = expand(sweep)
     device = device or sweep.device
     ids = [run_id(r, device) for r in runs]
-    tasks = group(runs, ids, device, sweep.max_circuits, sweep.memory_mb, sweep.save_weights)
+    tasks = group(runs, ids, device, sweep.max_circuits, sweep.memory_mb, sweep.save_weights, sweep.divergence)
     return SweepPlan(sweep, runs, ids, tasks)
+
+
+def plan_runs(name: str, runs: list[Run], columns: list[str], metrics: list[str], curves: list[str] = (),
+              device: str = "cpu", divergence: str = "run", max_circuits: int = DEFAULT_MAX_CIRCUITS,
+              memory_mb: float = DEFAULT_MEMORY_MB, save_weights: bool = False) -> SweepPlan:
+    """A plan of runs built in code (validated specs with their seeds and axis values) rather than read from
+    a sweep file: for programs whose runs are no product of axes (e.g. a union of one-knob sweeps)."""
+    base = Path(runs[0].spec.name) if runs else Path("")
+    sweep = SweepFile(f"<{name}>", None, name, "", base, [], [], len(runs[0].seeds) if runs else 0, None,
+                      list(metrics), list(curves), device, max_circuits, memory_mb, save_weights,
+                      divergence=divergence, column_names=list(columns))
+    ids = [run_id(r, device) for r in runs]
+    return SweepPlan(sweep, runs, ids, group(runs, ids, device, max_circuits, memory_mb, save_weights, divergence))
 
 
 def describe(p: SweepPlan) -> str:
@@ -101,7 +114,7 @@ def execute(p: SweepPlan, sweep_dir: Path, workers: int = 0, scheduler: str | No
     """
     sweep_dir = Path(sweep_dir).resolve()
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    if p.sweep.path.resolve() != (sweep_dir / "sweep.yaml").resolve():
+    if p.sweep.path is not None and p.sweep.path.resolve() != (sweep_dir / "sweep.yaml").resolve():
         shutil.copyfile(p.sweep.path, sweep_dir / "sweep.yaml.tmp")
         (sweep_dir / "sweep.yaml.tmp").replace(sweep_dir / "sweep.yaml")
     finished = {rid for rid in p.ids if (read_completion(sweep_dir, rid) or {}).get("status") in FINAL}
@@ -112,7 +125,7 @@ def execute(p: SweepPlan, sweep_dir: Path, workers: int = 0, scheduler: str | No
             todo.append(k)
             seen.add(rid)
     tasks = group([p.runs[k] for k in todo], [p.ids[k] for k in todo], p.tasks[0].device if p.tasks else "cpu",
-                  p.sweep.max_circuits, p.sweep.memory_mb, p.sweep.save_weights)
+                  p.sweep.max_circuits, p.sweep.memory_mb, p.sweep.save_weights, p.sweep.divergence)
     for t in tasks:
         t.sweep_dir = str(sweep_dir)
     atomic_write_text(sweep_dir / "sweep.json", json.dumps({
@@ -122,12 +135,12 @@ def execute(p: SweepPlan, sweep_dir: Path, workers: int = 0, scheduler: str | No
                  for r, rid in zip(p.runs, p.ids, strict=True)],
         "simulations": [{"runs": t.ids, "circuits": t.n_circuits, "batched_over": t.batched_over} for t in tasks],
     }, indent=2, default=str) + "\n")
-    progress = Progress(len(p.runs), len(finished), quiet)
+    progress = Progress(len(set(p.ids)), len(finished), quiet)
     progress.cost_left = sum(t.cost for t in tasks)
     if not quiet:
         where = (f"the Dask cluster at {scheduler}" if scheduler else
                  f"a local Dask cluster of {workers} worker process(es)" if workers > 0 else "this process")
-        print(f"sweep {p.sweep.name}: {len(p.runs)} runs ({len(finished)} finished before), {len(tasks)} "
+        print(f"sweep {p.sweep.name}: {len(set(p.ids))} runs ({len(finished)} finished before), {len(tasks)} "
               f"simulation(s) to run in {where}; writing {sweep_dir}", file=sys.stderr, flush=True)
     order = sorted(tasks, key=lambda t: -t.cost)  # longest first, so that the workers finish together
 
@@ -239,4 +252,4 @@ def status_counts(p: SweepPlan, sweep_dir: Path) -> dict[str, int]:
     return counts
 
 
-__all__ = ["SweepPlan", "collect", "describe", "execute", "plan", "status_counts"]
+__all__ = ["SweepPlan", "collect", "describe", "execute", "plan", "plan_runs", "status_counts"]

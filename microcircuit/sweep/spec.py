@@ -25,6 +25,7 @@ axes over any key of the circuit spec, the seeds of every run and the metrics to
     device: cpu
     batch: {max_circuits: 64, memory_mb: 1024}
     save_weights: false                      # final weights of every run (weights.pt)
+    divergence: run                          # or circuit: a diverging run's other circuits are run alone
 
 Derived values are expressed with the circuit spec's own means, never with expressions: an axis over
 ``parameters.X`` reaches every key that references ``$X``, and ``eta_scale: inverse_t_pres`` in a phase
@@ -53,7 +54,10 @@ from microcircuit.spec.schema import Spec
 
 SCHEMA = "microcircuit-sweep/1"
 TOP_LEVEL = ("schema", "name", "description", "circuit", "set", "axes", "seeds", "metrics", "curves", "device",
-             "batch", "save_weights")
+             "batch", "save_weights", "divergence")
+#: run-level metrics (phase ``run``) every run reports per circuit (tau_r errors: with LE populations)
+RUN_METRICS = ("diverged", "tau_r_error_initial", "tau_r_error")
+DIVERGENCE = ("run", "circuit")
 #: column names of the result tables; an axis may not take them
 RESERVED = ("run", "seed", "metric", "value", "epoch", "status", "phase")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -111,7 +115,7 @@ class SweepFile:
     """A validated sweep file. ``base`` is the circuit spec path, ``file`` the name used in messages."""
 
     file: str
-    path: FsPath
+    path: FsPath | None
     name: str
     description: str
     base: FsPath
@@ -126,10 +130,15 @@ class SweepFile:
     memory_mb: float
     save_weights: bool
     cli_sets: list[Override] = field(default_factory=list)
+    divergence: str = "run"
+    #: the columns of runs built in code (:func:`microcircuit.sweep.runner.plan_runs`), which have no axes
+    column_names: list[str] | None = None
 
     @property
     def columns(self) -> list[str]:
         """The axis columns of the result tables, in order."""
+        if self.column_names is not None:
+            return list(self.column_names)
         return [leaf.name for axis in self.axes for leaf in axis.leaves]
 
     def run_defs(self) -> list[RunDef]:
@@ -311,13 +320,18 @@ def _read(path: FsPath, file: str, data: dict, smap: SourceMap, problems: list[P
     save_weights = data.get("save_weights", False)
     if not isinstance(save_weights, bool):
         error(("save_weights",), f"save_weights must be true or false, got {save_weights!r}")
+    divergence = data.get("divergence", "run")
+    if divergence not in DIVERGENCE:
+        error(("divergence",), f"divergence must be one of {listing(DIVERGENCE)}, got {divergence!r}",
+              did_you_mean(divergence, DIVERGENCE))
+        divergence = "run"
     if base is None:
         return None
     sweep = SweepFile(file, path, name, description if isinstance(description, str) else "", base, sets, axes,
                       int(seed_count), seed_first, metrics, curves, device if isinstance(device, str) else "cpu",
                       int(max_circuits) if _is_int(max_circuits) else DEFAULT_MAX_CIRCUITS,
                       float(memory_mb) if isinstance(memory_mb, (int, float)) else DEFAULT_MEMORY_MB,
-                      bool(save_weights))
+                      bool(save_weights), divergence=divergence)
     _check_metrics(sweep, smap, problems)
     return sweep
 
@@ -349,14 +363,22 @@ def _check_metrics(sweep: SweepFile, smap: SourceMap, problems: list[Problem]) -
         spec = load_spec(sweep.base, [o.text for o in sweep.sets])[0]
     except SpecError:
         return  # reported with the expanded runs
-    phases = [p.phase for p in spec.protocol] + ["validate"]
-    known = ["loss", "accuracy"] + [f"apical_norm/{n}" for n, p in spec.populations.items()
-                                    if p.cell in ("pyramidal",)] + [f"weight_distance/{n}" for n in spec.projections]
+    phases = [p.phase for p in spec.protocol] + ["validate", "run"]
+    pyramidal = [n for n, p in spec.populations.items() if p.cell == "pyramidal"]
+    known = ["loss", "accuracy"] + [f"apical_norm/{n}" for n in pyramidal] + [
+        f"weight_distance/{n}" for n in spec.projections] + [
+        f"{kind}_{what}_bp/{n}" for kind in ("angle", "cos") for what in ("apical", "error") for n in
+        [*pyramidal, *(n for n, p in spec.populations.items() if p.cell == "output_pyramidal")]] + [
+        f"{kind}_{what}/{n}" for kind in ("angle", "cos") for what in ("dW_bp", "Wdown_WupT") for n in spec.projections]
     for key, names in (("metrics", sweep.metrics), ("curves", sweep.curves)):
         raw = key
         for k, item in enumerate(names):
             phase, _, metric = item.partition("/")
-            if phase not in phases:
+            if phase == "run":
+                if metric not in RUN_METRICS:
+                    problems.append(smap.problem((raw, k), f"unknown run metric '{metric}' (every run reports: "
+                                                 f"{listing(RUN_METRICS)})", did_you_mean(metric, RUN_METRICS)))
+            elif phase not in phases:
                 problems.append(smap.problem((raw, k), f"unknown phase '{phase}' (the circuit's protocol: "
                                              f"{listing(phases)})", did_you_mean(phase, phases)))
             elif metric not in known:
@@ -523,4 +545,5 @@ def expand(sweep: SweepFile) -> list[Run]:
     return runs
 
 
-__all__ = ["SCHEMA", "Axis", "Leaf", "Run", "RunDef", "SweepFile", "expand", "load_sweep"]
+__all__ = ["DIVERGENCE", "RUN_METRICS", "SCHEMA", "Axis", "Leaf", "Run", "RunDef", "SweepFile", "expand",
+           "load_sweep"]

@@ -6,6 +6,11 @@ differ in it. A task of one run is exactly ``microcircuit run SPEC --seeds N --s
 simulation diverges, its runs are simulated again one by one, so that only the diverging run is recorded as
 diverged. Each run's files are written into ``SWEEP_DIR/runs/<id>/`` atomically; ``done.json`` is written
 last and marks the run finished (its ``status``: ``done``, ``diverged`` or ``error``).
+
+With ``divergence: circuit`` a run whose batch diverges is resolved per circuit instead: its runaway circuits
+are recorded as diverged (metric ``run/diverged`` = 1), its other circuits are simulated alone, and the run
+is done. Every run reports, per circuit, the run-level metrics ``run/diverged`` and, with LE populations,
+``run/tau_r_error_initial`` and ``run/tau_r_error`` (mean |tau_r / tau_eff - 1| before and after).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import json
 import logging
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +28,7 @@ import torch
 import yaml
 
 from microcircuit.circuit import Circuit
+from microcircuit.engine import POTENTIAL_BOUND, WEIGHT_BOUND, Simulator
 from microcircuit.experiment import Experiment, RunOptions, effective_learning_rates
 from microcircuit.rundir import atomic_write_bytes, atomic_write_text
 from microcircuit.spec.schema import Phase, Spec
@@ -72,21 +79,58 @@ class GroupExperiment(Experiment):
         return out
 
 
+def runaway_circuits(sim: Simulator) -> set[int]:
+    """Indices of circuits whose weights or somatic potentials are NaN/Inf or beyond the engine's bounds."""
+    bad: set[int] = set()
+    for tensors, bound in ((sim.state.weights, WEIGHT_BOUND), (sim.state.u, POTENTIAL_BOUND)):
+        for x in tensors.values():
+            flags = (~torch.isfinite(x) | (x.abs() > bound)).flatten(1).any(dim=1)
+            bad |= {int(i) for i in torch.nonzero(flags).flatten()}
+    return bad
+
+
+def tau_r_errors(sim: Simulator) -> list[float] | None:
+    """Mean |tau_r / tau_eff - 1| over every LE neuron, per circuit (None without LE populations)."""
+    factors = [f.flatten(1) for f in sim.state.tau_r_factor.values()]
+    return (torch.cat(factors, dim=1) - 1).abs().mean(dim=1).tolist() if factors else None
+
+
+def _run_rows(experiment: Experiment, initial: list[float] | None, diverged: bool) -> list[tuple]:
+    """Run-level rows (phase ``run``, epoch 0) per circuit: ``diverged`` (0/1) and, with LE populations,
+    ``tau_r_error_initial`` and ``tau_r_error`` (mean |tau_r / tau_eff - 1| before and after), labelled by
+    circuit index."""
+    final = tau_r_errors(experiment.sim)
+    rows = []
+    for c in range(len(experiment.seeds)):
+        rows.append(("run", 0, c, "diverged", float(diverged)))
+        if initial is not None and final is not None and not diverged:
+            rows += [("run", 0, c, "tau_r_error_initial", float(initial[c])),
+                     ("run", 0, c, "tau_r_error", float(final[c]))]
+    return rows
+
+
 def _simulate(runs: list[Run], device: str) -> dict:
     """Simulate ``runs`` as one batch. Returns status, diagnosis, per-run rows (seed-labelled), weights,
-    engine, steps, wall and CPU seconds."""
+    engine, steps, wall and CPU seconds, and (for one run) the circuits that ran away."""
     wall, cpu = time.perf_counter(), time.process_time()
+    runaway: set[int] = set()
     if len(runs) == 1:
         run = runs[0]
         experiment = Experiment(run.spec, RunOptions(n_seeds=len(run.seeds), seed=run.seeds[0], device=device,
                                                      progress=False))
+        initial = tau_r_errors(experiment.sim)
         result = experiment.run()
-        rows = [result.rows]
+        if result.status == "diverged":
+            runaway = runaway_circuits(experiment.sim)
+        rows = [result.rows + [(ph, ep, run.seeds[c], m, v) for ph, ep, c, m, v in
+                               _run_rows(experiment, initial, result.status != "done")]]
     else:
         seeds = [s for r in runs for s in r.seeds]
         experiment = GroupExperiment([(r.spec, len(r.seeds)) for r in runs],
                                      RunOptions(n_seeds=len(seeds), seeds=seeds, device=device, progress=False))
+        initial = tau_r_errors(experiment.sim)
         result = experiment.run()
+        result.rows += _run_rows(experiment, initial, result.status != "done")
         offsets = [0]
         for r in runs:
             offsets.append(offsets[-1] + len(r.seeds))
@@ -103,7 +147,32 @@ def _simulate(runs: list[Run], device: str) -> dict:
         start += len(r.seeds)
     return {"status": result.status, "diagnosis": result.diagnosis, "rows": rows, "weights": weights,
             "engine": experiment.sim.engine, "steps": experiment.global_step,
-            "wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu}
+            "wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu, "runaway": runaway}
+
+
+def _per_circuit(run: Run, device: str, outcome: dict) -> dict:
+    """After ``run``'s batch diverged: its runaway circuits are recorded as diverged, every other circuit is
+    simulated alone (as ``microcircuit run --seed S`` does); the run is done, per circuit."""
+    rows: list[tuple] = []
+    bad = []
+    steps, cpu = outcome["steps"], outcome["cpu_s"]
+    weights: dict[str, list[torch.Tensor]] = {}
+    for c, seed in enumerate(run.seeds):
+        single = None
+        if c not in outcome["runaway"]:
+            single = _simulate([replace(run, seeds=[seed])], device)
+            steps, cpu = steps + single["steps"], cpu + single["cpu_s"]
+        if single is None or single["status"] != "done":
+            bad.append(seed)
+            rows.append(("run", 0, seed, "diverged", 1.0))
+            continue
+        rows += single["rows"][0]
+        for name, w in single["weights"][0].items():
+            weights.setdefault(name, []).append(w)
+    diagnosis = (f"circuit(s) with seed {bad} diverged ({outcome['diagnosis']}); the others were simulated alone"
+                 if bad else "")
+    return {**outcome, "status": "done", "diagnosis": diagnosis, "rows": [rows], "steps": steps, "cpu_s": cpu,
+            "weights": [{k: torch.cat(v) for k, v in weights.items()}] if len(bad) == 0 else [{}]}
 
 
 def run_task(task: Task) -> list[dict]:
@@ -125,6 +194,8 @@ def _run_task(task: Task) -> list[dict]:
     records = []
     try:
         outcome = _simulate(task.runs, task.device)
+        if outcome["status"] == "diverged" and len(task.runs) == 1 and task.divergence == "circuit":
+            outcome = _per_circuit(task.runs[0], task.device, outcome)
         if outcome["status"] != "done" and len(task.runs) > 1:
             # one run spoiled the batch: simulate every run alone, so that the others finish
             for run, run_id in zip(task.runs, task.ids, strict=True):
@@ -146,6 +217,8 @@ def _run_alone(task: Task, run: Run, run_id: str, note: str) -> list[dict]:
     started = time.time()
     try:
         outcome = _simulate([run], task.device)
+        if outcome["status"] == "diverged" and task.divergence == "circuit":
+            outcome = _per_circuit(run, task.device, outcome)
     except Exception:  # noqa: BLE001
         return [_write_error(task, run, run_id, traceback.format_exc(), started)]
     record = _write_run(task, run, run_id, outcome, 0, started)
