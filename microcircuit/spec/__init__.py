@@ -21,7 +21,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from microcircuit.spec.errors import Problem, SpecError, SpecWarning, format_problems
+from microcircuit.spec.errors import Problem, SpecError, SpecWarning, format_problems, merge_problems
 from microcircuit.spec.loader import SourceMap
 from microcircuit.spec.resolve import load_chain, resolve
 from microcircuit.spec.schema import SCHEMA_VERSION, Spec
@@ -76,7 +76,7 @@ def _finish(data: dict[str, Any], smap: SourceMap, overrides: Sequence[str]
     problems += structural
     if spec is not None:
         problems += check(spec, smap, skip=pruned + findings.affected, physics=not problems)
-    problems = list(dict.fromkeys(problems))  # a default used in many places is reported once
+    problems = merge_problems(problems)  # a default or parameter used in many places is reported once
     if any(p.is_error for p in problems):
         raise SpecError(problems)
     return spec, data, problems

@@ -32,6 +32,8 @@ class Problem:
         message: what is wrong, naming the operands, the expected and the actual.
         hint: an optional suggestion, e.g. ``did you mean 'apical'?``.
         severity: ``error`` or ``warning``.
+        notes: further places, each printed on its own ``file:line:col: note: ...`` line (e.g. the
+            places that use a bad value of ``parameters``).
     """
 
     file: str
@@ -41,12 +43,13 @@ class Problem:
     message: str
     hint: str = ""
     severity: Severity = "error"
+    notes: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.col}" if self.line else self.file
         what = f"{self.path}: {self.message}" if self.path else self.message
         hint = f"; {self.hint}" if self.hint else ""
-        return f"{where}: {self.severity}: {what}{hint}"
+        return "\n".join([f"{where}: {self.severity}: {what}{hint}", *self.notes])
 
     @property
     def is_error(self) -> bool:
@@ -60,9 +63,24 @@ class SpecWarning(Problem):
     severity: Severity = "warning"
 
 
+def merge_problems(problems: Iterable[Problem]) -> list[Problem]:
+    """The problems with duplicates merged: one problem per place and message, its notes joined (a bad
+    parameter used in three places is one error with three notes), in first-seen order."""
+    merged: dict[tuple, Problem] = {}
+    for p in problems:
+        key = (type(p), p.file, p.line, p.col, p.path, p.message, p.hint, p.severity)
+        seen = merged.get(key)
+        if seen is None:
+            merged[key] = p
+        elif p.notes:
+            notes = seen.notes + tuple(n for n in p.notes if n not in seen.notes)
+            merged[key] = type(p)(p.file, p.line, p.col, p.path, p.message, p.hint, p.severity, notes)
+    return list(merged.values())
+
+
 def format_problems(problems: Iterable[Problem]) -> str:
-    """All problems, one per line, errors first, each group in file/line order."""
-    ordered = sorted(problems, key=lambda p: (not p.is_error, p.file, p.line, p.col))
+    """All problems, one per line (and one per note), errors first, each group in file/line order."""
+    ordered = sorted(merge_problems(problems), key=lambda p: (not p.is_error, p.file, p.line, p.col))
     return "\n".join(str(p) for p in ordered)
 
 
@@ -70,7 +88,7 @@ class SpecError(Exception):
     """A spec that cannot be used; ``problems`` lists every error (and any warnings) found."""
 
     def __init__(self, problems: Iterable[Problem]):
-        self.problems: list[Problem] = list(problems)
+        self.problems: list[Problem] = merge_problems(problems)
         super().__init__(format_problems(self.problems))
 
     def __str__(self) -> str:

@@ -30,6 +30,8 @@ from microcircuit.spec.errors import Problem, SpecError, SpecWarning
 
 #: A location inside a spec: mapping keys and list indices from the root.
 Path = tuple[str | int, ...]
+#: the file name of problems in ``--set`` overrides (the n-th override is line n)
+COMMAND_LINE = "<command line>"
 
 #: Plain scalars that YAML 1.1 readers take as booleans; ambiguous, so rejected.
 YAML11_BOOLEANS = frozenset({"yes", "no", "on", "off", "y", "n"})
@@ -73,6 +75,10 @@ class SourceMap:
         self.file = file
         self.positions: dict[Path, Mark] = dict(positions or {})
         self.origins: dict[Path, Path] = {}
+        #: use site -> the ``parameters`` entry its ``$reference`` copied (a bad value is reported there)
+        self.references: dict[Path, Path] = {}
+        #: the ``--set`` strings, the n-th at ``<command line>:n``
+        self.command_line: list[str] = []
 
     def origin_of(self, path: Path) -> Path:
         """The path that defines ``path``'s value (following copied defaults)."""
@@ -96,10 +102,25 @@ class SourceMap:
         return path, Mark(self.file, 0, 0)
 
     def problem(self, path: Path, message: str, hint: str = "", warning: bool = False) -> Problem:
-        """A :class:`Problem` (or :class:`SpecWarning`) located at ``path``."""
+        """A :class:`Problem` (or :class:`SpecWarning`) located at ``path``.
+
+        A value that a ``$reference`` copied from ``parameters`` is reported where the parameter is
+        defined (a file line or a ``--set``), with the place that uses it as a note; problems of the
+        same parameter from several places merge into one with a note each
+        (:func:`~microcircuit.spec.errors.merge_problems`).
+        """
         where, mark = self.locate(path)
+        notes: tuple[str, ...] = ()
+        for n in range(len(where), 0, -1):
+            parameter = self.references.get(where[:n])
+            if parameter is not None:
+                notes = (f"{_at(mark)}: note: {dotted(where)} uses ${parameter[-1]} here",)
+                where, mark = self.locate(parameter + where[n:])
+                break
+        if mark.file == COMMAND_LINE and 0 < mark.line <= len(self.command_line):
+            message = f"{message} (--set {self.command_line[mark.line - 1]})"
         cls = SpecWarning if warning else Problem
-        return cls(mark.file, mark.line, mark.col, dotted(where), message, hint)
+        return cls(mark.file, mark.line, mark.col, dotted(where), message, hint, notes=notes)
 
     def replace_subtree(self, path: Path, positions: dict[Path, Mark]) -> None:
         """Forget everything recorded below ``path`` and record ``positions`` instead."""
@@ -107,6 +128,10 @@ class SourceMap:
             for key in [k for k in table if is_under(k, path)]:
                 del table[key]
         self.positions.update(positions)
+
+
+def _at(mark: Mark) -> str:
+    return f"{mark.file}:{mark.line}:{mark.col}" if mark.line else mark.file
 
 
 class PositionLoader(yaml.SafeLoader):
@@ -144,13 +169,24 @@ def load_yaml(content: str | bytes, file: str, *, scalar_ok: bool = False,
     try:
         node = yaml.compose(text, Loader=PositionLoader)
     except yaml.MarkedYAMLError as exc:
-        raise fail(exc.problem_mark, *_yaml_message(exc)) from None
+        message, hint = _yaml_message(exc)
+        where = mark(exc.problem_mark)
+        notes = _show_line(text, exc.problem_mark) if _is_indentation(exc) else ()
+        if notes and "mapping values" in (exc.problem or ""):
+            message = (f"check the indentation of line {where.line}, or quote its value: a ': ' where a value "
+                       f"should be (the parser: {exc.problem})")
+            hint = "quote a value that contains ': ', e.g. description: 'a: b'"
+        elif notes:
+            message = (f"check the indentation of line {where.line}: it does not line up with the lines around it "
+                       f"(the parser: {exc.problem})")
+            hint = "indent the keys of one mapping by the same number of spaces"
+        raise SpecError([Problem(where.file, where.line, where.col, "", message, hint, notes=notes)]) from None
     except yaml.reader.ReaderError as exc:
         raise _reader_error(exc, text, file, line, col) from None
     except yaml.YAMLError as exc:  # pragma: no cover - other PyYAML errors carry marks
         raise fail(None, f"invalid YAML: {exc}") from None
     except RecursionError:
-        raise fail(None, "YAML nested too deeply", "a spec needs a few levels of nesting") from None
+        raise _too_deep(text, mark) from None
 
     if node is None:
         if scalar_ok:
@@ -165,7 +201,7 @@ def load_yaml(content: str | bytes, file: str, *, scalar_ok: bool = False,
     try:
         value = builder.build(node, ())
     except RecursionError:
-        raise fail(node.start_mark, "YAML nested too deeply", "a spec needs a few levels of nesting") from None
+        raise _too_deep(text, mark) from None
     if builder.problems:
         raise SpecError(builder.problems)
     builder.positions[()] = mark(node.start_mark)
@@ -307,6 +343,56 @@ def _yaml_message(exc: yaml.MarkedYAMLError) -> tuple[str, str]:
         return "more than one YAML document ('---'): a spec is one document", "split it into files"
     context = f" ({exc.context})" if exc.context else ""
     return f"invalid YAML: {problem}{context}", ""
+
+
+#: what PyYAML says when a line is indented differently from the mapping it should belong to
+_INDENTATION = ("expected <block end>", "did not find expected key", "mapping values are not allowed here")
+#: flow nesting ([ or {) beyond which a document is called too deep, to locate it
+_DEEP = 64
+
+
+def _is_indentation(exc: yaml.MarkedYAMLError) -> bool:
+    return exc.problem_mark is not None and any(s in (exc.problem or "") for s in _INDENTATION)
+
+
+def _show_line(text: str, m: yaml.Mark) -> tuple[str, ...]:
+    """The offending line and a caret under the column, as two note lines."""
+    lines = text.splitlines()
+    if not 0 <= m.line < len(lines):
+        return ()
+    shown = lines[m.line]
+    shown = shown if len(shown) <= 200 else shown[:197] + "..."
+    return (f"    {m.line + 1:>4} | {shown}", f"         | {' ' * min(m.column, 200)}^")
+
+
+def _too_deep(text: str, mark) -> SpecError:
+    """"Nested too deeply", located at the first bracket beyond :data:`_DEEP` levels of flow nesting, or
+    else at the most indented line (block nesting)."""
+    depth, quote, where = 0, "", None
+    for row, line in enumerate(text.splitlines()):
+        for column, char in enumerate(line):
+            if quote:
+                quote = "" if char == quote else quote
+            elif char in "'\"":
+                quote = char
+            elif char == "#" and (column == 0 or line[column - 1].isspace()):
+                break
+            elif char in "[{":
+                depth += 1
+                if depth > _DEEP and where is None:
+                    where = (row, column)
+            elif char in "]}":
+                depth -= 1
+        if where is not None:
+            break
+    if where is None:
+        rows = text.splitlines() or [""]
+        row = max(range(len(rows)), key=lambda r: len(rows[r]) - len(rows[r].lstrip(" -")))
+        where = (row, len(rows[row]) - len(rows[row].lstrip(" -")))
+    at = mark(yaml.Mark("", 0, where[0], where[1], None, None))
+    return SpecError([Problem(at.file, at.line, at.col, "", f"YAML nested too deeply (beyond line {at.line}, "
+                              f"column {at.col}): more levels than the parser follows",
+                              "a spec needs a few levels of nesting")])
 
 
 def _reader_error(exc: yaml.reader.ReaderError, text: str, file: str, line: int, col: int) -> SpecError:

@@ -28,12 +28,20 @@ import yaml
 
 from microcircuit.model.cells import CELL_TYPES
 from microcircuit.spec.errors import Problem, SpecError, did_you_mean, listing
-from microcircuit.spec.loader import Mark, Path, SourceMap, dotted, is_under, load_yaml, load_yaml_file
+from microcircuit.spec.loader import (
+    COMMAND_LINE,
+    Mark,
+    Path,
+    SourceMap,
+    dotted,
+    is_under,
+    load_yaml,
+    load_yaml_file,
+)
 from microcircuit.spec.presets import PRESETS, apply_preset
 from microcircuit.spec.schema import PopulationDefaults, ProjectionDefaults, Spec
 from microcircuit.spec.structural import child_type, describe_value, is_choice, is_container, key_names
 
-COMMAND_LINE = "<command line>"
 REFERENCE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 #: Keys whose string values are free text, never references.
 FREE_TEXT = {("description",)}
@@ -162,6 +170,7 @@ def apply_overrides(data: dict[str, Any], smap: SourceMap, overrides: Sequence[s
     (``parameters``, ``conductances``, a phase's ``eta``); populations and projections
     cannot be created.
     """
+    smap.command_line = list(overrides)
     for index, item in enumerate(overrides):
         for problem in _apply_override(data, smap, index + 1, item):
             findings.add(problem, None)  # the key did not change the spec
@@ -275,6 +284,7 @@ def resolve_references(data: dict[str, Any], smap: SourceMap, findings: Findings
                     findings.add(smap.problem(here, message, hint), here)
                 else:
                     node[key] = copy.deepcopy(parameters[match.group(1)])
+                    smap.references[here] = ("parameters", match.group(1))
                     if match.group(1) in invalid:
                         findings.affected.append(here)
 

@@ -179,8 +179,10 @@ class _Checker:
             if edge is None:
                 self.unresolved = True
                 continue
-            self.edges[name] = edge
             path = ("projections", name)
+            if edge.nudging and edge.source_comp is None and proj.conductance is None:
+                edge = self._forward_into_soma(edge, path)  # one message, then checked as what was meant
+            self.edges[name] = edge
             if edge.nudging:
                 self._check_nudging(edge, path)
             else:
@@ -272,6 +274,23 @@ class _Checker:
             return None
         return _Edge(name, source_parts[0], source_parts[1] if len(source_parts) == 2 else None,
                      population, compartment)
+
+    def _forward_into_soma(self, edge: _Edge, path: Path) -> _Edge:
+        """A projection from a population's rate into ``pop.soma`` without a conductance is a forward (weighted)
+        projection given the wrong compartment: say so once, then treat it as going to the dendrite meant
+        (the basal one where there is one), so that nothing else is reported as a consequence."""
+        cell = self.cell(edge.target)
+        dendrites = list(cell.dendrites) if cell is not None else []
+        meant = "basal" if "basal" in dendrites else (dendrites[0] if dendrites else None)
+        proj = self.spec.projections[edge.name]
+        self.error(path + ("target",), f"'{proj.target}' is a soma, but '{edge.name}' reads the rate of "
+                   f"'{edge.source}' (a weighted projection): weights end on a dendrite of '{edge.target}' "
+                   f"(has: {listing(dendrites)}); into a soma go only nudging projections, with source "
+                   "'population.soma' and a conductance",
+                   f"did you mean target: {edge.target}.{meant}?" if meant else "")
+        if meant is None:
+            return edge
+        return _Edge(edge.name, edge.source, None, edge.target, meant)
 
     def _check_nudging(self, edge: _Edge, path: Path) -> None:
         proj = self.spec.projections[edge.name]
