@@ -17,7 +17,7 @@ import torch
 
 from microcircuit.model.cells import CELL_TYPES, CellType
 from microcircuit.seeds import rng
-from microcircuit.spec.schema import Spec
+from microcircuit.spec.schema import Phase, Spec
 
 
 def tagged(value) -> tuple[str, dict]:
@@ -305,6 +305,28 @@ class Circuit:
                 continue
             weights[name] = self.self_predicting_value(name, weights).clone()
 
+    # ------------------------------------------------------------------ learning rates
+    def learning_rates(self, phase: Phase, applied: bool = True) -> dict[str, float]:
+        """eta (1/ms) of every projection that is plastic in ``phase``: the phase's override if it has one,
+        else the projection rule's; times ``eta_scale`` (:attr:`Phase.eta_factor`) when ``applied``."""
+        if phase.plastic == "none":
+            names: list[str] = []
+        elif phase.plastic == "all":
+            names = [n for n, q in self.projections.items() if q.kind == "weighted"]
+        else:
+            names = list(phase.plastic)
+        factor = phase.eta_factor if applied else 1.0
+        return {n: phase.eta.get(n, self.projections[n].eta) * factor for n in names}
+
+    def learning_projections(self) -> list[str]:
+        """Projections whose weights change in some phase: a rule that learns (not ``fixed`` or ``tied``)
+        with a learning rate above zero in at least one phase of the protocol."""
+        learning = set()
+        for phase in self.spec.protocol:
+            learning |= {n for n, eta in self.learning_rates(phase).items()
+                         if eta > 0 and self.projections[n].rule not in ("fixed", "tied")}
+        return [n for n in self.projections if n in learning]
+
     # ------------------------------------------------------------------ description
     def describe(self) -> str:
         """Human-readable tables: populations, projections with shapes, derived constants."""
@@ -324,7 +346,7 @@ class Circuit:
         for q in self.projections.values():
             edge = self.graph.edges[q.source, q.target, q.name]
             extra = f"g_som={q.conductance:g}" if q.kind == "nudging" else (
-                f"eta={q.eta:g}" if q.rule != "fixed" else "")
+                f"rule eta={q.eta:g}" if q.rule not in ("fixed", "tied") else "")
             if q.w_max:
                 extra += f" w_max={q.w_max:g}"
             lines.append(f"  {q.name:<10} {q.source:>8} -> {q.target + '.' + q.compartment:<18} "
@@ -343,6 +365,15 @@ class Circuit:
             if self.nudging_conductance(p.name, teacher=True) > 0:
                 parts.append(f"nudging ratio={self.nudging_ratio(p.name):.4f}")
             lines.append(f"  {p.name:<10} " + ", ".join(parts))
+        lines.append("")
+        lines.append("learning rates as applied (1/ms: the rule's or the phase's eta, times eta_scale)")
+        for phase in self.spec.protocol:
+            rates = {n: eta for n, eta in self.learning_rates(phase).items()
+                     if self.projections[n].rule not in ("fixed", "tied")}
+            scale = (f"eta_scale 1/t_pres = 1/{phase.t_pres}" if phase.eta_scale == "inverse_t_pres"
+                     else f"eta_scale {phase.eta_factor:g}")
+            shown = ", ".join(f"{n}={eta:.4g}" for n, eta in rates.items()) if rates else "nothing learns"
+            lines.append(f"  {phase.phase:<10} ({scale}): {shown}")
         return "\n".join(lines)
 
 

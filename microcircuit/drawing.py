@@ -40,7 +40,9 @@ def layout(circuit: Circuit) -> dict[str, tuple[float, float]]:
 
 
 def draw_circuit(circuit: Circuit, path: Path) -> None:
-    """Draw populations (node size ~ neurons) and projections coloured by target compartment to a PNG."""
+    """Draw the circuit to a PNG: populations (node size ~ neurons), projections coloured by the target
+    compartment, each labelled with its name; projections that learn in some phase
+    (:meth:`Circuit.learning_projections`) thick and marked "learns", fixed ones thin, nudging dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -49,24 +51,41 @@ def draw_circuit(circuit: Circuit, path: Path) -> None:
 
     g = circuit.graph
     pos = layout(circuit)
-    fig, ax = plt.subplots(figsize=(6, 1.6 + 1.4 * (circuit.depth + 1)))
+    learning = set(circuit.learning_projections())
+    fig, ax = plt.subplots(figsize=(7, 1.8 + 1.6 * (circuit.depth + 1)))
     sizes = [1200 + 40 * min(g.nodes[n]["size"], 60) for n in g.nodes]
     colours = ["#dddddd" if g.nodes[n]["cell"] == "input" else
                "#fdd49e" if g.nodes[n]["cell"] == "interneuron" else "#c6dbef" for n in g.nodes]
     nx.draw_networkx_nodes(g, pos, ax=ax, node_size=sizes, node_color=colours, edgecolors="black")
     nx.draw_networkx_labels(g, pos, ax=ax, labels={n: f"{n}\n({g.nodes[n]['size']})" for n in g.nodes},
                             font_size=8)
-    for i, (u, v, data) in enumerate(g.edges(data=True)):
-        nx.draw_networkx_edges(g, pos, ax=ax, edgelist=[(u, v)], edge_color=COMPARTMENT_COLOURS[data["compartment"]],
-                               connectionstyle=f"arc3,rad={0.15 + 0.05 * (i % 3)}", arrows=True,
-                               arrowstyle="-|>", arrowsize=14, width=1.5, nodelist=list(g.nodes),
-                               node_size=sizes, style="dashed" if data["kind"] == "nudging" else "solid")
-    handles = [Line2D([0], [0], color=c, label=f"to {k}" + (" (nudging)" if k == "soma" else ""))
+    handles = [Line2D([0], [0], color=c, label=f"to {k}" + (" (nudging)" if k == "soma" else ""),
+                      linestyle="--" if k == "soma" else "-")
                for k, c in COMPARTMENT_COLOURS.items()]
+    handles += [Line2D([0], [0], color="black", linewidth=2.6, label="learns in some phase"),
+                Line2D([0], [0], color="black", linewidth=1.0, label="fixed")]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     ax.set_title(f"{circuit.spec.name}: populations (neurons) and projections")
     ax.axis("off")
+    ax.margins(0.2)
     fig.tight_layout()
+    fig.canvas.draw()  # fixes the data -> display transform that places the labels on the arcs
+    pairs = {(u, v) for u, v in g.edges()}
+    for i, (u, v, name, data) in enumerate(g.edges(keys=True, data=True)):
+        rad = 0.3 if (v, u) in pairs else 0.15 + 0.05 * (i % 3)  # two ways between two areas: apart
+        learns = name in learning
+        colour = COMPARTMENT_COLOURS[data["compartment"]]
+        nx.draw_networkx_edges(g, pos, ax=ax, edgelist=[(u, v)], edge_color=colour,
+                               connectionstyle=f"arc3,rad={rad}", arrows=True, arrowstyle="-|>", arrowsize=14,
+                               width=2.6 if learns else 1.0, nodelist=list(g.nodes), node_size=sizes,
+                               style="dashed" if data["kind"] == "nudging" else "solid")
+        # the middle of matplotlib's arc3 curve: the chord's midpoint + rad/2 * (dy, -dx), in display units
+        (x1, y1), (x2, y2) = ax.transData.transform([pos[u], pos[v]])
+        mid = ax.transData.inverted().transform(((x1 + x2) / 2 + rad / 2 * (y2 - y1),
+                                                 (y1 + y2) / 2 - rad / 2 * (x2 - x1)))
+        ax.text(mid[0], mid[1], f"{name}\nlearns" if learns else name, fontsize=7, color=colour, ha="center",
+                va="center", fontweight="bold" if learns else "normal",
+                bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -107,14 +107,8 @@ class RunResult:
 
 def base_learning_rates(circuit: Circuit, phase: Phase) -> dict[str, float]:
     """eta (1/ms) of every projection that is plastic in ``phase``, before ``eta_scale``:
-    the phase's override if it has one, else the projection rule's."""
-    if phase.plastic == "none":
-        names: list[str] = []
-    elif phase.plastic == "all":
-        names = [n for n, q in circuit.projections.items() if q.kind == "weighted"]
-    else:
-        names = list(phase.plastic)
-    return {n: phase.eta.get(n, circuit.projections[n].eta) for n in names}
+    the phase's override if it has one, else the projection rule's (:meth:`Circuit.learning_rates`)."""
+    return circuit.learning_rates(phase, applied=False)
 
 
 def effective_learning_rates(circuit: Circuit, phase: Phase) -> dict[str, float]:

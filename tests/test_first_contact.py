@@ -141,3 +141,25 @@ def test_progress_bar_shows_latest_validation_and_log_file_gets_the_result(tmp_p
     text = (tmp_path / "log.txt").read_text()
     assert "test accuracy per seed:" in text and "over 2 seed(s)" in text
     assert not any("test accuracy" in line for line in shown)
+
+
+def test_describe_shows_learning_rates_as_applied_and_draws_names(tmp_path, capsys):
+    """bars_le: eta_up = [5, 1], eta_ip = 2 with eta_scale 1/t_pres = 1/100."""
+    out = tmp_path / "circuit.png"
+    assert cli(["describe", "--draw", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "learning rates as applied" in text
+    assert "train      (eta_scale 1/t_pres = 1/100): up_1=0.05, up_2=0.01, ip_1=0.02" in text
+    assert "test       (eta_scale 1): nothing learns" in text
+    assert out.stat().st_size > 10_000
+
+
+def test_learning_projections_are_the_plastic_ones_with_a_learning_rule():
+    from microcircuit.circuit import Circuit
+    from tests.conftest import CIRCUITS, build
+
+    circuit = Circuit(build(CIRCUITS / "bars_le.yaml"))
+    assert circuit.learning_projections() == ["up_1", "up_2", "ip_1"]
+    train = circuit.spec.protocol[0]
+    assert circuit.learning_rates(train, applied=False)["up_1"] == 5.0
+    assert circuit.learning_rates(train)["up_1"] == 5.0 / 100
