@@ -3,8 +3,9 @@
 Each subcommand parses its arguments here and calls the library (spec, circuit, experiment,
 plotting, analysis programs).
 
-Exit codes: 0 ok, 1 runtime failure (e.g. a diverged run), 2 spec or usage error,
-130 interrupted (SIGINT), 143 terminated (SIGTERM).
+Exit codes (:mod:`microcircuit.exitcodes`): 0 ok, 1 runtime failure (e.g. a diverged run), 2 spec or
+usage error or a refused resume, 74 I/O failure, 75 run directory in use, 130 interrupted (SIGINT),
+143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from microcircuit.datadir import data_dir_arg, use_data_dir
 from microcircuit.devices import check_device
-from microcircuit.exitcodes import EXIT_FAILED, EXIT_INT, EXIT_OK, EXIT_SPEC
+from microcircuit.exitcodes import EXIT_FAILED, EXIT_INT, EXIT_IO, EXIT_OK, EXIT_SPEC
 from microcircuit.shipped import DEFAULT_SPEC
 from microcircuit.threads import apply_thread_policy
 
@@ -38,7 +39,8 @@ first steps:
   microcircuit plot RUN_DIR                         learning curves, traces, apical potentials
   microcircuit analyse --help                       the analysis programs
 
-exit codes: 0 ok, 1 runtime failure, 2 spec or usage error, 130 interrupted, 143 terminated"""
+exit codes: 0 ok, 1 runtime failure (diverged), 2 spec or usage error (or a refused resume),
+  74 I/O failure, 75 run directory in use, 130 interrupted, 143 terminated (docs/reliability.md)"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,6 +150,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # before a run started (a started run checkpoints and exits 130 itself)
         print("interrupted", file=sys.stderr)
         return EXIT_INT
+    except OSError as err:  # a file a command reads or writes (figures, graphs, tables): path and reason
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {where}{err.strerror or err}", file=sys.stderr)
+        return EXIT_IO
+    except MemoryError:
+        print("error: out of memory (fewer seeds, a smaller batch or fewer samples need less)", file=sys.stderr)
+        return EXIT_FAILED
 
 
 class _LogFileOnly(logging.Filter):
