@@ -29,7 +29,7 @@ import yaml
 
 from microcircuit.circuit import Circuit
 from microcircuit.engine import POTENTIAL_BOUND, WEIGHT_BOUND, Simulator
-from microcircuit.experiment import Experiment, RunOptions, effective_learning_rates
+from microcircuit.experiment import METRIC_COLUMNS, Experiment, RunOptions, effective_learning_rates
 from microcircuit.rundir import atomic_write_bytes, atomic_write_text
 from microcircuit.spec.schema import Phase, Spec
 from microcircuit.sweep.grouping import Task
@@ -239,7 +239,7 @@ def _record(task: Task, run: Run, run_id: str, started: float) -> dict:
 def _write_run(task: Task, run: Run, run_id: str, outcome: dict, k: int, started: float) -> dict:
     folder = run_folder(task, run_id)
     atomic_write_text(folder / "config.resolved.yaml", yaml.safe_dump(run.resolved, sort_keys=False))
-    rows = pd.DataFrame(outcome["rows"][k], columns=["phase", "epoch", "seed", "metric", "value"])
+    rows = pd.DataFrame(outcome["rows"][k], columns=list(METRIC_COLUMNS))
     atomic_write_text(folder / "metrics.csv", rows.to_csv(index=False))
     if task.save_weights and outcome["status"] == "done":
         buf = io.BytesIO()
