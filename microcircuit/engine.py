@@ -42,6 +42,7 @@ from microcircuit.model.activations import ACTIVATIONS, Activation
 from microcircuit.model.dynamics import Dynamics, make_dynamics
 from microcircuit.model.rules import RULES
 from microcircuit.seeds import derive_seed, rng
+from microcircuit.spec.conventions import resolve_conventions
 from microcircuit.state import PhasePlan, PlasticPlan, Presented, Probe, State, as_phase_plan
 
 __all__ = ["Diverged", "PhasePlan", "PlasticPlan", "Presented", "Probe", "Simulator", "State", "as_phase_plan"]
@@ -137,6 +138,11 @@ class Simulator:
         ]
         self.circuit_index = torch.arange(self.n_circuits, device=self.device)
         self.synapses = self._synapse_plans()
+        self.conventions = resolve_conventions(circuit.spec)
+        #: whether the output soma is LE (its rate potential is the prospective u_breve)
+        self.output_is_le = tagged(circuit.populations[circuit.output_population].dynamics)[0] == "latent_equilibrium"
+        #: with the teacher off, the output relaxes at g_l + g_B + g_som (reference convention D3)
+        self.relax_with_teacher = self.conventions.teacher_off_relaxation == "with_teacher"
         self.target_delays = self._target_delays(teacher.delay)
         self.target_delay = int(self.target_delays.max())  # the longest, steps
         self._uniform_target_delay = bool((self.target_delays == self.target_delay).all())
@@ -170,7 +176,9 @@ class Simulator:
         out_dynamics = tagged(self.circuit.populations[self.output].dynamics)[0]
         if out_dynamics != "latent_equilibrium":
             return total
-        if not self.propagating:
+        if self.conventions.teacher_delay == "one_step":  # the reference program's (model.md sec. 9)
+            total += 1
+        elif not self.propagating:
             total += self.circuit.depth - 1
         for q in self.circuit.forward_chain:
             plan = self.synapses.get(q.name)
@@ -275,6 +283,7 @@ class Simulator:
         st.target = None
         st.last_target = None
         st.applied_target = None
+        st.last_teacher = None
         st.dw_filtered.clear()
         st.rule_memory.clear()
         st.clock = torch.zeros((), dtype=torch.int64)
@@ -365,16 +374,21 @@ class Simulator:
             for source, g in soma.nudges:
                 current = current.add_(read_sent[source], alpha=g)
                 g_tot += g
+            g_rate = None
             if soma.teacher_g > 0.0 and target is not None:
                 current = current.add_(target, alpha=soma.teacher_g)
                 g_tot += soma.teacher_g
+            elif soma.teacher_g > 0.0 and self.relax_with_teacher:
+                g_rate = g_tot + soma.teacher_g  # teacher off, reference convention (model.md sec. 9)
             u = pots[soma.name]
             du = torch.sub(current, u, alpha=g_tot)  # du/dt = sum_x g_x (v_x - u) - g_l u = current - g_tot u
+            if g_rate is not None:  # du/dt = g_rate (I / g_tot - u): same fixed point, relaxed at g_rate
+                du = du.mul_(g_rate / g_tot)
             u_next = torch.add(u, du, alpha=dt)  # forward Euler
             if noise and soma.name in noise:
                 u_next = u_next + noise[soma.name]
             factor = st.tau_r_factor.get(soma.name)
-            u_rate = soma.dynamics.rate_potential(u, du, u_next, g_tot, factor)
+            u_rate = soma.dynamics.rate_potential(u, du, u_next, g_tot if g_rate is None else g_rate, factor)
             if plan.tau_r_eta > 0.0 and factor is not None:
                 soma.dynamics.learn(factor, u_rate, current, du, g_tot, plan.tau_r_eta, dt)
             if noise and f"{soma.name}.rate" in noise:
@@ -395,8 +409,11 @@ class Simulator:
                 self._constrain(plastic, w)
                 continue
             memory = st.rule_memory.setdefault(plastic.name, {}) if plastic.rule.memory_names else {}
+            extra = {}
+            if plastic.rule.reads_noise:  # pal: the target's own rate noise of this step (model.md sec. 3a)
+                extra["noise"] = noise.get(f"{plastic.target}.rate") if noise else None
             dw = plastic.rule.direction(rates[plastic.target], prediction, dendrite, carried[plastic.name],
-                                        weights[plastic.name], dt, memory)
+                                        weights[plastic.name], dt, memory, **extra)
             if plastic.tau_w > 0.0:
                 filt = st.dw_filtered.get(plastic.name)
                 filt = dw * (dt / plastic.tau_w) if filt is None else filt + (dt / plastic.tau_w) * (dw - filt)
@@ -442,6 +459,7 @@ class Simulator:
         step_offset: int = 0,
         apical: list[str] = (),
         teacher: bool = True,
+        average_from: int = 0,
     ) -> dict[str, torch.Tensor]:
         """Present one stimulus for ``steps`` steps (eager, step by step).
 
@@ -452,37 +470,50 @@ class Simulator:
             stimulus: [circuit, batch, n_in]. target: the task's target [circuit, batch, n_out] or None.
             plan: the phase's :class:`PhasePlan` (or a list of (PlasticPlan, eta) pairs).
             teacher: whether the target nudges the output (else it is only recorded as ``target``).
+            average_from: steps into the presentation after which the output is averaged.
             observers: (every, callback(global_step)) pairs called after every ``every``-th step.
             step_offset: global index of the first step (for observer cadence).
             apical: populations whose mean |v_apical| is accumulated.
 
+        Under the reference conventions (model.md sec. 9) the delayed target before a run's first
+        presentation is zero (``initial_target``), and the teacher's on/off flag lags with the target
+        (``teacher_switch``).
+
         Returns:
             ``output``: the output's rate potential (u_breve in LE, u in orig: what the output
-            transmits) averaged over the presentation, [circuit, batch, n_out];
+            transmits) averaged over the presentation from step ``average_from`` on, [circuit, batch, n_out];
             ``apical/<pop>``: mean |v_apical| over the presentation, [circuit].
         """
         plan = as_phase_plan(plan)
         st = self.state
         noise = self.draw_noise(steps) if self.has_noise else None
-        previous = st.last_target if st.last_target is not None else target
+        previous = st.last_target
+        if previous is None and target is not None:
+            previous = torch.zeros_like(target) if self.conventions.initial_target == "zero" else target
+        previous_teacher = teacher
+        if self.conventions.teacher_switch == "delayed" and st.last_teacher is not None:
+            previous_teacher = bool(st.last_teacher)
         out_sum = self.zeros(self.circuit.populations[self.output].size)
         apical_sum = {p: torch.zeros(self.n_circuits, dtype=self.dtype, device=self.device) for p in apical}
         for i in range(steps):
-            tgt = target
+            tgt, nudged = target, teacher
             if target is not None and i < self.target_delay:
                 tgt = previous if self._uniform_target_delay else torch.where(
                     (i < self.target_delays).view(-1, 1, 1), previous, target)
-            self.step(stimulus, tgt if teacher else None, plan,
+                nudged = previous_teacher  # (differs from teacher only under the delayed switch)
+            self.step(stimulus, tgt if nudged else None, plan,
                       {k: n[i] for k, n in noise.items()} if noise else None)
             st.applied_target = tgt
-            out_sum += st.u_breve[self.output]
+            if i >= average_from:
+                out_sum += st.u_breve[self.output]
             for p in apical:
                 apical_sum[p] += st.v[f"{p}.apical"].abs().mean(dim=(1, 2))
             for every, callback in observers:
                 if (step_offset + i + 1) % every == 0:
                     callback(step_offset + i + 1)
         st.last_target = target
-        result = {"output": out_sum / steps}
+        st.last_teacher = torch.tensor(bool(teacher))
+        result = {"output": out_sum / (steps - average_from)}
         result.update({f"apical/{p}": s / steps for p, s in apical_sum.items()})
         return result
 
@@ -500,6 +531,8 @@ class Simulator:
             return value.mean(dim=-1)
         if probe.reduce == "norm":
             return value.square().mean(dim=-1).sqrt()
+        if probe.reduce == "mean_abs":  # the measure of the apical_norm metric, per step
+            return value.abs().mean(dim=-1)
         return value
 
     def present_many(
@@ -512,6 +545,7 @@ class Simulator:
         step_offset: int = 0,
         apical: list[str] = (),
         teacher: bool = True,
+        average_from: int = 0,
     ) -> Presented:
         """Present ``stimuli`` one after the other, ``steps`` steps each, on the chosen engine.
 
@@ -524,7 +558,7 @@ class Simulator:
             a :class:`Presented` with the presentation-averaged outputs, the apical means and the
             probe samples; the compiled path gives the same numbers as the eager one (tests).
         """
-        if self.engine == "compiled":
+        if self.engine == "compiled":  # (an averaging window makes the engine eager: fused.unsupported_features)
             return present_fused(self, stimuli, targets, steps, plan, probes, step_offset, apical, teacher)
         samples: list[list[torch.Tensor]] = [[] for _ in probes]
         sample_steps: list[list[int]] = [[] for _ in probes]
@@ -539,7 +573,7 @@ class Simulator:
         outputs, apical_means = [], []
         for j in range(stimuli.shape[0]):
             res = self.present(stimuli[j], None if targets is None else targets[j], steps, plan, observers,
-                               step_offset + j * steps, apical, teacher)
+                               step_offset + j * steps, apical, teacher, average_from)
             outputs.append(res["output"])
             apical_means.append(torch.stack([res[f"apical/{p}"] for p in apical], dim=-1) if apical
                                 else torch.zeros(self.n_circuits, 0, dtype=self.dtype, device=self.device))

@@ -27,13 +27,14 @@ import torch
 from tqdm import tqdm
 
 import microcircuit
-from microcircuit.circuit import Circuit
+from microcircuit.circuit import Circuit, tagged
 from microcircuit.devices import resolve_device
 from microcircuit.engine import Diverged, PhasePlan, Simulator
 from microcircuit.model.activations import numpy_activation
 from microcircuit.recording import Recorder
 from microcircuit.reference.alignment import AlignmentProbe
 from microcircuit.seeds import circuit_seeds, derived_seeds, rng
+from microcircuit.spec.conventions import average_from_steps, resets_state
 from microcircuit.spec.schema import Phase, Spec
 from microcircuit.tasks import Architecture, Split, make_task
 
@@ -149,6 +150,13 @@ class Experiment:
         problems = self.task.check_sizes(n_in, n_out)
         if problems:
             raise ValueError(f"task '{self.task.name}' does not fit the circuit: " + "; ".join(problems))
+        output_is_le = tagged(self.circuit.populations[self.circuit.output_population].dynamics)[0] == \
+            "latent_equilibrium"
+        for phase in spec.protocol:
+            lag = average_from_steps(spec, phase, output_is_le)
+            if lag >= phase.t_pres:
+                raise ValueError(f"phase '{phase.phase}': the output is averaged from step {lag} of each "
+                                 f"presentation (average_from), but a presentation lasts t_pres = {phase.t_pres} steps")
         arch = architecture(self.circuit)
         self.splits: dict[str, Split] = self.task.splits(arch)
         # tasks with a known generating network (teacher) report how far the student's W_up are from it
@@ -258,6 +266,8 @@ class Experiment:
         plan = self.sim.plastic_plan(self.learning_rates(phase), phase.tau_r_eta)
         if first_epoch == 1:
             self.sim.start_phase()
+            if resets_state(self.spec, phase):  # reference convention D5 (model.md sec. 9)
+                self.sim.reset_neurons()
         evaluation = not plan.learns
         data = self.phase_data(phase)
         if phase.teacher and self.sim.target_delay > phase.t_pres:
@@ -310,6 +320,7 @@ class Experiment:
         fill = np.arange(n_presentations * batch - n) % n  # the last batch is filled from the start (wraps)
         padded = np.concatenate([order, order[:, fill]], axis=1)
         probing = self.probe is not None and phase.teacher and data.targets is not None
+        average_from = average_from_steps(self.spec, phase, sim.output_is_le)
         chunk = 1 if probing else CHECK_EVERY
         outputs, apical = [], []
         for first in range(0, n_presentations, chunk):
@@ -322,7 +333,7 @@ class Experiment:
             if probing:
                 self.probe.start([p.name for p, _ in plan.plastic])
             res = sim.present_many(x, target, phase.t_pres, plan, probes, self.global_step, self.apical_pops,
-                                   teacher=phase.teacher)
+                                   teacher=phase.teacher, average_from=average_from)
             if probing:
                 self.probe.finish(target[0])
             self.recorder.add(channels, res)

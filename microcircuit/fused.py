@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from microcircuit.model.dynamics import LatentEquilibrium, Orig
+from microcircuit.spec.conventions import average_from_steps
 from microcircuit.state import PhasePlan, Presented, Probe, as_phase_plan
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ ACTIVATION_CODES = {"soft_relu": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "linear"
 #: plasticity rules the kernel implements: name -> code
 RULE_CODES = {"dendritic_prediction": 0, "apical_silencing": 1, "hebbian_alignment": 2}
 PROBE_GROUPS = {"u": 0, "u_breve": 1, "rate": 2, "v": 3, "target": 4}
-REDUCE_CODES = {"none": 0, "mean": 1, "norm": 2}
+REDUCE_CODES = {"none": 0, "mean": 1, "norm": 2, "mean_abs": 3}
 #: auto: the compiled path is chosen while circuits x batch x synapses per step stays below this
 #: (above it the matrix products dominate and torch's BLAS is faster; benchmarks/engines.py)
 AUTO_MAX_SYNAPSE_UPDATES = 200_000
@@ -63,6 +64,13 @@ def unsupported_features(sim: Simulator) -> list[str]:
             found.append(f"dynamics '{soma.dynamics.name}' (population '{soma.name}')")
         if c.populations[soma.name].activation not in ACTIVATION_CODES:
             found.append(f"activation '{c.populations[soma.name].activation}' (population '{soma.name}')")
+    conventions = sim.conventions  # (reset_state and teacher_delay work on both engines)
+    for key, package in (("initial_target", "first"), ("teacher_switch", "boundary"),
+                         ("teacher_off_relaxation", "dendritic")):
+        if getattr(conventions, key) != package:
+            found.append(f"conventions.{key}: {getattr(conventions, key)}")
+    if any(average_from_steps(c.spec, phase, sim.output_is_le) for phase in c.spec.protocol):
+        found.append("an output averaging window (average_from)")
     return found
 
 
@@ -831,9 +839,11 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
                                 rec[base_index + nn] = x
                             elif reduce == 1:
                                 total += x
+                            elif reduce == 3:
+                                total += abs(x)
                             else:
                                 total += x * x
-                        if reduce == 1:
+                        if reduce == 1 or reduce == 3:
                             rec[base_index] = total / size
                         elif reduce == 2:
                             rec[base_index] = math.sqrt(total / size)

@@ -53,7 +53,7 @@ class Probe:
     """One recorded variable: ``group`` is a state group (``u``, ``u_breve``, ``rate``, ``v``) or
     ``target`` (the delayed task target of the step, NaN without one); ``key`` the population (or
     ``pop.compartment`` for ``v``); sampled after every ``every``-th step (global step count),
-    reduced over neurons by ``reduce`` (``none``, ``mean``, ``norm`` = root mean square)."""
+    reduced over neurons by ``reduce`` (``none``, ``mean``, ``norm`` = root mean square, ``mean_abs`` = mean |x|)."""
 
     group: str
     key: str
@@ -82,9 +82,10 @@ class State:
     target: torch.Tensor | None = None  # filtered teacher target [circuit, batch, n_out]
     last_target: torch.Tensor | None = None  # target of the previous presentation (for the delay)
     applied_target: torch.Tensor | None = None  # the (delayed) task target of the last step
+    last_teacher: torch.Tensor | None = None  # 0-d bool: the teacher was on in the previous presentation
 
     GROUPS = ("u", "u_breve", "rate", "v", "weights", "dw_filtered", "synaptic", "delay_buffer", "tau_r_factor")
-    SINGLES = ("clock", "target", "last_target", "applied_target")
+    SINGLES = ("clock", "target", "last_target", "applied_target", "last_teacher")
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """Flat name -> tensor mapping (for checkpoints): ``group/key``, ``rule_memory/proj/name``, singles."""
@@ -119,8 +120,8 @@ class State:
 
     @staticmethod
     def circuit_dim(name: str) -> int | None:
-        """The circuit dimension of flat tensor ``name`` (None: shared, the clock)."""
-        if name == "clock":
+        """The circuit dimension of flat tensor ``name`` (None: shared, the clock and the teacher flag)."""
+        if name in ("clock", "last_teacher"):
             return None
         return 1 if name.startswith("delay_buffer/") else 0
 

@@ -128,7 +128,24 @@ class HebbianAlignmentRule(Strict):
     hebbian_alignment: HebbianAlignmentParams
 
 
-RuleSpec = Literal["fixed"] | DendriticPredictionRule | ApicalSilencingRule | TiedRule | HebbianAlignmentRule
+class PalParams(Strict):
+    eta: NonNegFloat
+    tau_hp: PositiveFloat = 1.0
+    tau_xi: PositiveFloat = 0.3
+    decay: NonNegFloat = 1e-3
+
+
+class PalRule(Strict):
+    """Phaseless alignment learning (Max et al. 2024) of top-down weights W^down_k, always on and local
+    (model.md sec. 3a): dW/dt = eta (e_k hp(r_pre)^T - decay W), e_k the low-pass (tau_xi, ms) of the
+    target area's own rate noise (its population needs ``rate_noise``), hp the high-pass of the upper
+    area's rate with time constant tau_hp (ms); ``decay`` (1/ms) is the paper's weight decay alpha."""
+
+    pal: PalParams
+
+
+RuleSpec = (Literal["fixed"] | DendriticPredictionRule | ApicalSilencingRule | TiedRule | HebbianAlignmentRule
+            | PalRule)
 
 
 # ---------------------------------------------------------------- initialisation
@@ -313,6 +330,32 @@ class Inputs(Strict):
     teacher: TeacherSpec
 
 
+class Conventions(Strict):
+    """Conventions at run and phase boundaries (model.md sec. 9), the package's by default.
+
+    ``base``: ``package`` or ``reference_code`` (the original LE microcircuit program's choices);
+    the other keys override single conventions of the base:
+    ``initial_target``: the delayed target before the first presentation of a run, ``first`` (the
+    first target) or ``zero``. ``teacher_switch``: ``boundary`` (the teacher goes on or off with the
+    presentation) or ``delayed`` (its on/off flag lags like the target). ``teacher_off_relaxation``:
+    with the teacher off, the output relaxes at ``dendritic`` (g_l + g_B) or ``with_teacher``
+    (g_l + g_B + g_som, towards the same potential). ``teacher_delay`` (for ``delay: auto``):
+    ``depth`` (depth - 1 steps for an LE output) or ``one_step`` (1 step for an LE output).
+    ``average_from``: ms into each presentation after which the output is averaged, a number or
+    ``reference_lag`` (the reference's per-t_pres lag for an orig output, 0 for LE); phases may set
+    their own. ``reset_state``: reset the neurons (not the weights) at the start of every phase;
+    phases may set their own.
+    """
+
+    base: Literal["package", "reference_code"] = "package"
+    initial_target: Literal["first", "zero"] | None = None
+    teacher_switch: Literal["boundary", "delayed"] | None = None
+    teacher_off_relaxation: Literal["dendritic", "with_teacher"] | None = None
+    teacher_delay: Literal["depth", "one_step"] | None = None
+    average_from: NonNegFloat | Literal["reference_lag"] | None = None
+    reset_state: bool | None = None
+
+
 # ---------------------------------------------------------------- protocol
 class Phase(Strict):
     """One protocol phase.
@@ -345,6 +388,10 @@ class Phase(Strict):
     batch: PositiveInt = 1
     tau_r_eta: NonNegFloat = 0.0
     validate_every: int = Field(default=0, ge=0)
+    #: ms into each presentation from which the output is averaged (None: the spec's conventions)
+    average_from: NonNegFloat | Literal["reference_lag"] | None = None
+    #: reset the neurons (not the weights) when the phase starts (None: the spec's conventions)
+    reset_state: bool | None = None
 
     @property
     def eta_factor(self) -> float:
@@ -361,14 +408,15 @@ class Recording(Strict):
     Variables: ``soma.u`` (potential), ``soma.u_breve`` (prospective potential),
     ``soma.rate``, ``<dendrite>.v`` (dendritic potential), plus the special
     ``target`` (teacher target, output size). ``reduce``: ``none`` keeps every
-    neuron, ``mean`` / ``norm`` reduce over neurons. ``phases``: phase names
+    neuron, ``mean`` / ``norm`` (root mean square) / ``mean_abs`` (mean |x|, the measure of the
+    ``apical_norm`` metric) reduce over neurons. ``phases``: phase names
     (default: all).
     """
 
     var: str
     every: PositiveInt = 10
     phases: list[str] | None = None
-    reduce: Literal["none", "mean", "norm"] = "none"
+    reduce: Literal["none", "mean", "norm", "mean_abs"] = "none"
 
 
 # ---------------------------------------------------------------- top level
@@ -402,6 +450,7 @@ class Spec(Strict):
     checkpoint_every: int = Field(default=0, ge=0)  # epochs between checkpoints (0: by wall time only)
     checkpoint_minutes: float = Field(default=10.0, ge=0)  # wall-time minutes between checkpoints (0: never)
     compare_backprop: bool = False
+    conventions: Literal["package", "reference_code"] | Conventions = "package"
     parameters: dict[str, float | int | str | bool] = Field(default_factory=dict)
     defaults: Defaults = Defaults()
     populations: dict[str, Population]
