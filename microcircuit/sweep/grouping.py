@@ -7,15 +7,19 @@ differ between the runs of one simulation:
 - the **learning rates**: a :class:`~microcircuit.state.PhasePlan` takes one eta per projection and circuit,
   so the rules' ``eta`` (``projections.*.rule.*.eta``, ``defaults.projection.rule.*.eta``), a phase's
   ``eta`` overrides and its ``eta_scale`` batch;
+- the **mismatch** of the LE prospective time constants (``dynamics: {latent_equilibrium: {mismatch: ...}}``,
+  spread and distribution): it only sets the initial tau_r factors, which live in the state per circuit;
 - keys that do not reach the simulation (``name``, ``description``, ``checkpoint_every``).
 
 Everything else makes separate simulations, because the engine holds it once for all circuits: the
 presentation time (``present_many`` takes one ``steps``), the dynamics (orig and LE differ in the
 rate-potential equation and in the teacher delay), conductances and nudging (floats of the soma plans),
-noise levels, the mismatch spread (drawn once from one spec), tau_r learning (one ``tau_r_eta`` per plan),
+noise levels, a fixed ``tau_r``, tau_r learning (one ``tau_r_eta`` per plan),
 sizes, schedule, rules, epochs, the task, dtype and engine.
 
 A group is cut into simulations of at most ``max_circuits`` circuits and an estimated ``memory_mb``.
+Runs that compare with backprop (``compare_backprop``) batch too: the alignment probe's rows are labelled
+by circuit like the others.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from microcircuit.sweep.spec import Run
 
 #: what may differ between the runs of one simulation (for messages and the docs)
 BATCHED_KEYS = ("seed", "projections.*.rule.*.eta", "defaults.projection.rule.*.eta", "protocol.*.eta",
-                "protocol.*.eta_scale", "name", "description", "checkpoint_every")
+                "protocol.*.eta_scale", "*.dynamics.latent_equilibrium.mismatch", "name", "description",
+                "checkpoint_every")
 
 
 def run_id(run: Run, device: str) -> str:
@@ -53,6 +58,17 @@ def structure_key(spec: Spec) -> str:
                 if isinstance(params, dict) and "eta" in params:
                     params["eta"] = None
 
+    def plain_dynamics(value: Any) -> Any:
+        """LE without its mismatch (drawn into the state per circuit); no params left: the plain name."""
+        if isinstance(value, dict) and isinstance(value.get("latent_equilibrium"), dict):
+            params = {k: v for k, v in value["latent_equilibrium"].items() if k != "mismatch" and v is not None}
+            return {"latent_equilibrium": params} if params else "latent_equilibrium"
+        return value
+
+    for population in data.get("populations", {}).values():
+        population["dynamics"] = plain_dynamics(population.get("dynamics"))
+    population_defaults = (data.get("defaults") or {}).get("population") or {}
+    population_defaults["dynamics"] = plain_dynamics(population_defaults.get("dynamics"))
     for projection in data.get("projections", {}).values():
         blank_rule(projection.get("rule"))
     blank_rule(((data.get("defaults") or {}).get("projection") or {}).get("rule"))
@@ -117,12 +133,10 @@ def differing(runs: list[Run]) -> list[str]:
 def group(runs: list[Run], ids: list[str], device: str, max_circuits: int, memory_mb: float,
           save_weights: bool = False, divergence: str = "run") -> list[Task]:
     """Runs into simulations: same structure key, at most ``max_circuits`` circuits and ``memory_mb``
-    (at least one run each); numbered in the order of their first run. Runs that compare with backprop
-    are not batched with others (the alignment probe labels its rows by seed, and runs share seeds)."""
+    (at least one run each); numbered in the order of their first run."""
     groups: dict[str, list[int]] = {}
     for k, run in enumerate(runs):
-        key = f"alone {k}" if run.spec.compare_backprop else structure_key(run.spec)
-        groups.setdefault(key, []).append(k)
+        groups.setdefault(structure_key(run.spec), []).append(k)
     tasks: list[Task] = []
     for members in groups.values():
         limit = max(1, min(max_circuits, int(memory_mb * 2**20 // circuit_bytes(runs[members[0]].spec))))

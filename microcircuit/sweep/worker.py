@@ -30,7 +30,9 @@ import yaml
 from microcircuit.circuit import Circuit
 from microcircuit.engine import POTENTIAL_BOUND, WEIGHT_BOUND, Simulator
 from microcircuit.experiment import METRIC_COLUMNS, Experiment, RunOptions, effective_learning_rates
+from microcircuit.model.dynamics import make_dynamics
 from microcircuit.rundir import atomic_write_bytes, atomic_write_text
+from microcircuit.seeds import rng
 from microcircuit.spec.schema import Phase, Spec
 from microcircuit.sweep.grouping import Task
 from microcircuit.sweep.spec import Run
@@ -40,19 +42,45 @@ COMPLETION = "done.json"
 FINAL = ("done", "diverged")
 
 
+class _ByCircuit:
+    """The alignment probe, with its rows labelled by circuit index (as :class:`GroupExperiment`'s)."""
+
+    def __init__(self, probe):
+        self._probe = probe
+
+    def __getattr__(self, name: str):
+        return getattr(self._probe, name)
+
+    def rows(self, phase: str, epoch: int, seeds: list[int]) -> list[tuple]:
+        return self._probe.rows(phase, epoch, list(range(len(seeds))))
+
+
 class GroupExperiment(Experiment):
-    """One experiment over the circuits of several runs that differ only in seeds and learning rates.
+    """One experiment over the circuits of several runs that differ only in seeds, learning rates and the
+    LE mismatch (see :mod:`microcircuit.sweep.grouping`).
 
     Args:
         members: (spec, circuits) of each run, in circuit order; the first spec is the template.
         options: with ``seeds`` set to every circuit's seed, run after run.
 
-    Metric rows are labelled by circuit index (0..n-1) instead of seed, since runs share seeds.
+    Each run's initial tau_r factors are drawn from its own spec (as the run alone draws them). Metric rows
+    are labelled by circuit index (0..n-1) instead of seed, since runs share seeds.
     """
 
     def __init__(self, members: list[tuple[Spec, int]], options: RunOptions):
         super().__init__(members[0][0], options)
         self.members = [(Circuit(spec), spec, n) for spec, n in members]
+        if self.probe is not None:
+            self.probe = _ByCircuit(self.probe)
+        start = 0
+        for circuit, _spec, n in self.members:
+            seeds = self.seeds[start:start + n]
+            for name, factor in self.sim.state.tau_r_factor.items():
+                population = circuit.populations[name]
+                own = make_dynamics(population.dynamics, population.size,
+                                    [rng(s, f"mismatch/{name}") for s in seeds]).initial_factor()
+                factor[start:start + n] = own.to(factor.device, factor.dtype)
+            start += n
 
     def learning_rates(self, phase: Phase) -> dict[str, float | torch.Tensor]:
         """eta per plastic projection: a float where every circuit has the same, else a tensor [circuit]."""
