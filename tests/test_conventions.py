@@ -204,3 +204,110 @@ def test_the_compiled_engine_runs_the_package_conventions_and_falls_back_for_the
     reset_only = Simulator(Circuit(build(BARS_LE, ("conventions={reset_state: true, teacher_delay: one_step}",))),
                            [0], engine="auto")
     assert reset_only.engine == "compiled"
+
+
+# ---------------------------------------------------------------------- a golden trace of the reference
+def _soft_relu(x):
+    import numpy as np
+
+    return np.where(x > 20.0, x, np.log1p(np.exp(np.minimum(x, 20.0))))
+
+
+def _golden_run(experiment: Experiment, le: bool) -> tuple[dict, list[float]]:
+    """The bars run of ``experiment`` as the reference program's description has it (written here
+    from that description, independently of the engine): every area reads the previous step, the
+    LE target and teacher flag lag one step and start at zero, the orig output is averaged after
+    out_lag and relaxes with g_l + g_B + g_som, training and evaluation each start from rest, a
+    validation of the 8 patterns after every epoch. Returns the final weights and the losses of
+    the validations and the test, in order."""
+    import numpy as np
+
+    from microcircuit.seeds import rng
+
+    gl, gb, ga, gd, gs, dt = 0.03, 0.1, 0.06, 0.1, 0.06, 0.1
+    w = {k: v[0].numpy().copy() for k, v in experiment.sim.state.weights.items()}
+    train, val, test = (experiment.splits[k] for k in ("train", "validation", "test"))
+    phase = experiment.spec.protocol[0]
+    eta = experiment.learning_rates(phase)
+    t_pres = phase.t_pres
+    lag = 0 if le else int(round(reference_lag_ms(t_pres) / dt))
+    act = _soft_relu
+    state = {}
+
+    def reset():
+        state.update(u_p=np.zeros(30), f_p=np.zeros(30), u_i=np.zeros(3), f_i=np.zeros(3), u_o=np.zeros(3),
+                     f_o=np.zeros(3), tgt_last=np.zeros(3), on_last=None)
+
+    def present(x, target, nudge, learn):
+        if state["on_last"] is None:
+            state["on_last"] = nudge
+        out = np.zeros(3)
+        for i in range(t_pres):
+            tgt, on = (state["tgt_last"], state["on_last"]) if le else (target, nudge)
+            r_p, r_i, r_o = act(state["f_p"]), act(state["f_i"]), act(state["f_o"])
+            basal = w["up_1"] @ x
+            apical = w["down_1"] @ r_o + w["pi_1"] @ r_i
+            dend_i = w["ip_1"] @ r_p
+            basal_o = w["up_2"] @ r_p
+            ss_p = (gb * basal + ga * apical) / (gl + gb + ga)
+            ss_i = (gd * dend_i + gs * state["f_o"]) / (gl + gd + gs)
+            ss_o = (gb * basal_o + gs * tgt) / (gl + gb + gs) if on else gb * basal_o / (gl + gb)
+            du_p = (gl + gb + ga) * (ss_p - state["u_p"])
+            du_i = (gl + gd + gs) * (ss_i - state["u_i"])
+            du_o = (gl + gb + gs) * (ss_o - state["u_o"])  # with the teacher off too (D3)
+            new = {"p": state["u_p"] + (du_p / (gl + gb + ga) if le else dt * du_p),
+                   "i": state["u_i"] + (du_i / (gl + gd + gs) if le else dt * du_i),
+                   "o": state["u_o"] + (du_o / (gl + gb + gs) if le else dt * du_o)}
+            if learn:
+                d_up1 = np.outer(act(new["p"]) - act(gb / (gl + gb + ga) * basal), x)
+                d_ip = np.outer(act(new["i"]) - act(gd / (gl + gd) * dend_i), r_p)
+                d_up2 = np.outer(act(new["o"]) - act(gb / (gl + gb) * basal_o), r_p)
+            state["f_p"], state["f_i"], state["f_o"] = new["p"], new["i"], new["o"]
+            state["u_p"] = state["u_p"] + dt * du_p
+            state["u_i"] = state["u_i"] + dt * du_i
+            state["u_o"] = state["u_o"] + dt * du_o
+            if not le:
+                state["f_p"], state["f_i"], state["f_o"] = state["u_p"], state["u_i"], state["u_o"]
+            if learn:
+                w["up_1"] = np.clip(w["up_1"] + dt * eta["up_1"] * d_up1, -4.0, 4.0)
+                w["ip_1"] = w["ip_1"] + dt * eta["ip_1"] * d_ip
+                w["up_2"] = np.clip(w["up_2"] + dt * eta["up_2"] * d_up2, -5.0, 5.0)
+            if i >= lag:
+                out += state["f_o"]
+            state["tgt_last"], state["on_last"] = target, nudge
+        return out / (t_pres - lag)
+
+    order_rng = rng(experiment.seeds[0], "order")
+    losses = []
+    reset()
+    for _epoch in range(phase.epochs):
+        for k in order_rng.permutation(len(train.inputs)):
+            present(train.inputs[k], train.targets[k], True, True)
+        outs = [present(val.inputs[k], val.targets[k], False, False) for k in range(len(val.inputs))]
+        losses.append(float(np.mean((np.array(outs) - val.targets) ** 2)))
+    reset()
+    order = order_rng.permutation(len(test.inputs))
+    outs = [present(test.inputs[k], test.targets[k], False, False) for k in order]
+    losses.append(float(np.mean((np.array(outs) - test.targets[order]) ** 2)))
+    return w, losses
+
+
+@pytest.mark.parametrize("path", [CIRCUITS / "bars_le_refcode.yaml", CIRCUITS / "bars_orig_refcode.yaml"])
+def test_reference_code_matches_a_golden_trace_of_the_reference_description(path):
+    """``conventions: reference_code`` on bars LE and orig: 3 epochs at t_pres 20 dt from the package's
+    initial weights and stimulus order equal the description's run to 1e-10 (float64; the two codes
+    sum in different orders)."""
+    spec = build(path, ("dtype=float64", "parameters.t_pres=20", "protocol.0.epochs=3"))
+    experiment = Experiment(spec, RunOptions(progress=False))
+    golden_w, golden_losses = _golden_run(experiment, le="le" in path.name.split("_")[1])
+    result = experiment.run()
+    losses = [v for phase, _e, _s, metric, v in result.rows if metric == "loss" and phase in ("validate", "test")]
+    assert losses == pytest.approx(golden_losses, rel=1e-10, abs=1e-13)
+    for name in ("up_1", "up_2", "ip_1"):
+        torch.testing.assert_close(experiment.sim.state.weights[name][0], torch.as_tensor(golden_w[name]),
+                                   rtol=1e-10, atol=1e-12)
+    # and the package's own conventions give other numbers on the same run
+    package = Experiment(build(path, ("dtype=float64", "parameters.t_pres=20", "protocol.0.epochs=3",
+                                      "conventions=package")), RunOptions(progress=False)).run()
+    other = [v for phase, _e, _s, metric, v in package.rows if metric == "loss" and phase in ("validate", "test")]
+    assert other != pytest.approx(golden_losses, rel=1e-6)
