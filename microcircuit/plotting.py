@@ -47,7 +47,6 @@ import seaborn as sns  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from microcircuit.rundir import METRIC_COLUMNS, read_metrics_text  # noqa: E402
@@ -161,6 +160,29 @@ class RunResult:
                 t_pres = entry.get("t_pres", 100)  # steps; the schema's default
                 return float(t_pres) * self.dt if isinstance(t_pres, (int, float)) else None
         return None
+
+    def phase_entry(self, phase: str) -> dict:
+        """The resolved config's protocol entry of ``phase`` ({} if unknown)."""
+        protocol = self.config.get("protocol")
+        for entry in protocol if isinstance(protocol, list) else []:
+            if isinstance(entry, dict) and entry.get("phase") == phase:
+                return entry
+        return {}
+
+    def learning_phase(self, phase: str) -> bool:
+        """Whether weights change in ``phase`` (its epochs are training epochs); without a config, the
+        phases named train and self_prediction."""
+        entry = self.phase_entry(phase)
+        if not entry:
+            return phase in ("train", "self_prediction")
+        return entry.get("plastic", "none") != "none"
+
+    def n_classes(self) -> int | None:
+        """Output neurons (classes) of the teacher's population, from the resolved config."""
+        pop = _teacher_population(self)
+        populations = self.config.get("populations")
+        size = populations.get(pop, {}).get("size") if isinstance(populations, dict) and pop else None
+        return int(size) if isinstance(size, int) and size > 0 else None
 
     def seed_label(self, seed_index: int) -> str:
         """``"seed <s>"`` for the circuit at ``seed_index`` of the recordings' seed axis."""
@@ -429,7 +451,8 @@ def _phase_handles(df: pd.DataFrame, phases: Sequence[str]) -> list[Line2D]:
             for p in _order_phases(df["phase"].unique())]
 
 
-def _draw_family(ax: Axes, df: pd.DataFrame, family: str, phases: Sequence[str], phase_legend: bool) -> None:
+def _draw_family(ax: Axes, df: pd.DataFrame, family: str, phases: Sequence[str], phase_legend: bool,
+                 n_classes: int | None = None, teacher_on: Sequence[str] = ()) -> None:
     members = sorted(df["member"].unique())
     dashes = ["-", "--", ":", "-."]
     markers = ["o", "s", "^", "D", "v", "P"]
@@ -455,7 +478,17 @@ def _draw_family(ax: Axes, df: pd.DataFrame, family: str, phases: Sequence[str],
     ax.set_title(title)
     ax.set_ylabel(ylabel)
     if family == "accuracy":
-        ax.set_ylim(max(0.0, ax.get_ylim()[0]), min(100.0, ax.get_ylim()[1]) + 1.0)
+        chance = 100.0 / n_classes if n_classes else None
+        low = ax.get_ylim()[0] if chance is None else min(ax.get_ylim()[0], chance - 5.0)
+        ax.set_ylim(max(0.0, low), min(100.0, ax.get_ylim()[1]) + 1.0)
+        if chance is not None:
+            ax.axhline(chance, color="0.45", lw=1.0, ls=":", zorder=1)
+            ax.annotate(f"chance (1/{n_classes})", (1.0, chance), xycoords=("axes fraction", "data"),
+                        xytext=(-3, 3), textcoords="offset points", ha="right", va="bottom", fontsize="x-small",
+                        color="0.35")
+        if teacher_on:
+            ax.text(0.98, 0.03, f"{', '.join(teacher_on)}: measured with the teacher on", transform=ax.transAxes,
+                    ha="right", va="bottom", fontsize="x-small", color="0.35")
     elif _wants_log(df["value"].to_numpy()):
         ax.set_yscale("log")
     handles = _phase_handles(df, phases) if phase_legend else []
@@ -514,8 +547,12 @@ def plot_learning_curves(run: RunResult, ax: Axes | Sequence[Axes] | None = None
                 raise ValueError(f"{len(families)} metric families ({', '.join(families)}) need as many "
                                  f"axes, got {len(axes)}; pick some with metrics=[...]")
             fig = axes[0].figure
+        n_classes = run.n_classes()
+        teacher_on = [p.replace("_", " ") for p in phases if run.phase_entry(p).get("teacher")
+                      and (df[(df["family"] == "accuracy")]["phase"] == p).any()]
         for family, a in zip(families, axes, strict=False):
-            _draw_family(a, df[df["family"] == family], family, phases, phase_legend=ax is not None)
+            _draw_family(a, df[df["family"] == family], family, phases, phase_legend=ax is not None,
+                         n_classes=n_classes, teacher_on=teacher_on)
             a.set_xlabel("epoch (≤ 0: before training)" if shifted and
                          (df[df["family"] == family]["x"] <= 0).any() else "epoch")
         if ax is None:
@@ -649,6 +686,7 @@ def plot_output_traces(run: RunResult, phase: str = "test", seed_index: int = 0,
             target, target_t = target[target_t >= t0], target_t[target_t >= t0]
     n_out = u.shape[1]
     colours = sns.color_palette("tab10" if n_out <= 10 else "husl", n_out)
+    start = float(t[0]) if len(t) else 0.0  # times are shown from the window's start
     with _style():
         if ax is None:
             fig, ax = plt.subplots(figsize=(8.0, 3.8))
@@ -657,12 +695,15 @@ def plot_output_traces(run: RunResult, phase: str = "test", seed_index: int = 0,
         reduced = run.reduce(var, u) != "none" and n_out == 1
         for i in range(n_out):
             label = f"{var.split('.')[0]} ({run.reduce(var)})" if reduced else f"neuron {i}"
-            ax.plot(t, u[:, i], color=colours[i], lw=1.2, label=label)
-        if target is not None:
+            ax.plot(t - start, u[:, i], color=colours[i], lw=1.2, label=label, zorder=2)
+        if target is not None:  # on top of the outputs, so that a matched target stays visible
             for i in range(min(n_out, target.shape[1])):
-                ax.plot(target_t, target[:, i], color=colours[i], lw=1.4, ls="--", alpha=0.9)
+                ax.plot(target_t - start, target[:, i], color=colours[i], lw=1.6, ls="--", zorder=3)
+            _mark_classes(ax, run, phase, target_t, target, start, colours)
         _plain_time_axis(ax)
-        ax.set_ylabel(f"{var} ({run.units(var).split('(')[-1].rstrip(')') or 'dimensionless'})")
+        ax.set_xlabel("time in the window (ms)" if cropped else "time in the epoch (ms)")
+        unit = run.units(var).split("(")[-1].rstrip(")") or "dimensionless"
+        ax.set_ylabel(f"{_output_words(var)} ({unit})")
         handles, labels = ax.get_legend_handles_labels()
         handles.append(Line2D([], [], color="0.3", lw=1.2, label="output potential (solid)"))
         target_label = "teacher target (dashed)" if target is not None else "no target (teacher off)"
@@ -672,9 +713,51 @@ def plot_output_traces(run: RunResult, phase: str = "test", seed_index: int = 0,
         window = f"last {window_ms:g} ms of " if cropped else ""
         what = "output vs target" if target is not None else "output potential"
         ax.set_title(f"{run.name}: {what} — {phase}, {window}epoch {epoch}, "
-                     f"{run.seed_label(seed_index)}" + (f", batch {batch_index}" if batch_index else ""))
+                     f"{run.seed_label(seed_index)}" + (f", batch {batch_index}" if batch_index else "")
+                     + ("\n(numbers on top: the class of each presentation, the neuron with the high target)"
+                        if target is not None and len(ax.texts) else ""), fontsize="medium",
+                     pad=16 if len(ax.texts) else 6)
         fig.tight_layout()
     return fig
+
+
+#: what an output variable is, in words (the y axis of traces.png)
+OUTPUT_WORDS = {"soma.u": "output somatic potential u", "soma.u_breve": "output rate potential ŭ",
+                "soma.rate": "output rate r = φ(ŭ)"}
+
+
+def _output_words(var: str) -> str:
+    for suffix, words in OUTPUT_WORDS.items():
+        if var.endswith("." + suffix):
+            return words
+    return var
+
+
+def _mark_classes(ax: Axes, run: RunResult, phase: str, t: np.ndarray, target: np.ndarray, start: float,
+                  colours) -> None:
+    """Thin lines between presentations and, above each, its class (the neuron whose target is highest),
+    in that neuron's colour. Presentations are t_pres apart, aligned to where the target changes."""
+    t_pres = run.presentation_ms(phase)
+    finite = np.isfinite(target).all(axis=1)
+    if t_pres is None or target.shape[1] < 2 or len(t) < 2 or not finite.any():
+        return
+    changes = np.flatnonzero(finite[1:] & finite[:-1] & (np.abs(np.diff(target, axis=0)) > 0).any(axis=1))
+    sample = float(np.median(np.diff(t)))
+    anchor = float(t[changes[0] + 1]) - sample if len(changes) else float(t[0]) - sample
+    first = anchor - math.floor((anchor - float(t[0])) / t_pres) * t_pres - t_pres
+    edges = np.arange(first, float(t[-1]) + t_pres, t_pres)
+    if len(edges) > 60:  # too many to label
+        return
+    for left, right in zip(edges[:-1], edges[1:], strict=True):
+        inside = (t > left) & (t <= right) & finite
+        if left > float(t[0]):
+            ax.axvline(left - start, color="0.75", lw=0.6, zorder=1)
+        if inside.sum() * sample < t_pres / 2:  # a presentation cut by the window's edge: no label
+            continue
+        middle = np.flatnonzero(inside)[inside.sum() // 2]
+        k = int(np.argmax(target[middle]))
+        ax.text((max(left, float(t[0])) + min(right, float(t[-1]))) / 2 - start, 1.0, str(k), color=colours[k],
+                transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize="small", fontweight="bold")
 
 
 # ---------------------------------------------------------------------------------------------- apical
@@ -712,81 +795,97 @@ def _readable_log_axis(ax: Axes, values: np.ndarray) -> None:
         ax.yaxis.set_minor_formatter(NullFormatter())
 
 
-def _draw_apical(ax: Axes, run: RunResult, var: str, phases: Sequence[str], seed_index: int,
-                 max_neurons: int, max_neuron_samples: int) -> None:
-    parts = [run.recording(p, var) for p in phases]
-    t = np.concatenate([p[0] for p in parts])
-    values = np.concatenate([p[1][:, :, :1] for p in parts])  # batch 0: phases may differ in batch size
-    order = np.argsort(t, kind="stable")
-    t, values = t[order], values[order]
-    reduce = run.reduce(var, values)
-    if values.ndim >= 4 and len(t) > max_neuron_samples:  # too long to read single neurons: RMS
-        values = np.sqrt(np.nanmean(np.square(values, dtype=float), axis=-1))
-        reduce = "norm"
-        shown = f"RMS over its {parts[0][1].shape[-1]} neurons, per seed"
-    if values.ndim >= 4 and values.shape[3] == 1:  # a single neuron: one line per seed
-        values = values[..., 0]
-        shown = "its only neuron, per seed"
-    if values.ndim >= 4:  # per neuron: one seed, batch 0, a few neurons
-        seed_index = _pick_index(values.shape[1], seed_index, "seed")
-        y = values[:, seed_index, 0, :max_neurons]
-        labels = [f"neuron {i}" for i in range(y.shape[1])]
-        colours = sns.color_palette("crest" if y.shape[1] > 10 else "deep", y.shape[1])
-        subset = values.shape[3] > y.shape[1]
-        shown = f"{run.seed_label(seed_index)}, " + (
-            f"neurons 0–{y.shape[1] - 1} of {values.shape[3]}" if subset else "all neurons")
-    else:  # reduced: one line per seed, batch 0
-        y = values[:, :, 0]
-        labels = [run.seed_label(i) for i in range(y.shape[1])]
-        colours = sns.color_palette("dark", y.shape[1])
-        if parts[0][1].ndim < 4:  # reduced when recorded
-            how = {"norm": "RMS over neurons", "mean": "mean over neurons"}.get(reduce, reduce)
-            shown = f"{how}, per seed"
-    window = max(1, len(t) // 200) if len(t) > 400 else 1
-    smooth = _smooth(y, window)
-    step = _stride(len(t))
-    for i in range(y.shape[1]):
-        if window > 1:
-            ax.plot(t[::step], y[::step, i], color=colours[i], lw=0.5, alpha=0.25)
-        ax.plot(t[::step], smooth[::step, i], color=colours[i], lw=1.3, label=labels[i])
-    if reduce == "norm" and _wants_log(y, decades=0.0):
-        _readable_log_axis(ax, y)
-    spans = _phase_spans(run, var, phases) if len(phases) > 1 else []
-    seen: dict[str, tuple] = {}
-    for phase, t0, t1 in spans:
-        colour = _phase_colour(phase, phases)
-        ax.axvspan(t0, t1, color=colour, alpha=0.10, lw=0, zorder=0)
-        seen.setdefault(phase, colour)
-    handles, _ = ax.get_legend_handles_labels()
-    if window > 1:
-        handles.append(Line2D([], [], color="0.5", lw=0.5, alpha=0.6, label="raw (faint)"))
-        handles.append(Line2D([], [], color="0.2", lw=1.3, label=f"moving mean ({window} samples)"))
-    handles += [Patch(color=c, alpha=0.25, label=f"{p.replace('_', ' ')} phase") for p, c in seen.items()]
+#: the quantity a reduced apical recording holds, in the words of the curves panel
+APICAL_QUANTITY = {"mean_abs": "mean |v_apical|", "norm": "RMS v_apical", "mean": "mean v_apical"}
+
+
+def _apical_series(run: RunResult, phase: str, var: str) -> list[tuple[int, np.ndarray, str]]:
+    """(epoch, values [sample, seed], reduce) per chunk of ``phase``: batch 0, unreduced recordings reduced
+    to mean |v_apical| over neurons (the measure of the apical_norm metric)."""
+    out = []
+    for epoch, _t, values in run.recording_chunks(phase, var):
+        values = values[:, :, :1] if values.ndim >= 3 else values[:, :, None]  # phases may differ in batch
+        reduce = run.reduce(var, values)
+        if values.ndim >= 4:
+            values, reduce = np.nanmean(np.abs(values.astype(float)), axis=-1), "mean_abs"
+        out.append((epoch, values[:, :, 0], reduce))
+    return out
+
+
+def _draw_apical(ax: Axes, run: RunResult, var: str, phases: Sequence[str], max_seeds: int = 10) -> None:
+    """One panel: the apical measure of every seed against epochs, as in the curves panel.
+
+    Phases that learn are continuous lines over fractional epochs (sample i of epoch e at
+    e - 1 + (i + 1) / n), faint per sample with a moving mean on top; evaluation phases (validate,
+    test) are one point per chunk at the epoch they follow, their mean over the chunk."""
+    series = {p: _apical_series(run, p, var) for p in phases}
+    reduces = {r for chunks in series.values() for _, _, r in chunks}
+    reduce = "mean_abs" if reduces == {"mean_abs"} else (reduces.pop() if len(reduces) == 1 else "mean_abs")
+    n_seeds = max(v.shape[1] for chunks in series.values() for _, v, _ in chunks)
+    colours = sns.color_palette("tab10" if n_seeds <= 10 else "husl", n_seeds)
+    markers = {"validate": "o", "test": "D"}
+    styles = ["-", "--", ":"]
+    drawn: list[tuple[str, str, str]] = []  # (phase, linestyle, marker) of what is on the axes
+    everything = []
+    learning = [p for p in phases if run.learning_phase(p)]
+    window = 1
+    for phase in phases:
+        chunks = series[phase]
+        if not chunks:
+            continue
+        if phase in learning:
+            x = np.concatenate([e - 1 + (np.arange(len(v)) + 1) / len(v) for e, v, _ in chunks])
+            y = np.concatenate([v for _, v, _ in chunks])
+            window = max(1, len(x) // 200) if len(x) > 400 else 1
+            smooth = _smooth(y, window)
+            step = _stride(len(x))
+            ls = styles[learning.index(phase) % len(styles)]
+            for i in range(y.shape[1]):
+                if window > 1:
+                    ax.plot(x[::step], y[::step, i], color=colours[i], lw=0.5, alpha=0.25, ls=ls)
+                ax.plot(x[::step], smooth[::step, i], color=colours[i], lw=1.3, ls=ls)
+            drawn.append((phase, ls, ""))
+        else:
+            marker = markers.get(phase, "s")
+            x = np.array([e for e, _, _ in chunks], dtype=float)
+            y = np.stack([np.nanmean(v, axis=0) for _, v, _ in chunks])  # [chunk, seed]
+            for i in range(y.shape[1]):
+                ax.plot(x, y[:, i], color=colours[i], marker=marker, ms=4, ls="none", mec="white", mew=0.5,
+                        zorder=3)
+            drawn.append((phase, "none", marker))
+        everything.append(y.ravel())
+    values = np.concatenate(everything) if everything else np.array([])
+    if reduce in ("mean_abs", "norm") and _wants_log(values, decades=0.0):
+        _readable_log_axis(ax, values)
+    handles = [Line2D([], [], color=colours[i], lw=1.6, label=run.seed_label(i)) for i in range(min(n_seeds,
+                                                                                                   max_seeds))]
+    if n_seeds > max_seeds:
+        handles.append(Line2D([], [], color="none", label=f"… {n_seeds} seeds in all"))
+    handles += [Line2D([], [], color="0.3", ls=ls, marker=marker or None, ms=4, label=p.replace("_", " "))
+                for p, ls, marker in drawn]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
-    _plain_time_axis(ax)
+    ax.set_xlabel("epoch")
     unit = run.units(var).split("(")[-1].rstrip(")") or "dimensionless"
-    quantity = {"norm": "RMS |v_apical|", "mean": "mean v_apical"}.get(reduce, "v_apical")
+    quantity = APICAL_QUANTITY.get(reduce, "v_apical")
     ax.set_ylabel(f"{quantity} ({unit})")
-    where = "all phases" if len(phases) > 1 else f"{phases[0].replace('_', ' ')} phase"
-    ax.set_title(f"{var} — {where} ({shown})")
+    smoothing = f"; faint: every sample, line: moving mean of {window}" if window > 1 else ""
+    ax.set_title(f"{var}: {quantity} over its neurons, per seed{smoothing}", fontsize="medium")
 
 
-def plot_apical(run: RunResult, phase: str | None = None, *, seed_index: int = 0, max_neurons: int = 8,
-                max_neuron_samples: int = 2000, ax: Axes | Sequence[Axes] | None = None) -> Figure:
-    """Apical potentials over time, one panel per recorded ``*.apical.v``.
+def plot_apical(run: RunResult, phase: str | None = None, *, max_seeds: int = 10,
+                ax: Axes | Sequence[Axes] | None = None) -> Figure:
+    """Apical potentials against epochs, one panel per recorded ``*.apical.v``, one colour per seed.
 
-    Reduced recordings (``mean``, ``norm``) are drawn as one line per seed; ``norm`` on a log axis
-    when positive. Unreduced ones show the first ``max_neurons`` neurons of one seed, or, when
-    longer than ``max_neuron_samples`` samples, the RMS over all neurons per seed (as ``norm``).
-    Long traces are drawn faint with a moving mean on top. With ``phase=None`` every phase that recorded the
-    variable is drawn on the run's time axis, the phases shaded in the background.
+    The measure is the curves panel's: mean |v_apical| over the population's neurons (recordings with
+    ``reduce: mean_abs``, or unreduced ones reduced here); older ``norm`` (RMS) or ``mean`` recordings are
+    drawn as recorded and labelled so. Phases that learn are lines over fractional epochs (long ones
+    faint per sample with a moving mean on top); evaluation phases (validate, test) are one point per
+    chunk at the epoch they follow. Positive measures spanning a decade get a log axis.
 
     Args:
         run: the loaded run.
         phase: only this phase; all phases if None.
-        seed_index: circuit shown for unreduced recordings.
-        max_neurons: most neurons drawn for unreduced recordings.
-        max_neuron_samples: longest unreduced recording drawn neuron by neuron.
+        max_seeds: seeds named in the legend (all are drawn).
         ax: an Axes, or one per variable; new figure if None.
 
     Returns:
@@ -815,7 +914,7 @@ def plot_apical(run: RunResult, phase: str | None = None, *, seed_index: int = 0
                 raise ValueError(f"{len(variables)} apical recordings need as many axes, got {len(axes)}")
             fig = axes[0].figure
         for (var, phases), a in zip(variables, axes, strict=False):
-            _draw_apical(a, run, var, phases, seed_index, max_neurons, max_neuron_samples)
+            _draw_apical(a, run, var, phases, max_seeds)
         if ax is None:
             fig.suptitle(f"{run.name}: apical potentials (errors)")
             fig.tight_layout()

@@ -6,7 +6,7 @@ A variable is named ``population.compartment.variable``:
 or ``target`` (the task target of the current stimulus, delayed like the teacher, recorded
 also when the teacher is off). ``*`` as population expands to every
 population that has the compartment. Reductions over neurons: ``none`` (keep all),
-``mean``, ``norm`` (root mean square).
+``mean``, ``norm`` (root mean square), ``mean_abs`` (mean |x|).
 """
 
 from __future__ import annotations

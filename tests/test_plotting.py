@@ -7,6 +7,7 @@ import logging
 import shutil
 from pathlib import Path
 
+import matplotlib.patches
 import numpy as np
 import pandas as pd
 import pytest
@@ -165,7 +166,9 @@ def test_missing_variable_in_one_phase_is_skipped(run_dir: Path, caplog: pytest.
     with pytest.raises(NoData, match="apical"):
         plot_apical(run, phase="train")
     fig = plot_apical(run)  # the test phase still has pyr_1.apical.v (pyr_2 was recorded in train only)
-    assert [ax.get_title().split(" ")[:4] for ax in fig.axes] == [["pyr_1.apical.v", "—", "test", "phase"]]
+    assert [ax.get_title().split(":")[0] for ax in fig.axes] == ["pyr_1.apical.v"]
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "test" in legend and "train" not in legend  # no key for what is not drawn
     with caplog.at_level(logging.INFO, logger="microcircuit"):
         written = plot_run(run_dir)
     assert len(written) == 3  # traces fall back to the test phase, without target
@@ -250,8 +253,9 @@ def test_output_traces(run_dir: Path):
     run = load_run(run_dir)
     fig = plot_output_traces(run, phase="train", seed_index=1)
     ax = fig.axes[0]
-    assert ax.get_xlabel() == "time (ms)"
-    assert "dimensionless" in ax.get_ylabel()
+    assert ax.get_xlabel().startswith("time in the")  # from the shown window's start
+    assert ax.get_ylabel() == "output somatic potential u (dimensionless)"
+    assert min(line.get_xdata()[0] for line in ax.get_lines()) == 0.0
     assert "seed 12" in ax.get_title() and "epoch 2" in ax.get_title()
     assert len(ax.get_lines()) == 6  # 3 outputs + 3 dashed targets
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
@@ -268,9 +272,18 @@ def test_apical_panels(run_dir: Path):
     assert len(fig.axes) == 2
     norm_ax, neuron_ax = fig.axes
     assert norm_ax.get_yscale() == "log"
-    assert len(norm_ax.get_lines()) == len(SEEDS)
-    assert neuron_ax.get_yscale() == "linear"  # signed potentials
-    assert all(ax.get_xlabel() == "time (ms)" and ax.get_legend() is not None for ax in fig.axes)
+    assert norm_ax.get_ylabel() == "RMS v_apical (dimensionless)"  # a norm recording, labelled as such
+    assert neuron_ax.get_ylabel() == "mean |v_apical| (dimensionless)"  # per neuron: the curves' measure
+    assert all(ax.get_xlabel() == "epoch" for ax in fig.axes)  # as in curves.png
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        keys = {t.get_text(): h for t, h in zip(legend.get_texts(), legend.legend_handles, strict=True)}
+        drawn = {tuple(np.round(line.get_color(), 3)) if not isinstance(line.get_color(), str) else
+                 line.get_color() for line in ax.get_lines()}
+        for seed in SEEDS:  # each seed's key has the colour of its lines
+            colour = keys[f"seed {seed}"].get_color()
+            assert (tuple(np.round(colour, 3)) if not isinstance(colour, str) else colour) in drawn
+        assert not any(isinstance(h, matplotlib.patches.Patch) for h in keys.values())  # no shadings
     only_test = plot_apical(run, phase="test")
     assert len(only_test.axes) == 1
 
@@ -288,3 +301,22 @@ def test_apical_across_phases_with_different_batch_sizes(tmp_path: Path):
     fig = plot_apical(load_run(run_dir))
     assert len(fig.axes) == 1 and len(fig.axes[0].get_lines()) >= 1
     assert_png(run_dir / "figures" / "apical.png")
+
+
+def test_bars_figures_mark_classes_chance_and_the_teacher(tmp_path: Path):
+    """On a real bars run: traces.png names the class of each presentation above it; curves.png marks
+    chance (1/3) and says that train accuracy is measured with the teacher on; apical.png is over epochs."""
+    from microcircuit.cli import main
+
+    assert main(["run", "--out", str(tmp_path), "-q", "--no-plot", "--set", "parameters.t_pres=10",
+                 "--set", "protocol.0.epochs=5", "--set", "protocol.0.validate_every=5"]) == 0
+    run = load_run(next(p for p in (tmp_path / "bars_le").iterdir() if p.is_dir()))
+    traces = plot_output_traces(run).axes[0]
+    classes = [t.get_text() for t in traces.texts]
+    assert len(classes) >= 6 and set(classes) <= {"0", "1", "2"}
+    assert traces.get_ylabel() == "output rate potential ŭ (dimensionless)"
+    accuracy = plot_learning_curves(run).axes[0]
+    notes = [t.get_text() for t in accuracy.texts]
+    assert "chance (1/3)" in notes and "train: measured with the teacher on" in notes
+    apical = plot_apical(run).axes[0]
+    assert apical.get_xlabel() == "epoch" and apical.get_ylabel().startswith("mean |v_apical|")
