@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import sys
 import time
@@ -170,6 +171,10 @@ def _execute_dask(tasks: list[Task], workers: int, scheduler: str | None, finish
     quiet.setLevel(logging.ERROR)  # (and its warning that it killed a worker process at shutdown)
     cluster = None
     if scheduler is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if workers > cores:
+            print(f"sweep: note: {workers} workers of one thread each on {cores} core(s) share the cores",
+                  file=sys.stderr, flush=True)
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                dashboard_address=None, silence_logs=logging.ERROR,
                                env={"OMP_NUM_THREADS": "1"})
