@@ -17,7 +17,8 @@ import torch
 
 from microcircuit.model.cells import CELL_TYPES, CellType
 from microcircuit.seeds import rng
-from microcircuit.spec.schema import Phase, Spec
+from microcircuit.spec.schema import FileInit, Phase, Spec
+from microcircuit.spec.weight_files import read_weight_file
 
 
 def tagged(value) -> tuple[str, dict]:
@@ -233,15 +234,22 @@ class Circuit:
         """Initial weights of every weighted projection, [circuit, post, pre], one circuit per seed.
 
         Each circuit's weights come from its own seed (drawn in float64, then cast), so
-        circuit i of a batch equals the same circuit built alone.
+        circuit i of a batch equals the same circuit built alone. A projection with ``init: {file: ...}``
+        is read from its file (circuit i takes entry i of a [circuit, post, pre] array) and draws nothing,
+        so the draws of the other projections shift; give every projection from files to reproduce a run.
         """
         per_circuit: dict[str, list[np.ndarray]] = {n: [] for n, q in self.projections.items() if q.kind == "weighted"}
-        for seed in seeds:
+        from_files = {n: read_weight_file(q.init, n) for n, q in self.projections.items()
+                      if n in per_circuit and isinstance(q.init, FileInit)}
+        for index, seed in enumerate(seeds):
             gen = rng(seed, "weights")
             for name in per_circuit:
                 q = self.projections[name]
                 shape = (self.populations[q.target].size, self.populations[q.source].size)
-                per_circuit[name].append(draw_init(q.init, shape, gen))
+                if name in from_files:  # read, not drawn: it takes no numbers from the circuit's stream
+                    per_circuit[name].append(weights_for_circuit(from_files[name], index, q.init.file, name))
+                else:
+                    per_circuit[name].append(draw_init(q.init, shape, gen))
         weights = {n: torch.as_tensor(np.stack(ws), dtype=dtype, device=device) for n, ws in per_circuit.items()}
         self.apply_tied(weights)
         self.apply_self_predicting(weights, only_marked=True)
@@ -382,6 +390,16 @@ def delay_of(delay) -> tuple[int, int]:
     if isinstance(delay, int):
         return delay, 0
     return delay.steps, delay.jitter
+
+
+def weights_for_circuit(array: np.ndarray, index: int, file: str, projection: str) -> np.ndarray:
+    """Circuit ``index``'s matrix [post, pre] of a weight file's array ([post, pre] or [circuit, post, pre])."""
+    if array.ndim == 2:
+        return array
+    if index >= array.shape[0]:
+        raise ValueError(f"{file}: '{projection}' holds weights of {array.shape[0]} circuit(s), circuit "
+                         f"{index} asked for (fewer --seeds, or [post, pre] weights for every circuit)")
+    return array[index]
 
 
 def draw_init(init, shape: tuple[int, int], gen: np.random.Generator) -> np.ndarray:

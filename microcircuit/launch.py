@@ -61,9 +61,21 @@ def error(message: str) -> None:
 
 
 # ---------------------------------------------------------------------- fingerprints
+def data_identity(experiment: Experiment) -> dict:
+    """The task's data identity, with the checksums of any weight files the spec reads (init: {file})."""
+    from microcircuit.checksums import file_sha256
+    from microcircuit.spec.schema import FileInit
+
+    identity = dict(experiment.task.data_identity())
+    files = sorted({q.init.file for q in experiment.spec.projections.values() if isinstance(q.init, FileInit)})
+    if files:
+        identity["weight_files"] = {f: file_sha256(f) for f in files}
+    return identity
+
+
 def fingerprint(resolved_text: str, experiment: Experiment) -> dict:
     """What a resumed run must find unchanged: the resolved spec, the data and the package version."""
-    return {"spec_sha256": sha256_hex(resolved_text), "data": experiment.task.data_identity(),
+    return {"spec_sha256": sha256_hex(resolved_text), "data": data_identity(experiment),
             "version": microcircuit.__version__}
 
 
@@ -93,7 +105,8 @@ def changed_keys(recorded: Any, current: Any, limit: int = 3) -> str:
 def _data_difference(recorded: dict, current: dict) -> str:
     if recorded.get("source") != current.get("source") or recorded.get("task") != current.get("task"):
         return f"{recorded.get('task')} ({recorded.get('source')}) -> {current.get('task')} ({current.get('source')})"
-    old, new = recorded.get("files", {}), current.get("files", {})
+    old = {**recorded.get("files", {}), **recorded.get("weight_files", {})}
+    new = {**current.get("files", {}), **current.get("weight_files", {})}
     differing = sorted(name for name in {*old, *new} if old.get(name) != new.get(name))
     return "different content in " + ", ".join(differing)
 
@@ -230,7 +243,10 @@ def _verify_and_restore(run_dir: RunDir, argv, progress: bool, load_spec) -> Pre
     if experiment.seeds != manifest["seeds"]:
         raise IntegrityError(f"{path}/manifest.json: seeds {manifest['seeds']} are not those of master seed "
                              f"{manifest['master_seed']}")
-    data = experiment.task.data_identity()
+    try:
+        data = data_identity(experiment)
+    except OSError as err:
+        raise IntegrityError(f"the data cannot be read to check them: {err}") from None
     if data != recorded.get("data"):
         raise IntegrityError(f"the data differ from the run's: {_data_difference(recorded.get('data') or {}, data)}")
     run_dir.manifest = manifest

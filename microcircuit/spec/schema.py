@@ -165,8 +165,17 @@ class ConstantInit(Strict):
     constant: float
 
 
+class FileInit(Strict):
+    """Weights read from a numpy ``.npz`` file (model.md sec. 8): array ``key`` (default: the
+    projection's name), [post, pre] for every circuit or [circuit, post, pre] one per circuit.
+    ``file`` is relative to the spec that names it (an absolute path is allowed)."""
+
+    file: str
+    key: str | None = None
+
+
 # ``self_predicting``: W_pi = -W_down, W_ip = analytic value from the area above (model.md sec. 4).
-InitSpec = Literal["zeros", "self_predicting"] | UniformInit | NormalInit | ConstantInit
+InitSpec = Literal["zeros", "self_predicting"] | UniformInit | NormalInit | ConstantInit | FileInit
 
 
 # ---------------------------------------------------------------- projections

@@ -28,9 +28,11 @@ from microcircuit.spec.schema import (
     ApicalSilencingRule,
     DendriticPredictionRule,
     HebbianAlignmentRule,
+    PalRule,
     Spec,
     TiedRule,
 )
+from microcircuit.spec.weight_files import check_weight_files
 
 #: Activation names of the engine's registry (microcircuit.model.activations.ACTIVATIONS).
 #: That module imports torch, which the spec layer must not, so the names are repeated
@@ -127,6 +129,7 @@ class _Checker:
         self.check_self_predicting()
         self.check_task()
         self.check_inputs()
+        check_weight_files(self.spec, self.error)
         self.check_topology()
         self.check_task_fits()
         self.check_protocol()
@@ -212,6 +215,15 @@ class _Checker:
                     self.warn(("projections", name, "rule"), f"hebbian_alignment on '{name}' learns from the "
                               f"fluctuations of '{self.edges[name].target}', which has no noise",
                               f"give populations.{self.edges[name].target}.noise a value, e.g. 0.05")
+
+            if isinstance(proj.rule, PalRule) and name in self.edges:
+                target = self.edges[name].target
+                post = self.spec.populations[target]
+                noise = post.rate_noise if post.rate_noise is not None else self.spec.defaults.population.rate_noise
+                if not noise:
+                    self.error(("projections", name, "rule"), f"pal on '{name}' correlates the rate noise of "
+                               f"'{target}' with the answer of '{self.edges[name].source}', but '{target}' "
+                               "has no rate_noise", f"give populations.{target}.rate_noise a value, e.g. 0.05")
 
     def _check_tied(self, name: str, to: str) -> None:
         """A tied projection mirrors a weighted projection running the other way (W = W_to^T)."""
@@ -712,6 +724,9 @@ class _Checker:
                       for name, proj in self.spec.projections.items()]
         found += [(("projections", name, "rule", "hebbian_alignment", "tau_hp"), proj.rule.hebbian_alignment.tau_hp)
                   for name, proj in self.spec.projections.items() if isinstance(proj.rule, HebbianAlignmentRule)]
+        found += [(("projections", name, "rule", "pal", key), getattr(proj.rule.pal, key))
+                  for name, proj in self.spec.projections.items() if isinstance(proj.rule, PalRule)
+                  for key in ("tau_hp", "tau_xi")]
         for path, tau in found:  # the message does not name the entry: a copied default is reported once
             if tau is not None and 0.0 < tau < dt:
                 self.error(path, f"{path[-1]} = {tau:g} ms < dt = {dt:g} ms: the low-pass filter's Euler step "

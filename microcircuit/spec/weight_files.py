@@ -1,0 +1,93 @@
+"""Initial weights from files (``init: {file: weights.npz, key: ...}``): path anchoring and checks.
+
+A weight file is a numpy ``.npz`` archive (``numpy.savez``), read without pickles. Its path is made
+absolute, relative to the spec file that wrote it, when the spec is resolved, so that the resolved
+spec of a run directory still finds it; the arrays are checked (present, shape, finite) when the
+spec is validated, each problem located at the ``file`` key.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Callable
+from pathlib import Path as FsPath
+from typing import Any
+
+import numpy as np
+
+from microcircuit.spec.loader import SourceMap
+from microcircuit.spec.schema import FileInit, Spec
+
+
+def anchor_weight_files(data: dict[str, Any], smap: SourceMap) -> None:
+    """Make every relative ``init.file`` of ``data`` absolute, relative to the file that wrote it
+    (the working folder for a ``--set``)."""
+    places = [(("projections", name), proj) for name, proj in (data.get("projections") or {}).items()]
+    places.append((("defaults", "projection"), (data.get("defaults") or {}).get("projection")))
+    for path, holder in places:
+        init = holder.get("init") if isinstance(holder, dict) else None
+        if not isinstance(init, dict) or not isinstance(init.get("file"), str):
+            continue
+        file = init["file"]
+        if os.path.isabs(file):
+            continue
+        _, mark = smap.locate(path + ("init", "file"))
+        written_in = mark.file if mark is not None else ""
+        base = FsPath(written_in).parent if written_in and not written_in.startswith("<") else FsPath.cwd()
+        init["file"] = os.path.normpath(os.path.abspath(base / file))
+
+
+def read_weight_file(init: FileInit, projection: str) -> np.ndarray:
+    """The array of ``init`` as float64, [post, pre] or [circuit, post, pre].
+
+    Raises:
+        ValueError: naming the file: unreadable, not an .npz archive, no such array (listing those
+            there), an array of the wrong rank, or values that are not finite.
+    """
+    key = init.key or projection
+    try:
+        archive = np.load(init.file, allow_pickle=False)
+    except FileNotFoundError:
+        raise ValueError(f"{init.file}: no such file") from None
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError) as err:  # (ValueError: pickled or garbage)
+        raise ValueError(f"{init.file}: cannot be read as an .npz archive ({type(err).__name__})") from None
+    if not hasattr(archive, "files"):
+        raise ValueError(f"{init.file}: a single array, expected an .npz archive (numpy.savez)")
+    with archive:
+        if key not in archive.files:
+            raise ValueError(f"{init.file}: no array '{key}' (arrays: {', '.join(archive.files) or 'none'})")
+        try:
+            array = np.asarray(archive[key])
+        except (OSError, zipfile.BadZipFile, EOFError, ValueError) as err:
+            raise ValueError(f"{init.file}: array '{key}' cannot be read ({type(err).__name__})") from None
+    if array.dtype.kind not in "fiu" or array.ndim not in (2, 3):
+        raise ValueError(f"{init.file}: '{key}' is a {array.dtype} array of shape {array.shape}; expected "
+                         "numbers of shape [post, pre] or [circuit, post, pre]")
+    array = array.astype(np.float64)
+    if not np.isfinite(array).all():
+        raise ValueError(f"{init.file}: '{key}' holds NaN or infinite values")
+    return array
+
+
+def check_weight_files(spec: Spec, error: Callable[[tuple, str, str], None]) -> None:
+    """Report every ``init: {file: ...}`` whose array cannot be read or has the wrong [post, pre] shape."""
+    for name, proj in spec.projections.items():
+        if not isinstance(proj.init, FileInit):
+            continue
+        path = ("projections", name, "init", "file")
+        try:
+            array = read_weight_file(proj.init, name)
+        except ValueError as err:
+            error(path, str(err), "save it with numpy.savez(file, name=array)")
+            continue
+        target, source = proj.target.split(".")[0], proj.source.split(".")[0]
+        pops = spec.populations
+        if target in pops and source in pops:
+            expected = (pops[target].size, pops[source].size)
+            if tuple(array.shape[-2:]) != expected:
+                error(path, f"'{proj.init.key or name}' in {proj.init.file} has shape {list(array.shape)}, "
+                      f"projection '{name}' needs [post, pre] = {list(expected)} (or [circuit, post, pre])", "")
+
+
+__all__ = ["anchor_weight_files", "check_weight_files", "read_weight_file"]
