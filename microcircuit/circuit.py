@@ -17,8 +17,8 @@ import torch
 
 from microcircuit.model.cells import CELL_TYPES, CellType
 from microcircuit.seeds import rng
+from microcircuit.spec.data_files import read_weight_file
 from microcircuit.spec.schema import FileInit, Phase, Spec
-from microcircuit.spec.weight_files import read_weight_file
 
 
 def tagged(value) -> tuple[str, dict]:

@@ -35,6 +35,7 @@ from microcircuit.recording import Recorder
 from microcircuit.reference.alignment import AlignmentProbe
 from microcircuit.seeds import circuit_seeds, derived_seeds, rng
 from microcircuit.spec.conventions import average_from_steps, resets_state
+from microcircuit.spec.data_files import read_order_file
 from microcircuit.spec.schema import Phase, Spec
 from microcircuit.tasks import Architecture, Split, make_task
 
@@ -159,6 +160,8 @@ class Experiment:
                                  f"presentation (average_from), but a presentation lasts t_pres = {phase.t_pres} steps")
         arch = architecture(self.circuit)
         self.splits: dict[str, Split] = self.task.splits(arch)
+        #: phase index -> given stimulus order [circuit, epoch, sample] (phases with ``order: {file}``)
+        self.orders = {k: self._given_order(phase) for k, phase in enumerate(spec.protocol) if phase.order}
         # tasks with a known generating network (teacher) report how far the student's W_up are from it
         self.reference_weights = (
             {q.name: torch.as_tensor(w, dtype=self.dtype, device=self.device)
@@ -180,6 +183,26 @@ class Experiment:
         #: a context in which writes at epoch boundaries run; the command line defers signals in it
         self.critical: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
         self._last_checkpoint = time.monotonic()
+
+    def _given_order(self, phase: Phase) -> np.ndarray:
+        """The order file of ``phase`` as [circuit, epoch, sample], checked against the phase's data."""
+        order = read_order_file(phase.order)
+        n, epochs, circuits = self._n_samples(phase), phase.epochs, len(self.seeds)
+        where = f"{phase.order.file} (order of phase '{phase.phase}')"
+        if order.ndim == 1:
+            order = np.broadcast_to(order, (circuits, epochs, order.shape[0]))
+        elif order.ndim == 2:
+            if order.shape[0] < epochs:
+                raise ValueError(f"{where}: {order.shape[0]} epoch row(s), the phase has {epochs} epochs")
+            order = np.broadcast_to(order[:epochs], (circuits, epochs, order.shape[1]))
+        elif order.shape[0] != circuits or order.shape[1] < epochs:
+            raise ValueError(f"{where}: shape {list(order.shape)}, expected [{circuits} circuits, >= {epochs} "
+                             "epochs, samples]")
+        if order.shape[2] != n:
+            raise ValueError(f"{where}: {order.shape[2]} indices per epoch, the phase presents {n} samples")
+        if order.size and (order.min() < 0 or order.max() >= n):
+            raise ValueError(f"{where}: indices must lie in 0..{n - 1}, found {order.min()}..{order.max()}")
+        return np.ascontiguousarray(order[:, :epochs])
 
     # ------------------------------------------------------------------ manifest
     def manifest(self, argv: list[str] | None = None) -> dict:
@@ -278,7 +301,8 @@ class Experiment:
         for epoch in range(first_epoch, phase.epochs + 1):
             self._bar.set_description(f"{phase.phase} {epoch}/{phase.epochs}", refresh=False)
             label_epoch = self.trained_epochs if evaluation else epoch
-            self.present_epoch(phase.phase, label_epoch, data, phase, plan, shuffle=phase.shuffle)
+            given = self.orders[index][:, epoch - 1] if index in self.orders else None
+            self.present_epoch(phase.phase, label_epoch, data, phase, plan, shuffle=phase.shuffle, order=given)
             if not evaluation and phase.teacher:
                 self.trained_epochs += 1
             if phase.validate_every and epoch % phase.validate_every == 0:
@@ -298,15 +322,18 @@ class Experiment:
             minutes and time.monotonic() - self._last_checkpoint >= 60.0 * minutes)
 
     def present_epoch(self, name: str, epoch: int, data: PhaseData, phase: Phase, plan: PhasePlan,
-                      shuffle: bool) -> None:
-        """Present every stimulus of ``data`` once, then log the epoch's metrics.
+                      shuffle: bool, order: np.ndarray | None = None) -> None:
+        """Present every stimulus of ``data`` once, then log the epoch's metrics. ``order``: the sample
+        indices [circuit, sample] from the phase's order file (else drawn by ``shuffle``).
 
         Presentations run in chunks of up to ``CHECK_EVERY`` per engine call (one at a time while the
         alignment probe measures), with a divergence check after each chunk."""
         sim = self.sim
         n_circuits = len(self.seeds)
         n = data.inputs.shape[1]
-        if shuffle:
+        if order is not None:
+            pass  # given (from a file): the order streams are not drawn from
+        elif shuffle:
             order = np.stack([g.permutation(n) for g in self.order_rngs])
         else:
             order = np.broadcast_to(np.arange(n), (n_circuits, n))

@@ -62,14 +62,15 @@ def error(message: str) -> None:
 
 # ---------------------------------------------------------------------- fingerprints
 def data_identity(experiment: Experiment) -> dict:
-    """The task's data identity, with the checksums of any weight files the spec reads (init: {file})."""
+    """The task's data identity, with the checksums of the weight and order files the spec reads."""
     from microcircuit.checksums import file_sha256
     from microcircuit.spec.schema import FileInit
 
     identity = dict(experiment.task.data_identity())
-    files = sorted({q.init.file for q in experiment.spec.projections.values() if isinstance(q.init, FileInit)})
+    files = {q.init.file for q in experiment.spec.projections.values() if isinstance(q.init, FileInit)}
+    files |= {phase.order.file for phase in experiment.spec.protocol if phase.order is not None}
     if files:
-        identity["weight_files"] = {f: file_sha256(f) for f in files}
+        identity["spec_files"] = {f: file_sha256(f) for f in sorted(files)}
     return identity
 
 
@@ -105,8 +106,8 @@ def changed_keys(recorded: Any, current: Any, limit: int = 3) -> str:
 def _data_difference(recorded: dict, current: dict) -> str:
     if recorded.get("source") != current.get("source") or recorded.get("task") != current.get("task"):
         return f"{recorded.get('task')} ({recorded.get('source')}) -> {current.get('task')} ({current.get('source')})"
-    old = {**recorded.get("files", {}), **recorded.get("weight_files", {})}
-    new = {**current.get("files", {}), **current.get("weight_files", {})}
+    old = {**recorded.get("files", {}), **recorded.get("spec_files", {})}
+    new = {**current.get("files", {}), **current.get("spec_files", {})}
     differing = sorted(name for name in {*old, *new} if old.get(name) != new.get(name))
     return "different content in " + ", ".join(differing)
 

@@ -76,3 +76,42 @@ def test_per_circuit_weights_for_fewer_circuits_than_seeds(tmp_path):
     path = spec_file(tmp_path, "projections:\n  up_1: {init: {file: w.npz}}\n")
     with pytest.raises(ValueError, match=r"holds weights of 2 circuit\(s\), circuit 2 asked for"):
         Experiment(load_spec(path, FAST)[0], RunOptions(n_seeds=3, progress=False))
+
+
+# ---------------------------------------------------------------------- stimulus order from a file
+def test_a_given_order_that_equals_the_drawn_one_is_the_same_run(tmp_path):
+    """The package's own orders (drawn from each circuit's order stream), saved as [circuit, epoch, sample]
+    for the training and test phases and read back, reproduce the run exactly."""
+    from microcircuit.seeds import rng
+
+    original = Experiment(load_spec(CIRCUITS / "bars_le.yaml", FAST)[0], RunOptions(n_seeds=2, progress=False))
+    original.run()
+    streams = [rng(seed, "order") for seed in original.seeds]
+    train = np.stack([[g.permutation(8) for _ in range(3)] for g in streams])  # 3 epochs of 8 patterns
+    test = np.stack([[g.permutation(8)] for g in streams])
+    np.save(tmp_path / "train.npy", train)
+    np.savez(tmp_path / "test.npz", order=test)
+    path = spec_file(tmp_path, "")
+    again = Experiment(load_spec(path, [*FAST, f"protocol.0.order={{file: {tmp_path / 'train.npy'}}}",
+                                        f"protocol.1.order={{file: {tmp_path / 'test.npz'}}}"])[0],
+                       RunOptions(n_seeds=2, progress=False))
+    again.run()
+    for name, w in original.sim.state.weights.items():
+        assert torch.equal(w, again.sim.state.weights[name]), name
+    assert original.result.rows == again.result.rows
+
+
+def test_a_text_order_file_and_its_checks(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a --set path is relative to the working folder
+    (tmp_path / "order.txt").write_text("0 1 2 3 4 5 6 7\n7 6 5 4 3 2 1 0\n")
+    spec = load_spec(CIRCUITS / "bars_le.yaml", [*FAST, "protocol.0.epochs=2", "protocol.0.order={file: order.txt}"])[0]
+    assert spec.protocol[0].order.file == str(tmp_path / "order.txt")
+    experiment = Experiment(spec, RunOptions(n_seeds=1, progress=False))
+    assert experiment.orders[0].tolist() == [[[0, 1, 2, 3, 4, 5, 6, 7], [7, 6, 5, 4, 3, 2, 1, 0]]]
+    for text, message in (("0 1 2\n0 1 2\n", "3 indices per epoch, the phase presents 8 samples"),
+                          ("0 1 2 3 4 5 6 9\n0 1 2 3 4 5 6 7\n", r"indices must lie in 0\.\.7"),
+                          ("0 1 2 3 4 5 6 7\n", r"1 epoch row\(s\), the phase has 2 epochs"),
+                          ("0 1 2 3 4 5 6 7.5\n0 1 2 3 4 5 6 7\n", "expected whole sample indices")):
+        (tmp_path / "order.txt").write_text(text)
+        with pytest.raises(ValueError, match=message):
+            Experiment(spec, RunOptions(n_seeds=1, progress=False))

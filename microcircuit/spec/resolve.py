@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from microcircuit.model.cells import CELL_TYPES
+from microcircuit.spec.data_files import anchor_files
 from microcircuit.spec.errors import Problem, SpecError, did_you_mean, listing
 from microcircuit.spec.loader import (
     COMMAND_LINE,
@@ -41,7 +42,6 @@ from microcircuit.spec.loader import (
 from microcircuit.spec.presets import PRESETS, apply_preset
 from microcircuit.spec.schema import PopulationDefaults, ProjectionDefaults, Spec
 from microcircuit.spec.structural import child_type, describe_value, is_choice, is_container, key_names
-from microcircuit.spec.weight_files import anchor_weight_files
 
 REFERENCE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 #: Keys whose string values are free text, never references.
@@ -72,7 +72,7 @@ def resolve(data: dict[str, Any], smap: SourceMap, overrides: Sequence[str] = ()
         findings.add(problem, ("preset",))
     resolve_references(data, smap, findings)
     fill_defaults(data, smap, findings)
-    anchor_weight_files(data, smap)
+    anchor_files(data, smap)
     return findings
 
 

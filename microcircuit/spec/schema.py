@@ -366,6 +366,15 @@ class Conventions(Strict):
 
 
 # ---------------------------------------------------------------- protocol
+class OrderFile(Strict):
+    """A given stimulus order (model.md sec. 8): sample indices [epoch, sample] or [sample] (every
+    epoch the same), or [circuit, epoch, sample], in a ``.npy``, an ``.npz`` (array ``key``, default
+    ``order``) or a text file (one epoch per line). ``file`` is relative to the spec that names it."""
+
+    file: str
+    key: str | None = None
+
+
 class Phase(Strict):
     """One protocol phase.
 
@@ -401,6 +410,8 @@ class Phase(Strict):
     average_from: NonNegFloat | Literal["reference_lag"] | None = None
     #: reset the neurons (not the weights) when the phase starts (None: the spec's conventions)
     reset_state: bool | None = None
+    #: the stimulus order from a file instead of shuffling (or not) with the circuit's order stream
+    order: OrderFile | None = None
 
     @property
     def eta_factor(self) -> float:

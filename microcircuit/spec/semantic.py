@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from microcircuit.model.cells import CELL_TYPES, CellType
+from microcircuit.spec.data_files import check_weight_files
 from microcircuit.spec.errors import Problem, did_you_mean, listing
 from microcircuit.spec.loader import Path, SourceMap, is_under
 from microcircuit.spec.schema import (
@@ -32,7 +33,6 @@ from microcircuit.spec.schema import (
     Spec,
     TiedRule,
 )
-from microcircuit.spec.weight_files import check_weight_files
 
 #: Activation names of the engine's registry (microcircuit.model.activations.ACTIVATIONS).
 #: That module imports torch, which the spec layer must not, so the names are repeated

@@ -1,4 +1,4 @@
-"""Initial weights from files (``init: {file: weights.npz, key: ...}``): path anchoring and checks.
+"""Initial weights and stimulus orders from files (``init: {file: ...}``, ``order: {file: ...}``).
 
 A weight file is a numpy ``.npz`` archive (``numpy.savez``), read without pickles. Its path is made
 absolute, relative to the spec file that wrote it, when the spec is resolved, so that the resolved
@@ -17,25 +17,59 @@ from typing import Any
 import numpy as np
 
 from microcircuit.spec.loader import SourceMap
-from microcircuit.spec.schema import FileInit, Spec
+from microcircuit.spec.schema import FileInit, OrderFile, Spec
 
 
-def anchor_weight_files(data: dict[str, Any], smap: SourceMap) -> None:
-    """Make every relative ``init.file`` of ``data`` absolute, relative to the file that wrote it
-    (the working folder for a ``--set``)."""
-    places = [(("projections", name), proj) for name, proj in (data.get("projections") or {}).items()]
-    places.append((("defaults", "projection"), (data.get("defaults") or {}).get("projection")))
-    for path, holder in places:
-        init = holder.get("init") if isinstance(holder, dict) else None
-        if not isinstance(init, dict) or not isinstance(init.get("file"), str):
+def anchor_files(data: dict[str, Any], smap: SourceMap) -> None:
+    """Make every relative ``init.file`` (weights) and ``protocol.N.order.file`` (stimulus order) of
+    ``data`` absolute, relative to the file that wrote it (the working folder for a ``--set``)."""
+    places = [(("projections", name), proj, "init") for name, proj in (data.get("projections") or {}).items()]
+    places.append((("defaults", "projection"), (data.get("defaults") or {}).get("projection"), "init"))
+    protocol = data.get("protocol")
+    if isinstance(protocol, list):
+        places += [(("protocol", k), phase, "order") for k, phase in enumerate(protocol)]
+    for path, holder, key in places:
+        entry = holder.get(key) if isinstance(holder, dict) else None
+        if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
             continue
-        file = init["file"]
+        file = entry["file"]
         if os.path.isabs(file):
             continue
-        _, mark = smap.locate(path + ("init", "file"))
+        _, mark = smap.locate(path + (key, "file"))
         written_in = mark.file if mark is not None else ""
         base = FsPath(written_in).parent if written_in and not written_in.startswith("<") else FsPath.cwd()
-        init["file"] = os.path.normpath(os.path.abspath(base / file))
+        entry["file"] = os.path.normpath(os.path.abspath(base / file))
+
+
+def read_order_file(order: OrderFile) -> np.ndarray:
+    """The sample indices of an order file as int64, [sample], [epoch, sample] or [circuit, epoch, sample].
+
+    Raises:
+        ValueError: naming the file: missing, unreadable, no such array, not integers, or of rank > 3.
+    """
+    path = FsPath(order.file)
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                key = order.key or "order"
+                if key not in archive.files:
+                    raise ValueError(f"{path}: no array '{key}' (arrays: {', '.join(archive.files) or 'none'})")
+                array = np.asarray(archive[key])
+        elif path.suffix == ".npy":
+            array = np.load(path, allow_pickle=False)
+        else:
+            array = np.loadtxt(path, dtype=np.float64, ndmin=2)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError) as err:
+        if isinstance(err, ValueError) and str(err).startswith(str(path)):
+            raise
+        raise ValueError(f"{path}: cannot be read as an order file ({type(err).__name__})") from None
+    if array.ndim not in (1, 2, 3) or array.dtype.kind not in "fiu" or not np.all(np.isfinite(array)) \
+            or not np.all(array == np.round(array)):
+        raise ValueError(f"{path}: expected whole sample indices of shape [sample], [epoch, sample] or "
+                         f"[circuit, epoch, sample], got {array.dtype} of shape {array.shape}")
+    return array.astype(np.int64)
 
 
 def read_weight_file(init: FileInit, projection: str) -> np.ndarray:
@@ -90,4 +124,4 @@ def check_weight_files(spec: Spec, error: Callable[[tuple, str, str], None]) -> 
                       f"projection '{name}' needs [post, pre] = {list(expected)} (or [circuit, post, pre])", "")
 
 
-__all__ = ["anchor_weight_files", "check_weight_files", "read_weight_file"]
+__all__ = ["anchor_files", "check_weight_files", "read_order_file", "read_weight_file"]
