@@ -197,20 +197,24 @@ def test_dry_run_prints_runs_and_simulations_and_the_directory_last(tmp_path, ca
 
 
 # ---------------------------------------------------------------------- executors
-def test_in_process_and_a_local_cluster_give_the_same_table(tmp_path):
+def test_in_process_and_a_local_cluster_give_the_same_table(tmp_path, capsys):
+    """The same sweep in this process and, through ``microcircuit sweep --scheduler``, on a LocalCluster of two
+    worker processes that the test starts on loopback: the same tables, byte for byte."""
     from distributed import LocalCluster
 
     path = sweep_file(tmp_path, SMALL, sets="  protocol.0.epochs: 3\n")
     alone = execute(plan(load_sweep(path)), tmp_path / "inproc", quiet=True)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster:
-        remote = execute(plan(load_sweep(path)), tmp_path / "cluster", scheduler=cluster.scheduler_address,
-                         quiet=True)
+        assert cli(["sweep", str(path), "--out", str(tmp_path / "cluster"), "--scheduler",
+                    cluster.scheduler_address, "-q"]) == 0
+    cluster_dir = tmp_path / "cluster" / "small"
+    assert capsys.readouterr().out.splitlines()[-1] == str(cluster_dir)
     assert len(alone) == 4 * 2 * 2
-    pd.testing.assert_frame_equal(alone, remote)
-    assert (tmp_path / "inproc" / "results.csv").read_text() == (tmp_path / "cluster" / "results.csv").read_text()
-    assert (tmp_path / "inproc" / "curves.csv").read_text() == (tmp_path / "cluster" / "curves.csv").read_text()
-    table = pd.read_csv(tmp_path / "cluster" / "results.csv")
+    assert (tmp_path / "inproc" / "results.csv").read_text() == (cluster_dir / "results.csv").read_text()
+    assert (tmp_path / "inproc" / "curves.csv").read_text() == (cluster_dir / "curves.csv").read_text()
+    pd.testing.assert_frame_equal(alone, pd.read_csv(cluster_dir / "results.csv"))
+    table = pd.read_csv(cluster_dir / "results.csv")
     assert list(table.columns) == ["run", "t_pres", "eta", "seed", "metric", "value"]
 
 
