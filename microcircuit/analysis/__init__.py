@@ -6,6 +6,7 @@ Each program is a module with ``main(argv) -> int``, runnable as ``microcircuit 
 
 #: analysis program name -> module
 ANALYSES: dict[str, str] = {
+    "alignment_learning": "microcircuit.analysis.alignment_learning",
     "error_vs_backprop": "microcircuit.analysis.error_vs_backprop",
     "latency_vs_depth": "microcircuit.analysis.latency_vs_depth",
     "mimic": "microcircuit.analysis.mimic",
@@ -17,6 +18,7 @@ ANALYSES: dict[str, str] = {
 #: analysis program name -> one line on what it shows (``microcircuit analyse --help``; the programs
 #: load torch, so their docstrings are not read for the listing)
 SUMMARIES: dict[str, str] = {
+    "alignment_learning": "learned top-down weights (fixed, hebbian_alignment, pal, tied) against (W^up)^T",
     "error_vs_backprop": "dendritic errors and weight updates against backprop, over nudging and training",
     "latency_vs_depth": "how long circuits of depth 1..8 need to answer a new input (LE against orig)",
     "mimic": "a student microcircuit learns a random teacher's map (Haider 2021, Fig. 5)",

@@ -34,6 +34,8 @@ class Rule:
     prediction_from: ClassVar[str | None] = None
     #: names of the rule's own filter tensors, kept per projection in the simulator state
     memory_names: ClassVar[tuple[str, ...]] = ()
+    #: True for rules that read their target population's rate noise of the step (``direction(noise=...)``)
+    reads_noise: ClassVar[bool] = False
 
     def __init__(self, params: dict | None = None):
         self.params = dict(params or {})
@@ -69,6 +71,9 @@ class Rule:
             dt: the time step (ms), for rules with internal filters.
             memory: the rule's own filter state for this projection (tensors named in ``memory_names``,
                 kept in the simulator state and checkpointed); empty at the start of a phase.
+
+        Rules with ``reads_noise`` also get ``noise``: the target population's rate-potential noise of
+        this step, [circuit, batch, post], or None where the population has none.
         """
         raise NotImplementedError
 
@@ -146,3 +151,45 @@ class HebbianAlignment(Rule):
         low_post += alpha * (post_prediction - low_post)
         low_pre += alpha * (pre_rate - low_pre)
         return batch_outer(post_prediction - low_post, pre_rate - low_pre) - self.decay * weights
+
+
+@RULES.register("pal")
+class PhaselessAlignment(Rule):
+    """Phaseless alignment learning (Max et al. 2024; model.md sec. 3a) of top-down weights
+    W^down_k [post = area k, pre = area k+1], always on:
+
+        e_k     <- e_k + (dt / tau_xi) (xi_k - e_k)              noise trace of area k
+        hp(r)   = r_{k+1} - lowpass_{tau_hp}(r_{k+1})            high-passed rate of area k+1
+        dW/dt   = eta (mean_b e_k hp(r_{k+1})^T - decay W)
+
+    xi_k, [circuit, batch, post], is this step's noise on area k's rate potential (the population's
+    ``rate_noise`` draw, potential units), handed to the rule by the engine (``reads_noise``). Area k
+    transmits it, so area k+1 answers with D_{k+1} c_{k+1} W^up_{k+1} D_k xi_k one or more steps later
+    (D = diag phi'); the trace bridges that lag, and the expectation of the correlation is proportional
+    to (W^up_{k+1})^T: W turns towards it, and ``decay`` (1/ms, the paper's alpha) removes the initial
+    weights and keeps the norm bounded. Time constants in ms; the filters start afresh with each phase.
+    """
+
+    name = "pal"
+    prediction_from = None
+    memory_names = ("trace", "low_pre")
+    reads_noise = True
+
+    def __init__(self, params: dict | None = None):
+        super().__init__(params)
+        self.tau_hp = float(self.params.get("tau_hp", 1.0))
+        self.tau_xi = float(self.params.get("tau_xi", 0.3))
+        self.decay = float(self.params.get("decay", 1e-3))
+
+    def direction(self, post_rate, post_prediction, dendrite, pre_rate, weights, dt, memory,
+                  noise: torch.Tensor | None = None):
+        if "low_pre" not in memory:  # a phase starts with the high-pass at rest (hp = 0) and no trace
+            memory["low_pre"] = pre_rate.clone()
+            memory["trace"] = torch.zeros_like(post_rate)
+        trace, low_pre = memory["trace"], memory["low_pre"]
+        if noise is not None:
+            trace += (dt / self.tau_xi) * (noise - trace)  # e_k: noise trace
+        else:
+            trace -= (dt / self.tau_xi) * trace
+        low_pre += (dt / self.tau_hp) * (pre_rate - low_pre)
+        return batch_outer(trace, pre_rate - low_pre) - self.decay * weights  # model.md sec. 3a, dW/dt / eta
