@@ -558,8 +558,9 @@ class Simulator:
             a :class:`Presented` with the presentation-averaged outputs, the apical means and the
             probe samples; the compiled path gives the same numbers as the eager one (tests).
         """
-        if self.engine == "compiled":  # (an averaging window makes the engine eager: fused.unsupported_features)
-            return present_fused(self, stimuli, targets, steps, plan, probes, step_offset, apical, teacher)
+        if self.engine == "compiled":
+            return present_fused(self, stimuli, targets, steps, plan, probes, step_offset, apical, teacher,
+                                 average_from)
         samples: list[list[torch.Tensor]] = [[] for _ in probes]
         sample_steps: list[list[int]] = [[] for _ in probes]
 

@@ -24,7 +24,6 @@ import numpy as np
 import torch
 
 from microcircuit.model.dynamics import LatentEquilibrium, Orig
-from microcircuit.spec.conventions import average_from_steps
 from microcircuit.state import PhasePlan, Presented, Probe, as_phase_plan
 
 if TYPE_CHECKING:
@@ -64,13 +63,6 @@ def unsupported_features(sim: Simulator) -> list[str]:
             found.append(f"dynamics '{soma.dynamics.name}' (population '{soma.name}')")
         if c.populations[soma.name].activation not in ACTIVATION_CODES:
             found.append(f"activation '{c.populations[soma.name].activation}' (population '{soma.name}')")
-    conventions = sim.conventions  # (reset_state and teacher_delay work on both engines)
-    for key, package in (("initial_target", "first"), ("teacher_switch", "boundary"),
-                         ("teacher_off_relaxation", "dendritic")):
-        if getattr(conventions, key) != package:
-            found.append(f"conventions.{key}: {getattr(conventions, key)}")
-    if any(average_from_steps(c.spec, phase, sim.output_is_le) for phase in c.spec.protocol):
-        found.append("an output averaging window (average_from)")
     return found
 
 
@@ -224,7 +216,7 @@ def _circuit_first(x: np.ndarray) -> torch.Tensor:
 
 def present_fused(sim: Simulator, stimuli: torch.Tensor, targets: torch.Tensor | None, steps: int,
                   plan: PhasePlan, probes: list[Probe], step_offset: int, apical: list[str],
-                  teacher: bool) -> Presented:
+                  teacher: bool, average_from: int = 0) -> Presented:
     """:meth:`Simulator.present_many` on the kernel: pack the state, integrate, write it back.
 
     The kernel's arrays hold the circuit as their last (innermost, contiguous) dimension, so that
@@ -271,6 +263,8 @@ def present_fused(sim: Simulator, stimuli: torch.Tensor, targets: torch.Tensor |
 
     target_f, target_set = target_array(st.target)
     last, last_set = target_array(st.last_target)
+    if not last_set and sim.conventions.initial_target == "zero" and targets is not None:
+        last_set = True  # before a run's first presentation the delayed target is zero (model.md sec. 9)
     applied, _ = target_array(st.applied_target)
     flags = np.array([target_set, last_set, st.applied_target is not None], dtype=np.int64)
 
@@ -358,9 +352,13 @@ def present_fused(sim: Simulator, stimuli: torch.Tensor, targets: torch.Tensor |
     apical_out = np.zeros((n_pres, len(apical), n_c), dtype=np.float64)
     delays = sim.target_delays.cpu().numpy().astype(np.int64)
     scalars = np.array([sim.dt, sim.input_tau_0, sim.teacher_tau_0, plan.tau_r_eta], dtype=np.float64)
+    conventions = sim.conventions
+    teacher_before = teacher
+    if conventions.teacher_switch == "delayed" and st.last_teacher is not None:
+        teacher_before = bool(st.last_teacher)
     config = np.array([steps, int(sim.propagating), int(teacher), int(has_targets), int(sim.has_noise),
                        lay.pop_off[sim.input], c.populations[sim.input].size, lay.pop_off[sim.output], n_out,
-                       step_offset], dtype=np.int64)
+                       step_offset, int(teacher_before), int(sim.relax_with_teacher), average_from], dtype=np.int64)
     t = lay.ints
     _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
             rate, pot, sent, vd, weights, dwf, factor, target_f, last, applied, flags,
@@ -414,6 +412,8 @@ def present_fused(sim: Simulator, stimuli: torch.Tensor, targets: torch.Tensor |
     st.target = _circuit_first(target_f) if flags[0] else None
     st.last_target = _circuit_first(last) if flags[1] else None
     st.applied_target = _circuit_first(applied) if flags[2] else None
+    if n_pres:
+        st.last_teacher = torch.tensor(bool(teacher))
     samples, sample_steps = [], []
     for k, probe in enumerate(probes):
         count, width = counts[k]
@@ -539,6 +539,12 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
     """
     steps, propagating, teacher, has_targets, has_noise = config[0], config[1], config[2], config[3], config[4]
     in_off, in_size, out_off, n_out, step_offset = config[5], config[6], config[7], config[8], config[9]
+    # conventions (model.md sec. 9): the teacher flag before this call's first presentation (the delayed switch), the
+    # output's teacher-off relaxation with g_som, the step from which the output is averaged
+    teacher_before, relax_with_teacher, average_from = config[10], config[11], config[12]
+    max_delay = 0
+    for c in range(delays.shape[0]):
+        max_delay = max(max_delay, delays[c])
     dt, input_tau_0, teacher_tau_0, tau_r_eta = scalars[0], scalars[1], scalars[2], scalars[3]
     n_pres, n_b, n_c = stim.shape[0], stim.shape[1], stim.shape[3]
     n_somas = soma_pop_off.shape[0]
@@ -568,6 +574,7 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
                             rate[b, in_off + j, c] = stim[p, b, j, c]
             # the target of this step: the previous presentation's during the first delay steps
             teach = False
+            teacher_now = teacher_before if p == 0 and i < max_delay else teacher
             if has_targets:
                 for b in range(n_b):
                     for j in range(n_out):
@@ -575,7 +582,7 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
                             use_last = flags[1] == 1 and i < delays[c]
                             applied[b, j, c] = last[b, j, c] if use_last else tgts[p, b, j, c]
                 flags[2] = 1
-                if teacher:
+                if teacher_now:
                     teach = True
                     if teacher_tau_0 > 0.0 and flags[0] == 1:
                         for b in range(n_b):
@@ -600,7 +607,10 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
                     g_tot += nudge_g[k]
                 g_teach = soma_g_teacher[s] if teach else 0.0
                 g_tot += g_teach
-                base = soma_tau_r[s] if soma_tau_r[s] > 0.0 else 1.0 / g_tot
+                # teacher off under the reference convention: relaxed at g_rate towards the same potential
+                g_rate = g_tot + soma_g_teacher[s] if relax_with_teacher and not teach else g_tot
+                rate_scale = g_rate / g_tot
+                base = soma_tau_r[s] if soma_tau_r[s] > 0.0 else 1.0 / g_rate
                 learning = tau_r_eta > 0.0 and le
                 for b in range(n_b):
                     # presynaptic rates as carried this step (kept for plasticity)
@@ -669,6 +679,8 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
                         for c in range(n_c):
                             u = pot[b, po + nn, c]
                             du = current[c] - g_tot * u  # du/dt = I - g_tot u
+                            if rate_scale != 1.0:
+                                du = du * rate_scale
                             u_next = u + dt * du  # forward Euler
                             if has_noise:
                                 u_next += noise_u[t, b, po + nn, c]
@@ -800,11 +812,12 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
                                 weights[proj_w_off[dst] + a * cols + bb, c] = w_src
             if uses_clock:
                 clock[0] += 1
-            # what the presentation reports
-            for b in range(n_b):
-                for j in range(n_out):
-                    for c in range(n_c):
-                        out_sum[b, j, c] += sent[b, out_off + j, c]
+            # what the presentation reports (from step average_from on)
+            if i >= average_from:
+                for b in range(n_b):
+                    for j in range(n_out):
+                        for c in range(n_c):
+                            out_sum[b, j, c] += sent[b, out_off + j, c]
             for a in range(ap_off.shape[0]):
                 for c in range(n_c):
                     acc[c] = 0.0
@@ -851,7 +864,7 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
         for b in range(n_b):
             for j in range(n_out):
                 for c in range(n_c):
-                    outputs[p, b, j, c] = out_sum[b, j, c] / steps
+                    outputs[p, b, j, c] = out_sum[b, j, c] / (steps - average_from)
         if has_targets:
             last[:] = tgts[p]
             flags[1] = 1

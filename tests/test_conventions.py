@@ -197,13 +197,20 @@ def test_teacher_delay_one_step_is_the_reference_rule_beyond_one_hidden_area():
                      dtype=F64).target_delay == 0
 
 
-def test_the_compiled_engine_runs_the_package_conventions_and_falls_back_for_the_others():
-    assert Simulator(Circuit(build(BARS_LE)), [0], engine="auto").engine == "compiled"
-    sim = Simulator(Circuit(build(BARS_LE, ("conventions=reference_code",))), [0], engine="auto")
-    assert sim.engine == "eager" and "conventions.initial_target: zero" in sim.engine_reason
-    reset_only = Simulator(Circuit(build(BARS_LE, ("conventions={reset_state: true, teacher_delay: one_step}",))),
-                           [0], engine="auto")
-    assert reset_only.engine == "compiled"
+@pytest.mark.parametrize("path", [CIRCUITS / "bars_le_refcode.yaml", CIRCUITS / "bars_orig_refcode.yaml"])
+def test_the_compiled_engine_runs_the_reference_conventions_as_the_eager_one(path):
+    """Every convention on the fused kernel: the same run as the eager engine to 1e-12 (float64)."""
+    overrides = ("dtype=float64", "parameters.t_pres=20", "protocol.0.epochs=3", "protocol.1.shuffle=false")
+    runs = {}
+    for engine in ("eager", "compiled"):
+        experiment = Experiment(build(path, overrides), RunOptions(n_seeds=2, progress=False, engine=engine))
+        assert experiment.sim.engine == engine
+        experiment.run()
+        runs[engine] = experiment
+    for name, w in runs["eager"].sim.state.weights.items():
+        torch.testing.assert_close(runs["compiled"].sim.state.weights[name], w, rtol=1e-12, atol=1e-13)
+    for a, b in zip(runs["eager"].result.rows, runs["compiled"].result.rows, strict=True):
+        assert a[:4] == b[:4] and a[4] == pytest.approx(b[4], rel=1e-12, abs=1e-13)
 
 
 # ---------------------------------------------------------------------- a golden trace of the reference
