@@ -36,6 +36,7 @@ SLOW: dict[str, str] = {
     "test_cli.py::test_kill_9_leaves_valid_metrics_and_recordings": "60 s, a run in a subprocess",
     "test_backprop.py::test_feedback_alignment_during_training_on_bars": "14 s of bars training",
     "test_backprop.py::test_hebbian_alignment_turns_w_down_towards_w_up_transpose": "11 s of training",
+    "test_pal.py::test_alignment_learning_quick": "38 s, the quick program for two activations",
 }
 
 
