@@ -180,6 +180,8 @@ class Experiment:
         self.probe = AlignmentProbe(self.sim) if spec.compare_backprop else None
         self.cursor: tuple[int, int] = (0, 0)  # (phase index, epochs of it completed)
         self.snapshot: dict | None = None  # payload at the last epoch boundary
+        self._bar = tqdm(total=0, disable=True)  # replaced by run(); lets run_phase() run on its own
+        self._latest: dict = {}
         #: a context in which writes at epoch boundaries run; the command line defers signals in it
         self.critical: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
         self._last_checkpoint = time.monotonic()
