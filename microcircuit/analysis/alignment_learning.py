@@ -157,7 +157,7 @@ def plot(df: pd.DataFrame, path: Path, note: str) -> None:
                 ax.set_ylabel("angle (deg)" if j == 0 else "")
                 if part["diverged"].any():
                     gone = sorted(set(part.loc[part["diverged"], "rule"]))
-                    ax.text(0.97, 0.5, "diverged: " + ", ".join(gone), transform=ax.transAxes, ha="right",
+                    ax.text(0.97, 0.7, "diverged: " + ", ".join(gone), transform=ax.transAxes, ha="right",
                             fontsize=8, color="0.3")
                 ax.set_ylim(-2, 100)
                 ax.axhline(90, color="0.6", lw=0.8, ls=":")
