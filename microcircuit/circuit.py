@@ -378,7 +378,7 @@ class Circuit:
         for phase in self.spec.protocol:
             rates = {n: eta for n, eta in self.learning_rates(phase).items()
                      if self.projections[n].rule not in ("fixed", "tied")}
-            scale = (f"eta_scale 1/t_pres = 1/{phase.t_pres}" if phase.eta_scale == "inverse_t_pres"
+            scale = (f"eta_scale 1/t_pres = 1/{phase.t_pres}" if isinstance(phase.eta_scale, str)  # inverse_t_pres
                      else f"eta_scale {phase.eta_factor:g}")
             shown = ", ".join(f"{n}={eta:.4g}" for n, eta in rates.items()) if rates else "nothing learns"
             lines.append(f"  {phase.phase:<10} ({scale}): {shown}")
