@@ -37,6 +37,13 @@ SLOW: dict[str, str] = {
     "test_backprop.py::test_feedback_alignment_during_training_on_bars": "14 s of bars training",
     "test_backprop.py::test_hebbian_alignment_turns_w_down_towards_w_up_transpose": "11 s of training",
     "test_pal.py::test_alignment_learning_quick": "38 s, the quick program for two activations",
+    "test_robustness.py::test_mimic_quick": "16 s, the mimic program",
+    "test_cli.py::test_resume_after_sigint_gives_the_same_floats": "4 runs in subprocesses, stopped and resumed",
+    "test_cli.py::test_engine_and_threads_are_chosen_logged_and_recorded": "runs in subprocesses, each compiling",
+    "test_conventions.py::test_reference_code_matches_a_golden_trace_of_the_reference_description":
+        "two bars circuits stepped against a golden trace, about 40 s of CPU",
+    "test_sweep.py::test_in_process_and_a_local_cluster_give_the_same_table": "starts a local Dask cluster",
+    "test_sweep.py::test_a_sweep_killed_mid_way_reruns_only_the_unfinished_runs": "a sweep in a subprocess, killed",
 }
 
 
