@@ -83,9 +83,10 @@ class TrackingExperiment(Experiment):
                 for (i, j), value in np.ndenumerate(values[c]):
                     self.weights.append((phase, epoch, self.epoch_index, seed, name, i, j, float(value)))
 
-    def present_epoch(self, name: str, epoch: int, data: PhaseData, phase: Phase, plastic, shuffle: bool) -> None:
+    def present_epoch(self, name: str, epoch: int, data: PhaseData, phase: Phase, plastic, shuffle: bool,
+                      order=None) -> None:
         first_step = self.global_step
-        super().present_epoch(name, epoch, data, phase, plastic, shuffle)
+        super().present_epoch(name, epoch, data, phase, plastic, shuffle, order)
         self.epoch_index += 1
         self.epochs.append((name, epoch, self.epoch_index, first_step, len(self.result.rows)))
         self._keep_weights(name, epoch)

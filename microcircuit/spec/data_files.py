@@ -23,8 +23,11 @@ from microcircuit.spec.schema import FileInit, OrderFile, Spec
 def anchor_files(data: dict[str, Any], smap: SourceMap) -> None:
     """Make every relative ``init.file`` (weights) and ``protocol.N.order.file`` (stimulus order) of
     ``data`` absolute, relative to the file that wrote it (the working folder for a ``--set``)."""
-    places = [(("projections", name), proj, "init") for name, proj in (data.get("projections") or {}).items()]
-    places.append((("defaults", "projection"), (data.get("defaults") or {}).get("projection"), "init"))
+    def mapping(value: Any) -> dict:  # (a malformed spec is reported by the structural pass)
+        return value if isinstance(value, dict) else {}
+
+    places = [(("projections", name), proj, "init") for name, proj in mapping(data.get("projections")).items()]
+    places.append((("defaults", "projection"), mapping(data.get("defaults")).get("projection"), "init"))
     protocol = data.get("protocol")
     if isinstance(protocol, list):
         places += [(("protocol", k), phase, "order") for k, phase in enumerate(protocol)]
