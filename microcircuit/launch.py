@@ -113,6 +113,21 @@ def _data_difference(recorded: dict, current: dict) -> str:
 
 
 # ---------------------------------------------------------------------- start
+def _run_dir_or_code(make) -> RunDir | int:
+    """``make()``'s (locked) run directory, or the exit code after printing in one line why not."""
+    try:
+        return make()
+    except (FileExistsError, ValueError) as err:
+        error(str(err))
+        return EXIT_SPEC
+    except RunDirLocked as err:
+        error(str(err))
+        return EXIT_LOCKED
+    except RunDirError as err:
+        error(str(err))
+        return EXIT_IO
+
+
 def make_experiment(where: Path | str, spec, options: RunOptions) -> Experiment | None:
     """An Experiment, or None after printing why the spec's data or device cannot run."""
     try:
@@ -142,18 +157,10 @@ def start_run(spec_path: Path, spec, resolved: dict, options: RunOptions, out: P
     except (OSError, UnicodeDecodeError) as err:
         error(f"{spec_path}: cannot read: {err}")
         return EXIT_IO
-    try:
-        run_dir = (RunDir.at(run_dir_path, overwrite=overwrite) if run_dir_path is not None
-                   else RunDir.create(out, spec.name, resolved_text))
-    except (FileExistsError, ValueError) as err:
-        error(str(err))
-        return EXIT_SPEC
-    except RunDirLocked as err:
-        error(str(err))
-        return EXIT_LOCKED
-    except RunDirError as err:
-        error(str(err))
-        return EXIT_IO
+    run_dir = _run_dir_or_code(lambda: RunDir.at(run_dir_path, overwrite=overwrite) if run_dir_path is not None
+                               else RunDir.create(out, spec.name, resolved_text))
+    if isinstance(run_dir, int):
+        return run_dir
     experiment.run_dir = run_dir
     try:
         run_dir.write_config(given_text, resolved_text)
@@ -182,14 +189,9 @@ def resume_run(path: Path, argv: list[str] | None = None, progress: bool = True)
     if not path.is_dir() or not (path / "manifest.json").exists():
         error(f"{path} is not a run directory (no manifest.json)")
         return EXIT_SPEC
-    try:
-        run_dir = RunDir.open(path)
-    except RunDirLocked as err:
-        error(str(err))
-        return EXIT_LOCKED
-    except RunDirError as err:
-        error(str(err))
-        return EXIT_IO
+    run_dir = _run_dir_or_code(lambda: RunDir.open(path))
+    if isinstance(run_dir, int):
+        return run_dir
     try:
         prepared = _verify_and_restore(run_dir, argv, progress, load_spec)
     except IntegrityError as err:
