@@ -24,7 +24,8 @@ def apply_thread_policy(requested: int | None = None) -> int:
         requested = int(env) if env.isdigit() and int(env) > 0 else 1
     if requested < 1:
         raise ValueError(f"--threads must be at least 1, got {requested}")
-    os.environ["OMP_NUM_THREADS"] = str(requested)
+    # torch reads both when it starts; a stray MKL_NUM_THREADS (Dask sets it for its workers) would win
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(requested)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(requested)
     return requested
