@@ -40,6 +40,7 @@ from microcircuit.circuit import Circuit
 from microcircuit.datadir import data_dir_arg, use_data_dir
 from microcircuit.devices import VALID, check_device
 from microcircuit.experiment import DTYPES, METRIC_COLUMNS, architecture, resolve_device
+from microcircuit.prospective.feedforward import ProspectiveFeedforwardNet
 from microcircuit.reference.network import FeedforwardNet
 from microcircuit.rundir import atomic_write_text
 from microcircuit.seeds import circuit_seeds, rng
@@ -111,7 +112,8 @@ def run_baseline(
     circuit = Circuit(spec)
     task = make_task(spec.task)
     splits = task.splits(architecture(circuit))
-    net = FeedforwardNet(circuit, circuit.init_weights(seeds, torch_dtype, torch_device))
+    weights = circuit.init_weights(seeds, torch_dtype, torch_device)
+    net = ProspectiveFeedforwardNet(circuit, weights) if circuit.is_prospective else FeedforwardNet(circuit, weights)
     data = {name: _tensors(split, torch_dtype, torch_device) for name, split in splits.items()}
     if not task.classification:
         data = {name: (x, t, None) for name, (x, t, _) in data.items()}
@@ -161,7 +163,7 @@ def _metric_rows(phase: str, epoch: int, seeds: list[int], loss: torch.Tensor, a
     return rows
 
 
-def _check_finite(net: FeedforwardNet, epoch: int) -> None:
+def _check_finite(net: FeedforwardNet | ProspectiveFeedforwardNet, epoch: int) -> None:
     for name, w in zip(net.chain, net.weights, strict=True):
         if not torch.isfinite(w).all():
             raise FloatingPointError(f"baseline diverged: weights of '{name}' are NaN/Inf after epoch {epoch}; "

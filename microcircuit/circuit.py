@@ -20,6 +20,9 @@ from microcircuit.seeds import rng
 from microcircuit.spec.data_files import read_weight_file
 from microcircuit.spec.schema import FileInit, Phase, Spec
 
+#: membrane time constant of a prospective cell when neither the population nor ``parameters`` set one, ms
+DEFAULT_TAU_M = 10.0
+
 
 def tagged(value) -> tuple[str, dict]:
     """Split a tagged-union spec value into (name, params).
@@ -52,6 +55,9 @@ class PopulationInfo:
     noise: float
     rate_noise: float
     tau_0: float
+    shape: tuple[int, ...] = ()  # [channels, height, width] or [size]
+    tau_m: float = 0.0  # membrane time constant of a prospective cell, ms
+    bias: bool = False  # a learned bias on a prospective cell's basal input
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,9 @@ class ProjectionInfo:
     delay_steps: int = 0
     delay_jitter: int = 0
     precision: object = None  # PrecisionSpec or None
+    conv: object = None  # ConvSpec or None (prospective networks)
+    pool: object = None  # PoolSpec or None (prospective networks)
+    feedback: str = "transpose"  # what carries a prospective network's error down: W^T or a fixed random B
 
     @property
     def eta(self) -> float:
@@ -100,6 +109,9 @@ class Circuit:
                 noise=float(p.noise if p.noise is not None else spec.defaults.population.noise),
                 rate_noise=float(p.rate_noise if p.rate_noise is not None else spec.defaults.population.rate_noise),
                 tau_0=float(p.tau_0 if p.tau_0 is not None else spec.defaults.population.tau_0),
+                shape=tuple(p.shape) if p.shape else (p.size,),
+                tau_m=float(p.tau_m if p.tau_m is not None else spec.parameters.get("tau_m", DEFAULT_TAU_M)),
+                bias=bool(p.bias if p.bias is not None else spec.defaults.population.bias),
             )
         self.projections: dict[str, ProjectionInfo] = {}
         dflt = spec.defaults.projection
@@ -124,10 +136,15 @@ class Circuit:
                 delay_steps=0 if nudging else delay_of(q.delay if q.delay is not None else dflt.delay)[0],
                 delay_jitter=0 if nudging else delay_of(q.delay if q.delay is not None else dflt.delay)[1],
                 precision=None if nudging else (q.precision if q.precision is not None else dflt.precision),
+                conv=q.conv,
+                pool=q.pool,
+                feedback=q.feedback or "transpose",
             )
         self.input_population = spec.inputs.stimulus.target
         self.output_population = spec.inputs.teacher.target.split(".")[0]
-        self.teacher_conductance = float(spec.inputs.teacher.conductance)
+        self.teacher_conductance = float(spec.inputs.teacher.conductance or 0.0)
+        #: a prospective (Latent Equilibrium) network (model.md sec. 10) rather than a microcircuit
+        self.is_prospective = any(p.cell.name == "prospective" for p in self.populations.values())
 
     # ------------------------------------------------------------------ graph
     @cached_property
@@ -144,7 +161,7 @@ class Circuit:
                 **{k: v for k, v in p.conductances.items()},
             )
         for q in self.projections.values():
-            shape = (self.populations[q.target].size, self.populations[q.source].size)
+            shape = self.weight_shape(q.name)
             g.add_edge(
                 q.source,
                 q.target,
@@ -152,9 +169,22 @@ class Circuit:
                 compartment=q.compartment,
                 kind=q.kind,
                 rule=q.rule,
-                shape=f"{shape[0]}x{shape[1]}" if q.kind == "weighted" else "one_to_one",
+                shape="x".join(map(str, shape)) if q.kind == "weighted" else "one_to_one",
             )
         return g
+
+    def weight_shape(self, projection: str) -> tuple[int, ...]:
+        """A projection's weights without the circuit: [post, pre], or a convolution's kernel [target
+        channels, source channels, kernel, kernel]; a dense projection after pooling reads the pooled size."""
+        q = self.projections[projection]
+        source, target = self.populations[q.source], self.populations[q.target]
+        if q.conv is not None:
+            return (image_shape(target.shape)[0], image_shape(source.shape)[0], q.conv.kernel, q.conv.kernel)
+        pre = source.size
+        if q.pool is not None:
+            c, h, w = image_shape(source.shape)
+            pre = c * (h // q.pool.size) * (w // q.pool.size)
+        return (target.size, pre)
 
     def into(self, population: str, compartment: str | None = None) -> list[ProjectionInfo]:
         """Projections whose target is ``population`` (optionally only ``compartment``)."""
@@ -245,9 +275,10 @@ class Circuit:
             gen = rng(seed, "weights")
             for name in per_circuit:
                 q = self.projections[name]
-                shape = (self.populations[q.target].size, self.populations[q.source].size)
+                shape = self.weight_shape(name)
                 if name in from_files:  # read, not drawn: it takes no numbers from the circuit's stream
-                    per_circuit[name].append(weights_for_circuit(from_files[name], index, q.init.file, name))
+                    per_circuit[name].append(weights_for_circuit(from_files[name], index, q.init.file, name,
+                                                                 len(shape)))
                 else:
                     per_circuit[name].append(draw_init(q.init, shape, gen))
         weights = {n: torch.as_tensor(np.stack(ws), dtype=dtype, device=device) for n, ws in per_circuit.items()}
@@ -362,6 +393,13 @@ class Circuit:
         lines.append("")
         lines.append("derived constants")
         for p in self.populations.values():
+            if p.cell.name == "prospective":
+                q = self.into(p.name, "basal")
+                shape = "x".join(map(str, p.shape))
+                lines.append(f"  {p.name:<10} tau_m={p.tau_m:g} ms = {p.tau_m / self.spec.dt:.1f} dt, shape {shape}"
+                             + (", bias" if p.bias else "")
+                             + (f", feedback {q[0].feedback}" if q and p.name != self.input_population else ""))
+                continue
             if not p.cell.has_soma:
                 continue
             parts = [f"tau_eff={self.tau_eff(p.name, teacher=False):.3f} ms"]
@@ -392,9 +430,19 @@ def delay_of(delay) -> tuple[int, int]:
     return delay.steps, delay.jitter
 
 
-def weights_for_circuit(array: np.ndarray, index: int, file: str, projection: str) -> np.ndarray:
-    """Circuit ``index``'s matrix [post, pre] of a weight file's array ([post, pre] or [circuit, post, pre])."""
-    if array.ndim == 2:
+def image_shape(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """[channels, height, width] of a population shape ([n]: n channels of 1 x 1; [h, w]: one channel)."""
+    if len(shape) == 3:
+        return tuple(shape)  # type: ignore[return-value]
+    if len(shape) == 2:
+        return (1, shape[0], shape[1])
+    return (shape[0], 1, 1)
+
+
+def weights_for_circuit(array: np.ndarray, index: int, file: str, projection: str, ndim: int = 2) -> np.ndarray:
+    """Circuit ``index``'s weights ([post, pre], or a kernel of ``ndim`` axes) of a weight file's array (the
+    weights, shared by every circuit, or one set per circuit with the circuit first)."""
+    if array.ndim == ndim:
         return array
     if index >= array.shape[0]:
         raise ValueError(f"{file}: '{projection}' holds weights of {array.shape[0]} circuit(s), circuit "

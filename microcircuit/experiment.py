@@ -31,6 +31,7 @@ from microcircuit.circuit import Circuit, tagged
 from microcircuit.devices import resolve_device
 from microcircuit.engine import Diverged, PhasePlan, Simulator
 from microcircuit.model.activations import numpy_activation
+from microcircuit.prospective.simulator import ProspectiveSimulator
 from microcircuit.recording import Recorder
 from microcircuit.reference.alignment import AlignmentProbe
 from microcircuit.seeds import circuit_seeds, derived_seeds, rng
@@ -122,7 +123,7 @@ def architecture(circuit: Circuit) -> Architecture:
     """The equivalent feedforward network's sizes, attenuations and phi (for the teacher task)."""
     chain = circuit.forward_chain
     sizes = [circuit.populations[chain[0].source].size] + [circuit.populations[q.target].size for q in chain]
-    attenuation = [circuit.attenuation(q.target, "basal") for q in chain]
+    attenuation = [1.0 if circuit.is_prospective else circuit.attenuation(q.target, "basal") for q in chain]
     return Architecture(sizes, attenuation, numpy_activation(circuit.populations[chain[0].target].activation))
 
 
@@ -168,7 +169,8 @@ class Experiment:
              for q, w in zip(self.circuit.forward_chain, self.task.teacher_weights(arch), strict=True)}
             if hasattr(self.task, "teacher_weights") else {}
         )
-        self.sim = Simulator(self.circuit, self.seeds, n_batch=1, dtype=self.dtype, device=self.device,
+        simulator = ProspectiveSimulator if self.circuit.is_prospective else Simulator
+        self.sim = simulator(self.circuit, self.seeds, n_batch=1, dtype=self.dtype, device=self.device,
                              engine=options.engine or spec.engine)
         log.info("engine: %s (%s)", self.sim.engine, self.sim.engine_reason)
         self.recorder = Recorder(list(spec.record), self.sim)
@@ -308,7 +310,8 @@ class Experiment:
             if not evaluation and phase.teacher:
                 self.trained_epochs += 1
             if phase.validate_every and epoch % phase.validate_every == 0:
-                validation = Phase(phase="validate", data="validation", t_pres=phase.t_pres)
+                # inference only: the validation stimuli run in the training phase's batches
+                validation = Phase(phase="validate", data="validation", t_pres=phase.t_pres, batch=phase.batch)
                 self.present_epoch("validate", self.trained_epochs, self.phase_data(validation), validation,
                                    PhasePlan(), shuffle=False)
             with self.critical():

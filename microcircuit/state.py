@@ -78,13 +78,16 @@ class State:
     delay_buffer: dict[str, torch.Tensor] = field(default_factory=dict)  # [delay + 1, circuit, batch, pre]
     tau_r_factor: dict[str, torch.Tensor] = field(default_factory=dict)  # LE tau_r / base, [circuit, 1, neuron]
     rule_memory: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)  # projection -> rule filters
+    error: dict[str, torch.Tensor] = field(default_factory=dict)  # prospective networks: error input e
+    bias: dict[str, torch.Tensor] = field(default_factory=dict)  # prospective networks: biases [circuit, n]
     clock: torch.Tensor | None = None  # steps taken (0-d int64), the delay buffers' write position
     target: torch.Tensor | None = None  # filtered teacher target [circuit, batch, n_out]
     last_target: torch.Tensor | None = None  # target of the previous presentation (for the delay)
     applied_target: torch.Tensor | None = None  # the (delayed) task target of the last step
     last_teacher: torch.Tensor | None = None  # 0-d bool: the teacher was on in the previous presentation
 
-    GROUPS = ("u", "u_breve", "rate", "v", "weights", "dw_filtered", "synaptic", "delay_buffer", "tau_r_factor")
+    GROUPS = ("u", "u_breve", "rate", "v", "weights", "dw_filtered", "synaptic", "delay_buffer", "tau_r_factor",
+              "error", "bias")
     SINGLES = ("clock", "target", "last_target", "applied_target", "last_teacher")
 
     def tensors(self) -> dict[str, torch.Tensor]:

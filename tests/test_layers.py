@@ -26,8 +26,9 @@ LAYERS: list[tuple[str, list[str]]] = [
     # validation consults the task registry and tasks read their parameters from the schema: one layer
     ("spec and tasks", ["microcircuit.spec", "microcircuit.tasks", "microcircuit.datadir"]),
     ("circuit", ["microcircuit.circuit"]),
-    ("engine", ["microcircuit.state", "microcircuit.fused", "microcircuit.engine", "microcircuit.recording"]),
-    ("reference", ["microcircuit.reference"]),
+    ("engine", ["microcircuit.state", "microcircuit.fused", "microcircuit.engine", "microcircuit.recording",
+                "microcircuit.prospective"]),
+    ("reference", ["microcircuit.reference", "microcircuit.prospective.feedforward"]),
     ("experiment", ["microcircuit.experiment"]),
     # what starts, resumes and writes runs (the backprop baseline writes its own CSV)
     ("run directory", ["microcircuit.rundir", "microcircuit.launch", "microcircuit.baseline"]),

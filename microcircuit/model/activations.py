@@ -1,7 +1,8 @@
 """Activation functions phi (model.md sec. 2), registered by name.
 
-Each maps a potential tensor to a rate tensor of the same shape, elementwise.
-phi' is only needed by the backprop analyses, which use torch autograd.
+Each maps a potential tensor to a rate tensor of the same shape, elementwise. Each has its
+analytic derivative phi' in :data:`DERIVATIVES` under the same name (the prospective networks of
+model.md sec. 10 send their errors down through phi'; a test checks every one against autograd).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from microcircuit.registry import Registry
 
 Activation = Callable[[torch.Tensor], torch.Tensor]
 ACTIVATIONS: Registry[Activation] = Registry("activation")
+#: phi' by the name of phi (at kinks, relu and hard_sigmoid take the one-sided value 0)
+DERIVATIVES: Registry[Activation] = Registry("activation derivative")
 
 
 @ACTIVATIONS.register("soft_relu")
@@ -47,6 +50,37 @@ def linear(u: torch.Tensor) -> torch.Tensor:
 def hard_sigmoid(u: torch.Tensor) -> torch.Tensor:
     """clip(u, 0, 1)."""
     return torch.clamp(u, 0.0, 1.0)
+
+
+@DERIVATIVES.register("soft_relu")
+def soft_relu_derivative(u: torch.Tensor) -> torch.Tensor:
+    return torch.sigmoid(u)
+
+
+@DERIVATIVES.register("sigmoid")
+def sigmoid_derivative(u: torch.Tensor) -> torch.Tensor:
+    s = torch.sigmoid(u)
+    return s * (1.0 - s)
+
+
+@DERIVATIVES.register("tanh")
+def tanh_derivative(u: torch.Tensor) -> torch.Tensor:
+    return 1.0 - torch.tanh(u).square()
+
+
+@DERIVATIVES.register("relu")
+def relu_derivative(u: torch.Tensor) -> torch.Tensor:
+    return (u > 0.0).to(u.dtype)
+
+
+@DERIVATIVES.register("linear")
+def linear_derivative(u: torch.Tensor) -> torch.Tensor:
+    return torch.ones_like(u)
+
+
+@DERIVATIVES.register("hard_sigmoid")
+def hard_sigmoid_derivative(u: torch.Tensor) -> torch.Tensor:
+    return ((u > 0.0) & (u < 1.0)).to(u.dtype)
 
 
 def numpy_activation(name: str) -> Callable[[np.ndarray], np.ndarray]:

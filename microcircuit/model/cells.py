@@ -76,3 +76,24 @@ class InterneuronCell(CellType):
 
     name = "interneuron"
     dendrites = {"dendrite": "g_d"}
+
+
+@CELL_TYPES.register("prospective")
+class ProspectiveCell(CellType):
+    """A neuron of a prospective (Latent Equilibrium) network (model.md sec. 10): one soma with time
+    constant tau_m, driven by its basal input W r and by the error e sent down from the area above (or
+    by the teacher at the output). It has no conductances; it cannot be part of a microcircuit."""
+
+    name = "prospective"
+
+    @classmethod
+    def compartments(cls) -> list[str]:
+        return ["soma", "basal"]
+
+    @classmethod
+    def conductance_names(cls) -> list[str]:
+        return []
+
+    @classmethod
+    def variables(cls, compartment: str) -> list[str]:
+        return ["u", "u_breve", "rate", "error"] if compartment == "soma" else ["v"]

@@ -193,3 +193,16 @@ class PhaselessAlignment(Rule):
             trace -= (dt / self.tau_xi) * trace
         low_pre += (dt / self.tau_hp) * (pre_rate - low_pre)
         return batch_outer(trace, pre_rate - low_pre) - self.decay * weights  # model.md sec. 3a, dW/dt / eta
+
+
+@RULES.register("prospective_error")
+class ProspectiveError(Rule):
+    """Prospective networks (model.md sec. 10): dW/dt = eta e_post r_pre^T, with e_post = u_breve_m - W r_pre
+    the error the target area integrates (tau_m du/dt = W r_pre - u + e). For a convolution the update of
+    a shared kernel sums the local updates of all its positions. Only the prospective engine runs it."""
+
+    name = "prospective_error"
+
+    def error_factor(self, error: torch.Tensor) -> torch.Tensor:
+        """The postsynaptic factor of the update: the target area's error e, [circuit, batch, post]."""
+        return error

@@ -49,25 +49,29 @@ class FeedforwardNet:
             grads = torch.autograd.grad(loss, leaves)
         self.weights = [w.detach().sub_(lr * g) for w, g in zip(leaves, grads, strict=True)]
 
-    @torch.no_grad()
     def evaluate(self, inputs: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor | None
                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Per-circuit loss [circuit] and accuracy [circuit] (None without labels) on a whole split.
-
-        inputs [n, n_in], targets [n, n_out], labels [n]; shared by all circuits.
-        """
-        n_circuits = self.weights[0].shape[0]
-        sq_sum = torch.zeros(n_circuits, dtype=inputs.dtype, device=inputs.device)
-        hits = torch.zeros(n_circuits, dtype=inputs.dtype, device=inputs.device)
-        for start in range(0, inputs.shape[0], EVAL_CHUNK):
-            x = inputs[start:start + EVAL_CHUNK].expand(n_circuits, -1, -1)
-            out = self.forward(x)
-            sq_sum += (out - targets[start:start + EVAL_CHUNK]).square().sum(dim=(1, 2))
-            if labels is not None:
-                hits += (out.argmax(dim=-1) == labels[start:start + EVAL_CHUNK]).to(inputs.dtype).sum(dim=1)
-        n = inputs.shape[0]
-        loss = sq_sum / (n * targets.shape[-1])
-        return loss, (hits / n if labels is not None else None)
+        """Per-circuit loss [circuit] and accuracy [circuit] (None without labels) on a whole split
+        (:func:`evaluate_split`)."""
+        return evaluate_split(self.forward, self.weights[0].shape[0], inputs, targets, labels)
 
 
-__all__ = ["EVAL_CHUNK", "FeedforwardNet", "chain_constants"]
+@torch.no_grad()
+def evaluate_split(forward, n_circuits: int, inputs: torch.Tensor, targets: torch.Tensor,
+                   labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-circuit mean squared error [circuit] and accuracy [circuit] (None without labels) of a network
+    ``forward`` ([circuit, batch, n_in] -> [circuit, batch, n_out]) on a whole split, in chunks of
+    :data:`EVAL_CHUNK`: inputs [n, n_in], targets [n, n_out], labels [n], shared by all circuits."""
+    sq_sum = torch.zeros(n_circuits, dtype=inputs.dtype, device=inputs.device)
+    hits = torch.zeros(n_circuits, dtype=inputs.dtype, device=inputs.device)
+    for start in range(0, inputs.shape[0], EVAL_CHUNK):
+        x = inputs[start:start + EVAL_CHUNK].expand(n_circuits, -1, -1)
+        out = forward(x)
+        sq_sum += (out - targets[start:start + EVAL_CHUNK]).square().sum(dim=(1, 2))
+        if labels is not None:
+            hits += (out.argmax(dim=-1) == labels[start:start + EVAL_CHUNK]).to(inputs.dtype).sum(dim=1)
+    n = inputs.shape[0]
+    return sq_sum / (n * targets.shape[-1]), (hits / n if labels is not None else None)
+
+
+__all__ = ["EVAL_CHUNK", "FeedforwardNet", "chain_constants", "evaluate_split"]

@@ -11,10 +11,11 @@ presentation times ``t_pres`` in integration steps.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
 SCHEMA_VERSION = "microcircuit/1"
 
@@ -73,16 +74,38 @@ class Population(Strict):
     ``rate_noise``: standard deviation of white noise added to the rate potential every step
     (potential units; noise on what a neuron transmits).
     ``tau_0``: low-pass time constant of an input population (ms, 0 = none).
+    ``shape``: [channels, height, width] of an area that convolutions read or write (``size`` is then
+    its product and may be left out). ``tau_m``: membrane time constant of a ``prospective`` cell (ms,
+    default ``parameters.tau_m``, else 10). ``bias``: a learned bias on a ``prospective`` cell's basal
+    input (default false).
     """
 
     cell: str
     size: PositiveInt
+    shape: Annotated[list[PositiveInt], Field(min_length=1, max_length=3)] | None = None
     conductances: dict[str, NonNegFloat] = Field(default_factory=dict)
     dynamics: DynamicsSpec | None = None
     activation: str | None = None
     noise: NonNegFloat | None = None
     rate_noise: NonNegFloat | None = None
     tau_0: NonNegFloat | None = None
+    tau_m: PositiveFloat | None = None
+    bias: bool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _size_from_shape(cls, data):
+        """``shape: [channels, height, width]`` (or [height, width], [n]) gives ``size`` = its product;
+        with both, they must agree."""
+        if isinstance(data, dict) and isinstance(data.get("shape"), list) and all(
+                isinstance(n, int) and n > 0 for n in data["shape"]):
+            size = math.prod(data["shape"])
+            if "size" not in data:
+                data = {**data, "size": size}
+            elif data["size"] != size:
+                raise ValueError(f"size {data['size']} differs from the product of shape {data['shape']} ({size}); "
+                                 "give one of them")
+        return data
 
 
 # ---------------------------------------------------------------- plasticity rules
@@ -144,8 +167,15 @@ class PalRule(Strict):
     pal: PalParams
 
 
+class ProspectiveErrorRule(Strict):
+    """Prospective networks (model.md sec. 10): dW/dt = eta e_post r_pre^T, e_post = u_breve_m - W r_pre the
+    error the target area integrates (summed over the positions of a shared convolution kernel)."""
+
+    prospective_error: EtaParams
+
+
 RuleSpec = (Literal["fixed"] | DendriticPredictionRule | ApicalSilencingRule | TiedRule | HebbianAlignmentRule
-            | PalRule)
+            | PalRule | ProspectiveErrorRule)
 
 
 # ---------------------------------------------------------------- initialisation
@@ -198,6 +228,38 @@ class PrecisionSpec(Strict):
     rounding: Literal["nearest", "stochastic"] = "nearest"
 
 
+class ConvSpec(Strict):
+    """A convolution (model.md sec. 10): square kernels of ``kernel`` x ``kernel`` positions, one per pair
+    of (target, source) channels, shared over positions; ``stride`` and zero ``padding`` in positions."""
+
+    kernel: PositiveInt
+    stride: PositiveInt = 1
+    padding: NonNegInt = 0
+
+
+class PoolSpec(Strict):
+    """Pooling of the source's rates over ``size`` x ``size`` windows (stride ``size``) before the weights:
+    ``max`` passes each window's largest rate (and the error back to that position only), ``average``
+    their mean."""
+
+    max: PositiveInt | None = None
+    average: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        if (self.max is None) == (self.average is None):
+            raise ValueError("give exactly one of 'max' or 'average' (the window size), e.g. pool: {max: 2}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "max" if self.max is not None else "average"
+
+    @property
+    def size(self) -> int:
+        return self.max if self.max is not None else self.average
+
+
 class Projection(Strict):
     """A named projection ``source -> target``.
 
@@ -206,6 +268,12 @@ class Projection(Strict):
     ``population.soma`` of the same size (one-to-one), it carries ``conductance``
     (1/ms) and has no weights. Otherwise the source is a population name (its rate)
     and the projection has a weight matrix [post, pre].
+
+    Into ``prospective`` cells (model.md sec. 10): ``conv`` makes the weights a shared kernel
+    [target channels, source channels, kernel, kernel] between shaped populations; ``pool`` pools the
+    source's rates first; a dense projection from a shaped source reads it flattened (channel, row,
+    column). ``feedback``: what carries the error back down, ``transpose`` (W^T, the default) or
+    ``random`` (a fixed random matrix of W's shape drawn like W's ``init``: feedback alignment).
     """
 
     source: str
@@ -218,6 +286,9 @@ class Projection(Strict):
     delay: NonNegInt | DelaySpec | None = None
     precision: PrecisionSpec | None = None
     conductance: NonNegFloat | None = None
+    conv: ConvSpec | None = None
+    pool: PoolSpec | None = None
+    feedback: Literal["transpose", "random"] | None = None
 
 
 class PopulationDefaults(Strict):
@@ -226,6 +297,7 @@ class PopulationDefaults(Strict):
     noise: NonNegFloat = 0.0
     rate_noise: NonNegFloat = 0.0
     tau_0: NonNegFloat = 0.0
+    bias: bool = False
 
 
 class ProjectionDefaults(Strict):
@@ -326,12 +398,18 @@ class TeacherSpec(Strict):
     ``delay``: steps by which the target lags the stimulus; ``auto`` is the time the stimulus needs
     to reach an LE output: depth - 1 under the reference schedule, plus the transmission delays of the
     bottom-up projections (per circuit when jittered); 0 when the output uses orig dynamics.
+
+    ``conductance`` (1/ms) nudges a microcircuit's output soma. A prospective network's output is
+    nudged by the error e = ``beta`` phi'(u_breve) (target - r) (``error: rate``) or
+    ``beta`` (target - u_breve) (``error: potential``), model.md sec. 10.
     """
 
     target: str
-    conductance: NonNegFloat
+    conductance: NonNegFloat | None = None
     tau_0: NonNegFloat = 0.0
     delay: int | Literal["auto"] = "auto"
+    beta: NonNegFloat | None = None
+    error: Literal["rate", "potential"] = "rate"
 
 
 class Inputs(Strict):

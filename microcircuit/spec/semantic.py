@@ -25,6 +25,7 @@ from microcircuit.model.cells import CELL_TYPES, CellType
 from microcircuit.spec.data_files import check_weight_files
 from microcircuit.spec.errors import Problem, did_you_mean, listing
 from microcircuit.spec.loader import Path, SourceMap, is_under
+from microcircuit.spec.prospective_checks import check_microcircuit_keys, check_prospective, is_prospective
 from microcircuit.spec.schema import (
     ApicalSilencingRule,
     DendriticPredictionRule,
@@ -89,6 +90,9 @@ class _Checker:
         self.nudgers: dict[str, list[_Edge]] = {}  # interneuron -> nudging projections into it
         self.unresolved = False  # some projection did not resolve (so a partner may be missing)
         self.chain: list[str] | None = None  # populations of the forward chain, stimulus to output
+        #: a prospective network (model.md sec. 10): its output is a prospective population
+        self.prospective = is_prospective(spec)
+        self.output_cell = "prospective" if self.prospective else "output_pyramidal"
 
     # -------------------------------------------------------- reporting
     def _report(self, path: Path, message: str, hint: str, warning: bool) -> None:
@@ -136,8 +140,13 @@ class _Checker:
         self.check_record()
         self.check_resources()
         self.check_ranges()
+        if self.prospective:
+            check_prospective(self.spec, self.error, self.warn, physics)
+        else:
+            check_microcircuit_keys(self.spec, self.error)
         if physics:
-            self.check_time_step()
+            if not self.prospective:
+                self.check_time_step()
             self.check_filters()
             self.check_learning_rates()
 
@@ -171,7 +180,7 @@ class _Checker:
                            f"unknown activation '{pop.activation}' (valid: {listing(ACTIVATION_NAMES)})",
                            did_you_mean(pop.activation, ACTIVATION_NAMES))
         unknown = any(p.cell not in CELL_TYPES for p in self.spec.populations.values())
-        for cell, role in (("input", "the stimulus"), ("output_pyramidal", "the teacher")):
+        for cell, role in (("input", "the stimulus"), (self.output_cell, "the teacher")):
             if cell not in cells and not unknown:
                 self.error(("populations",), f"no population of cell type '{cell}' (needed for {role})")
 
@@ -440,7 +449,7 @@ class _Checker:
         stimulus, teacher = self.spec.inputs.stimulus.target, self.spec.inputs.teacher.target
         output = teacher.partition(".")[0]
         if (self.unresolved or stimulus not in self.spec.populations or output not in self.spec.populations
-                or self.cell_name(stimulus) != "input" or self.cell_name(output) != "output_pyramidal"):
+                or self.cell_name(stimulus) != "input" or self.cell_name(output) != self.output_cell):
             return  # reported elsewhere; the chain would only repeat it
         chain, population = [output], output
         while population != stimulus:
@@ -459,7 +468,8 @@ class _Checker:
                     into = next(e for e in self.edges.values()
                                 if e.source == population and e.target == chain[-2] and e.target_comp == "basal")
                     cell = self.cell_name(population)
-                    what = "has no basal dendrite" if cell not in _PYRAMIDAL else "has no basal projection"
+                    what = ("has no basal dendrite" if cell not in _PYRAMIDAL + ("prospective",)
+                            else "has no basal projection")
                     self.error(("projections", into.name, "source"),
                                f"the forward chain from '{stimulus}' to '{output}' runs through '{population}' "
                                f"(cell type '{cell}'), which {what}: it cannot reach the stimulus",
@@ -501,13 +511,13 @@ class _Checker:
 
         teacher = self.spec.inputs.teacher.target
         path = ("inputs", "teacher", "target")
-        outputs = [f"{n}.soma" for n, p in self.spec.populations.items() if p.cell == "output_pyramidal"]
+        outputs = [f"{n}.soma" for n, p in self.spec.populations.items() if p.cell == self.output_cell]
         population, _, compartment = teacher.partition(".")
         if population not in self.spec.populations:
             self.error(path, f"unknown population '{population}' (output populations: {listing(outputs)})",
                        did_you_mean(teacher, outputs))
-        elif self.cell_name(population) != "output_pyramidal":
-            self.error(path, f"teacher target '{teacher}' must be the soma of an output_pyramidal population "
+        elif self.cell_name(population) != self.output_cell:
+            self.error(path, f"teacher target '{teacher}' must be the soma of an {self.output_cell} population "
                        f"('{population}' is '{self.cell_name(population)}')", did_you_mean(teacher, outputs))
         elif compartment != "soma":
             self.error(path, f"teacher target '{teacher}' must be 'population.soma' (the teacher nudges "
@@ -537,7 +547,7 @@ class _Checker:
             if needed is None or pop is None or pop.size == needed:
                 continue
             role = "stimulus" if what == "inputs" else "output"
-            if (role == "stimulus" and pop.cell != "input") or (role == "output" and pop.cell != "output_pyramidal"):
+            if (role == "stimulus" and pop.cell != "input") or (role == "output" and pop.cell != self.output_cell):
                 continue  # the wrong population is reported by check_inputs
             self.error(("populations", population, "size"), f"task '{name}' has {needed} {what}, but the {role} "
                        f"population '{population}' has {pop.size} neurons", f"set size: {needed}")
@@ -638,6 +648,8 @@ class _Checker:
             if edge.nudging:
                 continue
             post, pre = self.spec.populations[edge.target].size, self.spec.populations[edge.source].size
+            if self.spec.projections[name].conv is not None:
+                continue  # a shared kernel (its size is checked with the convolution)
             if post * pre > MAX_ELEMENTS:
                 self.error(("projections", name), f"the weight matrix of '{name}' ({post} x {pre} = {post * pre:,}"
                            f" weights per circuit) exceeds {limit}", "use smaller populations")
