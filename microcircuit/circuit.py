@@ -175,9 +175,12 @@ class Circuit:
 
     def weight_shape(self, projection: str) -> tuple[int, ...]:
         """A projection's weights without the circuit: [post, pre], or a convolution's kernel [target
-        channels, source channels, kernel, kernel]; a dense projection after pooling reads the pooled size."""
+        channels, source channels, kernel, kernel] ([source channels, target channels, ...] transposed);
+        a dense projection after pooling reads the pooled size."""
         q = self.projections[projection]
         source, target = self.populations[q.source], self.populations[q.target]
+        if q.conv is not None and q.conv.transposed:
+            return (image_shape(source.shape)[0], image_shape(target.shape)[0], q.conv.kernel, q.conv.kernel)
         if q.conv is not None:
             return (image_shape(target.shape)[0], image_shape(source.shape)[0], q.conv.kernel, q.conv.kernel)
         pre = source.size
@@ -292,9 +295,13 @@ class Circuit:
         return [(q.name, q.rule_params["to"]) for q in self.projections.values() if q.rule == "tied"]
 
     def apply_tied(self, weights: dict[str, torch.Tensor]) -> None:
-        """Set every tied projection to the transpose of its partner, in place of the dict entry."""
+        """Set every tied projection to the transpose of its partner, in place of the dict entry (a
+        transposed convolution takes its partner's kernel as it is: it is that kernel's transpose)."""
         for name, to in self.tied_pairs:
-            weights[name] = weights[to].transpose(1, 2).clone()
+            if self.projections[name].conv is not None:
+                weights[name] = weights[to].clone()
+            else:
+                weights[name] = weights[to].transpose(1, 2).clone()
 
     def self_predicting_pairs(self) -> dict[str, tuple[str, list[str]]]:
         """For every interneuron projection: how its self-predicting value is formed.

@@ -41,6 +41,7 @@ from microcircuit.fused import choose_engine, present_fused
 from microcircuit.model.activations import ACTIVATIONS, Activation
 from microcircuit.model.dynamics import Dynamics, make_dynamics
 from microcircuit.model.rules import RULES
+from microcircuit.prospective.layers import operator_of
 from microcircuit.seeds import derive_seed, rng
 from microcircuit.spec.conventions import resolve_conventions
 from microcircuit.state import PhasePlan, PlasticPlan, Presented, Probe, State, as_phase_plan
@@ -138,6 +139,9 @@ class Simulator:
         ]
         self.circuit_index = torch.arange(self.n_circuits, device=self.device)
         self.synapses = self._synapse_plans()
+        #: the convolutional projections' operators (model.md sec. 10); the others are dense products
+        self.operators = {name: operator_of(circuit, name)[0] for name, q in circuit.projections.items()
+                          if q.conv is not None}
         self.conventions = resolve_conventions(circuit.spec)
         #: whether the output soma is LE (its rate potential is the prospective u_breve)
         self.output_is_le = tagged(circuit.populations[circuit.output_population].dynamics)[0] == "latent_equilibrium"
@@ -365,6 +369,10 @@ class Simulator:
                     if proj in self.synapses:
                         r_pre = self.presynaptic(proj, r_pre)
                     carried[proj] = r_pre
+                    if proj in self.operators:  # a (transposed) convolution with a shared kernel
+                        term = self.operators[proj].forward(weights[proj], r_pre)
+                        v = term if v is None else v + term
+                        continue
                     w_t = weights[proj].transpose(1, 2)
                     v = torch.bmm(r_pre, w_t) if v is None else torch.baddbmm(v, r_pre, w_t)
                 if v is None:
@@ -401,26 +409,30 @@ class Simulator:
             predictor = st.v[f"{plastic.target}.{plastic.predicted_from}"]
             prediction = plastic.phi_post(plastic.attenuation * predictor)
             post = None
-            if plastic.tau_w == 0.0 and not isinstance(eta, torch.Tensor):
+            if plastic.name in self.operators:  # a shared kernel sums the local updates of all positions
                 post = plastic.rule.post_factor(rates[plastic.target], prediction, dendrite)
-            if post is not None:  # W += dt eta mean_b post^T r_pre, one fused in-place product
+                dw = self.operators[plastic.name].weight_update(post, carried[plastic.name])
+            elif plastic.tau_w == 0.0 and not isinstance(eta, torch.Tensor):
+                post = plastic.rule.post_factor(rates[plastic.target], prediction, dendrite)
+            if post is not None and plastic.name not in self.operators:  # W += dt eta mean_b post^T r_pre
                 pre = carried[plastic.name]
                 w = weights[plastic.name].baddbmm_(post.transpose(1, 2), pre, alpha=dt * eta / pre.shape[1])
                 self._constrain(plastic, w)
                 continue
-            memory = st.rule_memory.setdefault(plastic.name, {}) if plastic.rule.memory_names else {}
-            extra = {}
-            if plastic.rule.reads_noise:  # pal: the target's own rate noise of this step (model.md sec. 3a)
-                extra["noise"] = noise.get(f"{plastic.target}.rate") if noise else None
-            dw = plastic.rule.direction(rates[plastic.target], prediction, dendrite, carried[plastic.name],
-                                        weights[plastic.name], dt, memory, **extra)
+            if plastic.name not in self.operators:
+                memory = st.rule_memory.setdefault(plastic.name, {}) if plastic.rule.memory_names else {}
+                extra = {}
+                if plastic.rule.reads_noise:  # pal: the target's own rate noise of this step (model.md sec. 3a)
+                    extra["noise"] = noise.get(f"{plastic.target}.rate") if noise else None
+                dw = plastic.rule.direction(rates[plastic.target], prediction, dendrite, carried[plastic.name],
+                                            weights[plastic.name], dt, memory, **extra)
             if plastic.tau_w > 0.0:
                 filt = st.dw_filtered.get(plastic.name)
                 filt = dw * (dt / plastic.tau_w) if filt is None else filt + (dt / plastic.tau_w) * (dw - filt)
                 st.dw_filtered[plastic.name] = filt
                 dw = filt
-            if isinstance(eta, torch.Tensor):  # one learning rate per circuit, [circuit, 1, 1]
-                w = weights[plastic.name].add_(dw * (dt * eta))
+            if isinstance(eta, torch.Tensor):  # one learning rate per circuit, [circuit, 1, 1(, 1, 1)]
+                w = weights[plastic.name].add_(dw * (dt * eta.view(-1, *([1] * (dw.dim() - 1)))))
             else:
                 w = weights[plastic.name].add_(dw, alpha=dt * eta)
             self._constrain(plastic, w)

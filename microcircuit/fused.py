@@ -58,6 +58,8 @@ def unsupported_features(sim: Simulator) -> list[str]:
             continue
         if q.rule not in RULE_CODES and q.rule not in ("fixed", "tied"):
             found.append(f"plasticity rule '{q.rule}' (projection '{q.name}')")
+        if q.conv is not None:
+            found.append(f"convolution (projection '{q.name}')")
     for soma in sim.somas:
         if type(soma.dynamics) not in (Orig, LatentEquilibrium):
             found.append(f"dynamics '{soma.dynamics.name}' (population '{soma.name}')")

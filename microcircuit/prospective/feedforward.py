@@ -13,7 +13,7 @@ import torch
 
 from microcircuit.circuit import Circuit
 from microcircuit.model.activations import ACTIVATIONS
-from microcircuit.prospective.simulator import operator_of
+from microcircuit.prospective.layers import operator_of
 from microcircuit.reference.network import evaluate_split
 
 

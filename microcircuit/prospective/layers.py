@@ -24,9 +24,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+
+from microcircuit.circuit import image_shape
+
+if TYPE_CHECKING:
+    from microcircuit.circuit import Circuit
 
 
 def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -180,3 +186,41 @@ class Conv(Operator):
         eye = torch.eye(self.pre_size, dtype=weights.dtype, device=weights.device)
         columns = self.forward(weights, eye.expand(n_c, *eye.shape))  # row j: the answer to unit input j
         return columns.transpose(1, 2)
+
+
+class ConvTranspose(Operator):
+    """The transposed convolution of a kernel [source channels, target channels, k, k]: the projection
+    from an area back down to the area whose convolution it mirrors (a microcircuit's top-down and
+    interneuron-to-apical weights, model.md sec. 10). ``conv`` is that forward convolution, from the
+    target's shape to the source's."""
+
+    def __init__(self, conv: Conv):
+        self.conv = conv
+        self.weight_shape = conv.weight_shape
+        self.pre_size, self.post_size = conv.post_size, conv.pre_size
+
+    def forward(self, weights, pre):
+        return self.conv.backward(weights, pre)
+
+    def backward(self, weights, error):
+        return self.conv.forward(weights, error)
+
+    def weight_update(self, error, pre):
+        return self.conv.weight_update(pre, error)  # sum over positions of post x pre, in the kernel's layout
+
+
+def operator_of(circuit: Circuit, projection: str) -> tuple[Operator, Pooling | None]:
+    """The operator and pooling of a weighted projection (dense, convolution or transposed convolution)."""
+    q = circuit.projections[projection]
+    source, target = circuit.populations[q.source], circuit.populations[q.target]
+    pooling = None
+    pre_shape = image_shape(source.shape)
+    if q.pool is not None:
+        pooling = Pooling(q.pool.kind, q.pool.size, pre_shape)
+        pre_shape = pooling.shape
+    if q.conv is None:
+        return Dense(math.prod(pre_shape), target.size), pooling
+    if q.conv.transposed:
+        forward = Conv(image_shape(target.shape), pre_shape[0], q.conv.kernel, q.conv.stride, q.conv.padding)
+        return ConvTranspose(forward), pooling
+    return Conv(pre_shape, image_shape(target.shape)[0], q.conv.kernel, q.conv.stride, q.conv.padding), pooling

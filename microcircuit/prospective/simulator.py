@@ -42,11 +42,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from microcircuit.circuit import Circuit, draw_init, image_shape, tagged
+from microcircuit.circuit import Circuit, draw_init, tagged
 from microcircuit.engine import POTENTIAL_BOUND, WEIGHT_BOUND, Diverged
 from microcircuit.model.activations import ACTIVATIONS, DERIVATIVES, Activation
 from microcircuit.model.rules import RULES
-from microcircuit.prospective.layers import Conv, Dense, Operator, Pooling
+from microcircuit.prospective.layers import Operator, Pooling, operator_of
 from microcircuit.seeds import derive_seed, rng
 from microcircuit.state import PhasePlan, PlasticPlan, Presented, Probe, State
 
@@ -69,23 +69,6 @@ class Area:
     bias: bool
     noise: float  # sigma of the somatic white noise, potential / sqrt(ms)
     rate_noise: float  # standard deviation of the rate-potential noise per step
-
-
-def operator_of(circuit: Circuit, projection: str) -> tuple[Operator, Pooling | None]:
-    """The operator and pooling of a bottom-up projection of a prospective network."""
-    q = circuit.projections[projection]
-    source, target = circuit.populations[q.source], circuit.populations[q.target]
-    pooling = None
-    pre_shape = source.shape
-    if q.pool is not None:
-        pooling = Pooling(q.pool.kind, q.pool.size, image_shape(source.shape))
-        pre_shape = pooling.shape
-    if q.conv is not None:
-        op: Operator = Conv(image_shape(pre_shape), image_shape(target.shape)[0], q.conv.kernel,
-                            q.conv.stride, q.conv.padding)
-    else:
-        op = Dense(math.prod(pre_shape), target.size)
-    return op, pooling
 
 
 class ProspectiveSimulator:

@@ -27,7 +27,7 @@ import torch
 
 from microcircuit.circuit import Circuit
 from microcircuit.reference.feedforward import feedforward
-from microcircuit.reference.network import chain_constants
+from microcircuit.reference.network import chain_constants, chain_products
 
 
 @dataclass
@@ -64,7 +64,7 @@ def backprop_reference(
     names, attenuation, phis = chain_constants(circuit)
     leaves = {name: weights[name].detach().clone().requires_grad_(True) for name in names}
     with torch.enable_grad():
-        ys, rs = feedforward(inputs.detach(), [leaves[n] for n in names], attenuation, phis)
+        ys, rs = feedforward(inputs.detach(), [leaves[n] for n in names], attenuation, phis, chain_products(circuit))
         for tensor in ys + rs:
             tensor.retain_grad()
         potentials = {q.target: y for q, y in zip(chain, ys, strict=True)}

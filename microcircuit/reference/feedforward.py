@@ -18,7 +18,8 @@ from typing import Any
 
 
 def feedforward(inputs: Any, weights: Sequence[Any], attenuation: Sequence[float],
-                activations: Sequence[Callable[[Any], Any]] | Callable[[Any], Any]) -> tuple[list[Any], list[Any]]:
+                activations: Sequence[Callable[[Any], Any]] | Callable[[Any], Any],
+                products: Sequence[Callable[[Any, Any], Any] | None] | None = None) -> tuple[list[Any], list[Any]]:
     """Potentials y_1..y_N and rates r_1..r_{N-1} of the feedforward network.
 
     Args:
@@ -28,6 +29,8 @@ def feedforward(inputs: Any, weights: Sequence[Any], attenuation: Sequence[float
         attenuation: c_1..c_N (dimensionless).
         activations: phi_1..phi_{N-1} (one per hidden area, a list of N is accepted and its last entry
             ignored), or one callable for every area.
+        products: per area, how its weights act on the rates below, ``product(W, r) -> W r`` (a
+            convolution's operator, model.md sec. 10); None (or a None entry): the matrix product.
 
     Returns:
         (potentials [y_1, ..., y_N], rates [r_1, ..., r_{N-1}]), each [..., n_k]; y_N is the output.
@@ -39,8 +42,9 @@ def feedforward(inputs: Any, weights: Sequence[Any], attenuation: Sequence[float
     phis = [activations] * len(weights) if callable(activations) else list(activations)
     potentials, rates = [], []
     r = inputs
-    for k, (w, c) in enumerate(zip(weights, attenuation, strict=True)):
-        y = c * (r @ w.swapaxes(-1, -2))
+    products = list(products) if products is not None else [None] * len(weights)
+    for k, (w, c, product) in enumerate(zip(weights, attenuation, products, strict=True)):
+        y = c * (r @ w.swapaxes(-1, -2) if product is None else product(w, r))
         potentials.append(y)
         if k < len(weights) - 1:
             r = phis[k](y)

@@ -10,10 +10,17 @@ import torch
 
 from microcircuit.circuit import Circuit
 from microcircuit.model.activations import ACTIVATIONS
+from microcircuit.prospective.layers import operator_of
 from microcircuit.reference.feedforward import feedforward
 
 #: stimuli per forward pass when evaluating a split (bounds memory for large splits)
 EVAL_CHUNK = 2048
+
+
+def chain_products(circuit: Circuit) -> list:
+    """Per area of the forward chain, how its weights act on the rates below: a convolution's forward map,
+    or None for a dense matrix product (model.md sec. 10)."""
+    return [operator_of(circuit, q.name)[0].forward if q.conv is not None else None for q in circuit.forward_chain]
 
 
 def chain_constants(circuit: Circuit) -> tuple[list[str], list[float], list]:
@@ -33,11 +40,13 @@ class FeedforwardNet:
 
     def __init__(self, circuit: Circuit, weights: dict[str, torch.Tensor]):
         self.chain, self.attenuation, self.phi = chain_constants(circuit)
+        self.products = chain_products(circuit)
         self.weights = [weights[name].detach().clone() for name in self.chain]
 
     def forward(self, inputs: torch.Tensor, weights: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Output potentials y_N [circuit, batch, n_out] for input rates [circuit, batch, n_in]."""
-        potentials, _ = feedforward(inputs, self.weights if weights is None else weights, self.attenuation, self.phi)
+        potentials, _ = feedforward(inputs, self.weights if weights is None else weights, self.attenuation, self.phi,
+                                    self.products)
         return potentials[-1]
 
     def sgd_step(self, inputs: torch.Tensor, targets: torch.Tensor, lr: float) -> None:
@@ -74,4 +83,4 @@ def evaluate_split(forward, n_circuits: int, inputs: torch.Tensor, targets: torc
     return sq_sum / (n * targets.shape[-1]), (hits / n if labels is not None else None)
 
 
-__all__ = ["EVAL_CHUNK", "FeedforwardNet", "chain_constants", "evaluate_split"]
+__all__ = ["EVAL_CHUNK", "FeedforwardNet", "chain_constants", "chain_products", "evaluate_split"]

@@ -1,4 +1,5 @@
-"""The meaning of the keys of prospective networks (model.md sec. 10), for the semantic pass.
+"""The meaning of the keys of prospective networks and of convolutions (model.md sec. 10), for the
+semantic pass.
 
 A spec is a prospective network when any population has cell type ``prospective``; then every
 non-input population must be one, the chain of basal projections is the network, and the keys of
@@ -88,6 +89,9 @@ def check_prospective(spec: Spec, error: Report, warn: Report, physics: bool = T
         if init == "self_predicting":
             error(path + ("init",), "init self_predicting belongs to microcircuits' interneurons",
                   "use {normal: 0.05}, {uniform: ...} or a file")
+        if proj.conv is not None and proj.conv.transposed:
+            error(path + ("conv", "transposed"), "a prospective network's projections run bottom-up; the "
+                  "errors go down by the transposes of their weights", "remove transposed")
         if proj.conv is not None and isinstance(init, FileInit):
             error(path + ("init",), "weights from a file are read for dense projections ([post, pre]); a "
                   "convolution's kernel cannot be given that way yet", "draw the kernel ({normal: 0.05})")
@@ -122,6 +126,9 @@ def _check_geometry(spec: Spec, name: str, error: Report) -> None:
         error(path + ("conv",), f"a convolution connects shaped populations; '{missing}' has no shape",
               f"give populations.{missing}.shape: [channels, height, width]")
         return
+    if conv.transposed:
+        _check_transposed(spec, name, error)
+        return
     c, h, w = shape
     if conv.kernel > h + 2 * conv.padding or conv.kernel > w + 2 * conv.padding:
         error(path + ("conv", "kernel"), f"kernel {conv.kernel} is larger than the {h} x {w} positions of the "
@@ -138,18 +145,65 @@ def _check_geometry(spec: Spec, name: str, error: Report) -> None:
               f"{list(target_pop.shape)}", f"use shape: [{target_shape[0]}, {out[0]}, {out[1]}]")
 
 
+def _check_transposed(spec: Spec, name: str, error: Report) -> None:
+    """A transposed convolution goes back along the convolution from the target's shape to the source's:
+    that convolution of the target's shape must give the source's positions."""
+    proj = spec.projections[name]
+    conv = proj.conv
+    source = proj.source.partition(".")[0]
+    target = proj.target.partition(".")[0]
+    c, h, w = image_shape(spec.populations[target].shape, spec.populations[target].size)
+    if conv.kernel > h + 2 * conv.padding or conv.kernel > w + 2 * conv.padding:
+        error(("projections", name, "conv", "kernel"), f"kernel {conv.kernel} is larger than the {h} x {w} "
+              f"positions of '{target}' (padding {conv.padding})")
+        return
+    out = ((h + 2 * conv.padding - conv.kernel) // conv.stride + 1,
+           (w + 2 * conv.padding - conv.kernel) // conv.stride + 1)
+    source_shape = image_shape(spec.populations[source].shape, spec.populations[source].size)
+    if tuple(source_shape[1:]) != out:
+        error(("projections", name, "conv"), f"'{name}' is the transposed convolution of {c} x {h} x {w} with "
+              f"kernel {conv.kernel}, stride {conv.stride}, padding {conv.padding}, which has {out[0]} x "
+              f"{out[1]} positions, but its source '{source}' has shape {list(spec.populations[source].shape)}",
+              "the source must have the shape the convolution of the target's shape gives")
+
+
+#: rules a convolutional projection of a microcircuit may have (their update is a postsynaptic factor
+#: times the presynaptic rate, which a shared kernel sums over positions)
+_CONV_MICROCIRCUIT_RULES = ("fixed", "tied", "dendritic_prediction", "apical_silencing")
+
+
 def check_microcircuit_keys(spec: Spec, error: Report) -> None:
-    """The keys of prospective networks are errors in a microcircuit."""
+    """The keys of prospective networks are errors in a microcircuit; convolutions are allowed (model.md
+    sec. 10): their geometry and rules are checked here."""
     for name, pop in spec.populations.items():
         for key in ("tau_m", "bias"):
             if getattr(pop, key) not in (None, False):
                 error(("populations", name, key), f"'{key}' belongs to prospective cells; '{name}' is a "
                       f"'{pop.cell}' population", f"remove '{key}'")
     for name, proj in spec.projections.items():
-        for key in ("conv", "pool", "feedback"):
+        for key in ("pool", "feedback"):
             if getattr(proj, key) is not None:
                 error(("projections", name, key), f"'{key}' is available in prospective networks only "
                       "(populations of cell type 'prospective')", f"remove '{key}'")
+        if proj.conv is not None and proj.target.endswith(".soma"):
+            error(("projections", name, "conv"), "a nudging projection is one-to-one; it has no kernel",
+                  "remove 'conv'")
+        elif proj.conv is not None and proj.source.partition(".")[0] in spec.populations \
+                and proj.target.partition(".")[0] in spec.populations:
+            rule = rule_name(proj.rule if proj.rule is not None else spec.defaults.projection.rule)
+            if rule not in _CONV_MICROCIRCUIT_RULES:
+                error(("projections", name, "rule"), f"rule '{rule}' on the convolution '{name}': convolutions "
+                      f"of microcircuits learn by {listing(_CONV_MICROCIRCUIT_RULES)}")
+            init = proj.init if proj.init is not None else spec.defaults.projection.init
+            if isinstance(init, FileInit):
+                error(("projections", name, "init"), "weights from a file are read for dense projections "
+                      "([post, pre]); a convolution's kernel cannot be given that way yet",
+                      "draw the kernel ({normal: 0.05})")
+            _check_geometry(spec, name, error)
+    convolutions = [name for name, proj in spec.projections.items() if proj.conv is not None]
+    if spec.compare_backprop and convolutions:
+        error(("compare_backprop",), f"compare_backprop measures dense circuits; {listing(convolutions)} "
+              "convolve", "remove compare_backprop")
         if isinstance(proj.rule, ProspectiveErrorRule):
             error(("projections", name, "rule"), "prospective_error learns in prospective networks only",
                   "use dendritic_prediction in a microcircuit")

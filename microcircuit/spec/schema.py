@@ -230,11 +230,15 @@ class PrecisionSpec(Strict):
 
 class ConvSpec(Strict):
     """A convolution (model.md sec. 10): square kernels of ``kernel`` x ``kernel`` positions, one per pair
-    of (target, source) channels, shared over positions; ``stride`` and zero ``padding`` in positions."""
+    of (target, source) channels, shared over positions; ``stride`` and zero ``padding`` in positions.
+    ``transposed``: the transposed convolution of a kernel [source channels, target channels, k, k], the
+    way back down along a convolution from the target's shape to the source's (a microcircuit's top-down
+    and interneuron-to-apical projections)."""
 
     kernel: PositiveInt
     stride: PositiveInt = 1
     padding: NonNegInt = 0
+    transposed: bool = False
 
 
 class PoolSpec(Strict):
