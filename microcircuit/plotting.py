@@ -3,9 +3,9 @@
 The functions here read what an experiment left in its run directory (see
 :mod:`microcircuit.rundir` for the layout) and draw it with seaborn/matplotlib:
 
-* :func:`load_run` reads ``manifest.json``, ``metrics.csv`` and ``recordings/index.json`` into a
-  :class:`RunResult`, whose :meth:`RunResult.recording` stitches the per-epoch ``.npz`` chunks of
-  one recorded variable together.
+* :func:`load_run` reads ``manifest.json``, ``metrics.csv``, ``baseline.csv`` (written by
+  ``microcircuit run --baseline``) and ``recordings/index.json`` into a :class:`RunResult`, whose
+  :meth:`RunResult.recording` stitches the per-epoch ``.npz`` chunks of one recorded variable together.
 * :func:`plot_learning_curves`, :func:`plot_output_traces` and :func:`plot_apical` each return a
   matplotlib :class:`~matplotlib.figure.Figure` and never call ``plt.show()``.
 * :func:`plot_run` writes the figures into ``RUN_DIR/figures/`` (what ``microcircuit plot`` does).
@@ -57,13 +57,19 @@ KINDS = ("curves", "traces", "apical")
 """Figure kinds :func:`plot_run` knows, each written to ``figures/<kind>.<fmt>``."""
 
 
+#: The backprop baseline's phases in ``baseline.csv`` drawn in the curves, and their names there.
+BASELINE_PHASES = {"baseline_validate": "backprop validate", "baseline_test": "backprop test"}
+
 #: Preferred order of phases in legends and when choosing a phase to show.
-PHASE_ORDER = ("self_prediction", "train", "validate", "test")
+PHASE_ORDER = ("self_prediction", "train", "validate", "test", *BASELINE_PHASES.values())
 
 #: Fixed phase colours (colorblind palette) so a phase looks the same in every figure.
 _PALETTE = sns.color_palette("colorblind")
 PHASE_COLOURS = {"self_prediction": _PALETTE[4], "train": _PALETTE[0], "validate": _PALETTE[1],
-                 "test": _PALETTE[2]}
+                 "test": _PALETTE[2], "backprop validate": _PALETTE[3], "backprop test": _PALETTE[3]}
+
+#: Line style and marker of the backprop baseline's phases (dashed, diamonds), beside the circuit's.
+BASELINE_STYLE = ("--", "D")
 
 #: Titles and y labels of the metric families the experiment writes; others are labelled generically.
 FAMILY_LABELS = {
@@ -97,6 +103,8 @@ class RunResult:
             (``epoch`` and ``seed`` integers, ``value`` float); empty if ``metrics.csv`` is missing.
         index: recorded variables, ``{var: {"every", "reduce", "units", "phases", ...}}``.
         recorded_seeds: the seed of each circuit along the recordings' seed axis.
+        baseline: the backprop baseline's rows of ``baseline.csv`` (``run --baseline``), same columns as
+            ``metrics``; empty without the file.
     """
 
     path: Path
@@ -104,6 +112,7 @@ class RunResult:
     metrics: pd.DataFrame
     index: dict[str, dict] = field(default_factory=dict)
     recorded_seeds: list[int] = field(default_factory=list)
+    baseline: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(METRIC_COLUMNS)))
     _keys: dict[Path, frozenset[str]] = field(default_factory=dict, init=False, repr=False)
     _config: dict | None = field(default=None, init=False, repr=False)
 
@@ -330,7 +339,7 @@ def _read_metrics(path: Path) -> pd.DataFrame:
 
 
 def load_run(run_dir: str | os.PathLike) -> RunResult:
-    """Read a run directory's manifest, metrics and recordings index.
+    """Read a run directory's manifest, metrics, backprop baseline (``baseline.csv``) and recordings index.
 
     Missing pieces are tolerated (a run still in progress, or one without recordings): the
     manifest and index are then empty and the metrics table has no rows.
@@ -354,7 +363,9 @@ def load_run(run_dir: str | os.PathLike) -> RunResult:
     variables = raw.get("variables") if isinstance(raw.get("variables"), dict) else raw
     index = {k: v for k, v in variables.items() if isinstance(v, dict)}
     seeds = [int(s) for s in raw.get("seeds") or manifest.get("seeds") or []]
-    return RunResult(path=path, manifest=manifest, metrics=metrics, index=index, recorded_seeds=seeds)
+    baseline = _read_metrics(path / "baseline.csv")
+    return RunResult(path=path, manifest=manifest, metrics=metrics, index=index, recorded_seeds=seeds,
+                     baseline=baseline)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -444,11 +455,31 @@ def _curve_frame(metrics: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
     return df, shifted
 
 
+def _baseline_frame(run: RunResult) -> pd.DataFrame:
+    """The backprop baseline's validation curve and test point, under the phase names of
+    :data:`BASELINE_PHASES`, for the metric families the run itself has (empty without ``baseline.csv``)."""
+    rows = run.baseline[run.baseline["phase"].isin(list(BASELINE_PHASES))].copy()
+    if rows.empty or run.metrics.empty:
+        return rows
+    families = {_family(m)[0] for m in run.metrics["metric"].unique()}
+    rows = rows[[_family(m)[0] in families for m in rows["metric"]]]
+    rows["phase"] = rows["phase"].map(BASELINE_PHASES)
+    return rows
+
+
+def _is_baseline(phase: str) -> bool:
+    return phase in BASELINE_PHASES.values()
+
+
 def _phase_handles(df: pd.DataFrame, phases: Sequence[str]) -> list[Line2D]:
-    """Legend entries for the phases in ``df``: a line for curves, a marker alone for single points."""
-    return [Line2D([], [], color=_phase_colour(p, phases), marker="o", ms=4, label=p.replace("_", " "),
-                   ls="-" if df[df["phase"] == p]["x"].nunique() > 2 else "none")
-            for p in _order_phases(df["phase"].unique())]
+    """Legend entries for the phases in ``df``: a line for curves, a marker alone for single points
+    (the backprop baseline's dashed, with diamonds)."""
+    handles = []
+    for p in _order_phases(df["phase"].unique()):
+        line, marker = BASELINE_STYLE if _is_baseline(p) else ("-", "o")
+        handles.append(Line2D([], [], color=_phase_colour(p, phases), marker=marker, ms=4, label=p.replace("_", " "),
+                              ls=line if df[df["phase"] == p]["x"].nunique() > 2 else "none"))
+    return handles
 
 
 def _draw_family(ax: Axes, df: pd.DataFrame, family: str, phases: Sequence[str], phase_legend: bool,
@@ -463,16 +494,17 @@ def _draw_family(ax: Axes, df: pd.DataFrame, family: str, phases: Sequence[str],
             if rows.empty:
                 continue
             n_x = rows["x"].nunique()
+            line, marker = (BASELINE_STYLE if _is_baseline(phase)
+                            else (dashes[k % len(dashes)], markers[k % len(markers)]))
             if n_x <= 2:  # e.g. the single test point: marker with a min-max bar over seeds
                 stats = rows.groupby("x")["value"].agg(["mean", "min", "max"])
                 yerr = [stats["mean"] - stats["min"], stats["max"] - stats["mean"]]
-                ax.errorbar(stats.index, stats["mean"], yerr=yerr, fmt=markers[k % len(markers)],
+                ax.errorbar(stats.index, stats["mean"], yerr=yerr, fmt=marker,
                             color=colour,
                             ms=5, capsize=3, mec="white", mew=0.6, zorder=3)
             else:
                 sns.lineplot(data=rows, x="x", y="value", errorbar=("pi", 100), color=colour, ax=ax, legend=False,
-                             linestyle=dashes[k % len(dashes)],
-                             marker=markers[k % len(markers)] if n_x <= 30 else None,
+                             linestyle=line, marker=marker if n_x <= 30 else None,
                              markersize=3, markeredgewidth=0)
     title, ylabel = _family_labels(family)
     ax.set_title(title)
@@ -508,7 +540,9 @@ def plot_learning_curves(run: RunResult, ax: Axes | Sequence[Axes] | None = None
     ``apical_norm`` (one line style per population), then any other metric, drawn generically.
     x is the epoch (phases run before training, like ``self_prediction``, end at epoch 0), colour
     is the phase; phases with one or two epochs (``test``) are drawn as points with error bars.
-    Positive families spanning orders of magnitude get a log y axis.
+    Positive families spanning orders of magnitude get a log y axis. A backprop baseline written beside
+    the run (``baseline.csv``, ``microcircuit run --baseline``) is drawn in the same panels: its
+    validation curve (``backprop validate``, dashed) and its test point (``backprop test``, diamond).
 
     Args:
         run: the loaded run.
@@ -523,7 +557,9 @@ def plot_learning_curves(run: RunResult, ax: Axes | Sequence[Axes] | None = None
     """
     if run.metrics.empty:
         raise NoData(f"no metrics in {run.path / 'metrics.csv'}")
-    df, shifted = _curve_frame(run.metrics)
+    baseline = _baseline_frame(run)
+    df, shifted = _curve_frame(run.metrics if baseline.empty else
+                               pd.concat([run.metrics, baseline], ignore_index=True))
     present = list(dict.fromkeys(df["family"]))
     families = [f for f in FAMILY_ORDER if f in present] + sorted(f for f in present if f not in FAMILY_ORDER)
     if metrics is not None:

@@ -225,6 +225,48 @@ def test_learning_curves_classification(run_dir: Path):
     assert populations == ["pyr_1", "pyr_2"]
 
 
+def write_baseline(run: Path) -> None:
+    """baseline.csv as ``run --baseline`` writes it: validation every 5 epochs, then final rows."""
+    rows = []
+    for seed in SEEDS:
+        for epoch in range(5, EPOCHS + 1, 5):
+            rows += [("baseline_validate", epoch, seed, "loss", 0.05 / epoch),
+                     ("baseline_validate", epoch, seed, "accuracy", 0.97)]
+        for split in ("train", "validation", "test"):
+            rows += [(f"baseline_{split}", EPOCHS, seed, "loss", 0.01),
+                     (f"baseline_{split}", EPOCHS, seed, "accuracy", 0.97)]
+    pd.DataFrame(rows, columns=["phase", "epoch", "seed", "metric", "value"]).to_csv(run / "baseline.csv", index=False)
+
+
+def test_learning_curves_draw_the_backprop_baseline_beside_the_run(run_dir: Path):
+    without = plot_learning_curves(load_run(run_dir))
+    n_lines = len(without.axes[0].get_lines())
+    write_baseline(run_dir)
+    run = load_run(run_dir)
+    assert set(run.baseline["phase"]) == {"baseline_validate", "baseline_train", "baseline_validation",
+                                          "baseline_test"}
+    fig = plot_learning_curves(run)
+    assert panel_titles(fig) == ["Accuracy", "Loss", "Apical potential"]  # no panel of its own
+    (phase_legend,) = fig.legends
+    phases = [t.get_text() for t in phase_legend.get_texts()]
+    assert phases == ["self prediction", "train", "validate", "test", "backprop validate", "backprop test"]
+    dashed = [h.get_linestyle() for h in phase_legend.legend_handles if h.get_label() == "backprop validate"]
+    assert dashed == ["--"]
+    accuracy = fig.axes[0]
+    assert len(accuracy.get_lines()) > n_lines
+    # the validation curve at 97 % over epochs 5..20 and the test point (a diamond) at epoch 20
+    curves = [ln for ln in accuracy.get_lines() if ln.get_linestyle() == "--"]
+    assert any(np.allclose(ln.get_xdata(), [5, 10, 15, 20]) and np.allclose(ln.get_ydata(), 97.0) for ln in curves)
+    diamonds = [ln for ln in accuracy.get_lines() if ln.get_marker() == "D"]
+    assert any(np.allclose(ln.get_xdata(), [EPOCHS]) and np.allclose(ln.get_ydata(), 97.0) for ln in diamonds)
+    assert not any(np.allclose(ln.get_ydata(), 97.0) for ln in without.axes[0].get_lines())
+    written = plot_run(run_dir, kinds=["curves"])
+    assert_png(written[0])
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
 def test_learning_curves_regression_task(tmp_path: Path):
     run = load_run(make_run(tmp_path, classification=False, recordings=False))
     fig = plot_learning_curves(run)
