@@ -276,3 +276,56 @@ def test_plot_a_sweep(tmp_path, capsys):
     assert figure.parent == sweep_dir / "figures" and figure.stat().st_size > 20_000
     assert cli(["plot", str(sweep_dir), "--x", "t_pre", "--metric", "test/loss"]) == 2
     assert "'t_pre' is not an axis" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- prospective networks
+def test_prospective_runs_batch_like_microcircuits(tmp_path):
+    """Prospective (LE) networks through the sweep layer: runs that differ in learning rate or tau_r
+    mismatch share one simulation, orig and LE and the presentation time do not, tau_r learning
+    (``tau_r_eta``) makes its own simulation; each run's circuits give the numbers of the run alone."""
+    from tests.test_prospective import spec_text
+
+    circuit = tmp_path / "le_net.yaml"
+    circuit.write_text(spec_text(epochs=2, t_pres=5))
+    path = tmp_path / "prospective.yaml"
+    path.write_text(f"""schema: microcircuit-sweep/1
+name: prospective
+circuit: {circuit.as_posix()}
+set:
+  dtype: float64
+axes:
+  variant:
+    key: defaults.population.dynamics
+    values:
+      LE: latent_equilibrium
+      orig: orig
+      LE_0.3: {{latent_equilibrium: {{mismatch: {{distribution: normal, spread: 0.3}}}}}}
+  eta:
+    key: defaults.projection.rule.prospective_error.eta
+    values: [5.0, 10.0]
+  tau_r_eta:
+    key: protocol.0.tau_r_eta
+    values: [0.0, 0.5]
+seeds: 2
+metrics: [test/accuracy, run/tau_r_error]
+""")
+    p = plan(load_sweep(path))
+    assert len(p.runs) == 12
+    # LE and LE_0.3 (mismatch is per circuit) with both etas batch; orig apart; tau_r learning apart
+    assert sorted(t.n_circuits for t in p.tasks) == [4, 4, 8, 8]
+    for task in p.tasks:
+        runs = task.runs
+        grouped = _simulate(runs, "cpu")
+        assert grouped["status"] == "done", grouped["diagnosis"]
+        for k, run in enumerate(runs):
+            experiment = Experiment(run.spec, RunOptions(n_seeds=2, seed=run.seeds[0], progress=False))
+            if run.axes["variant"] == "LE_0.3":
+                assert not torch.equal(experiment.sim.state.tau_r_factor["h_1"],
+                                       torch.ones_like(experiment.sim.state.tau_r_factor["h_1"]))
+            alone = experiment.run()
+            for name, w in experiment.sim.state.weights.items():
+                torch.testing.assert_close(grouped["weights"][k][name], w, rtol=0, atol=1e-12)
+            rows = [r for r in grouped["rows"][k] if r[0] != "run"]
+            assert len(rows) == len(alone.rows)
+            for (p1, e1, s1, m1, v1), (p2, e2, s2, m2, v2) in zip(rows, alone.rows, strict=True):
+                assert (p1, e1, s1, m1) == (p2, e2, s2, m2) and abs(v1 - v2) <= 1e-12

@@ -79,6 +79,8 @@ class GroupExperiment(Experiment):
                 population = circuit.populations[name]
                 own = make_dynamics(population.dynamics, population.size,
                                     [rng(s, f"mismatch/{name}") for s in seeds]).initial_factor()
+                if own is None:  # no tau_r factor of its own (orig areas of a prospective network): m = 1
+                    continue
                 factor[start:start + n] = own.to(factor.device, factor.dtype)
             start += n
 
