@@ -386,17 +386,24 @@ class Circuit:
             g = ", ".join(f"{k}={v:g}" for k, v in p.conductances.items())
             dyn = tagged(p.dynamics)[0] if p.cell.has_soma else "-"
             act = p.activation if p.cell.has_soma else "-"
+            if len(p.shape) > 1:
+                g = (g + ", " if g else "") + "shape " + "x".join(map(str, p.shape))
             lines.append(f"  {p.name:<10} {p.cell.name:<17} {p.size:>5}  {comps:<22} {dyn:<19} {act:<12} {g}")
         lines.append("")
-        lines.append("projections (weights are post x pre)")
+        lines.append("projections (weights are post x pre; kernels out x in x k x k)")
         for q in self.projections.values():
             edge = self.graph.edges[q.source, q.target, q.name]
             extra = f"g_som={q.conductance:g}" if q.kind == "nudging" else (
                 f"rule eta={q.eta:g}" if q.rule not in ("fixed", "tied") else "")
             if q.w_max:
                 extra += f" w_max={q.w_max:g}"
+            if q.conv is not None:
+                extra += (f" {'transposed ' if q.conv.transposed else ''}conv k={q.conv.kernel} "
+                          f"stride={q.conv.stride} padding={q.conv.padding}")
+            if q.pool is not None:
+                extra += f" {q.pool.kind} pool {q.pool.size}"
             lines.append(f"  {q.name:<10} {q.source:>8} -> {q.target + '.' + q.compartment:<18} "
-                         f"{edge['shape']:<11} {q.rule:<21} {extra}".rstrip())
+                         f"{edge['shape']:<11} {q.rule:<21} {extra.strip()}".rstrip())
         lines.append("")
         lines.append("derived constants")
         for p in self.populations.values():

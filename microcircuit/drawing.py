@@ -57,15 +57,17 @@ def draw_circuit(circuit: Circuit, path: Path) -> None:
     colours = ["#dddddd" if g.nodes[n]["cell"] == "input" else
                "#fdd49e" if g.nodes[n]["cell"] == "interneuron" else "#c6dbef" for n in g.nodes]
     nx.draw_networkx_nodes(g, pos, ax=ax, node_size=sizes, node_color=colours, edgecolors="black")
-    nx.draw_networkx_labels(g, pos, ax=ax, labels={n: f"{n}\n({g.nodes[n]['size']})" for n in g.nodes},
-                            font_size=8)
+    shapes = {n: circuit.populations[n].shape for n in g.nodes}
+    labels = {n: f"{n}\n({'x'.join(map(str, shapes[n])) if len(shapes[n]) > 1 else g.nodes[n]['size']})"
+              for n in g.nodes}
+    nx.draw_networkx_labels(g, pos, ax=ax, labels=labels, font_size=8)
     handles = [Line2D([0], [0], color=c, label=f"to {k}" + (" (nudging)" if k == "soma" else ""),
                       linestyle="--" if k == "soma" else "-")
                for k, c in COMPARTMENT_COLOURS.items()]
     handles += [Line2D([0], [0], color="black", linewidth=2.6, label="learns in some phase"),
                 Line2D([0], [0], color="black", linewidth=1.0, label="fixed")]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
-    ax.set_title(f"{circuit.spec.name}: populations (neurons) and projections")
+    ax.set_title(f"{circuit.spec.name}: populations (neurons) and projections", loc="left", fontsize=10)
     ax.axis("off")
     ax.margins(0.2)
     fig.tight_layout()
@@ -83,7 +85,11 @@ def draw_circuit(circuit: Circuit, path: Path) -> None:
         (x1, y1), (x2, y2) = ax.transData.transform([pos[u], pos[v]])
         mid = ax.transData.inverted().transform(((x1 + x2) / 2 + rad / 2 * (y2 - y1),
                                                  (y1 + y2) / 2 - rad / 2 * (x2 - x1)))
-        ax.text(mid[0], mid[1], f"{name}\nlearns" if learns else name, fontsize=7, color=colour, ha="center",
+        conv = circuit.projections[name].conv
+        notes = ([f"{'conv^T' if conv.transposed else 'conv'} {conv.kernel}"] if conv is not None else []) + (
+            ["learns"] if learns else [])
+        label = name + ("\n" + ", ".join(notes) if notes else "")
+        ax.text(mid[0], mid[1], label, fontsize=7, color=colour, ha="center",
                 va="center", fontweight="bold" if learns else "normal",
                 bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -158,3 +158,11 @@ def test_a_rule_without_a_postsynaptic_factor_on_a_convolution_is_an_error():
     with pytest.raises(SpecError) as info:
         load_spec_text(text, "conv_mc.yaml")
     assert "projections.down_1.rule" in str(info.value)
+
+
+def test_a_tied_convolution_must_mirror_its_partners_kernel():
+    text = conv_spec().replace("down_1:  {source: pyr_2, target: pyr_1.apical, conv: {kernel: 2, transposed: true}",
+                               "down_1:  {source: pyr_2, target: pyr_1.apical, conv: {kernel: 2}")
+    with pytest.raises(SpecError) as info:
+        load_spec_text(text, "conv_mc.yaml")
+    assert "projections.down_1.rule.tied.to" in str(info.value)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from microcircuit.spec.errors import listing
-from microcircuit.spec.schema import FileInit, ProspectiveErrorRule, Spec
+from microcircuit.spec.schema import FileInit, ProspectiveErrorRule, Spec, TiedRule
 
 Report = Callable[..., None]
 
@@ -167,6 +167,24 @@ def _check_transposed(spec: Spec, name: str, error: Report) -> None:
               "the source must have the shape the convolution of the target's shape gives")
 
 
+def _check_tied_kernels(spec: Spec, name: str, to: str, error: Report) -> None:
+    """A tied convolution mirrors a convolution of the same kernel, stride and padding the other way."""
+    mine, theirs = spec.projections[name].conv, spec.projections[to].conv
+    if mine is None and theirs is None:
+        return
+    path = ("projections", name, "rule", "tied", "to")
+    if mine is None or theirs is None:
+        conv, dense = (name, to) if mine is not None else (to, name)
+        error(path, f"'{name}' is tied to '{to}', but '{conv}' is a convolution and '{dense}' is dense",
+              "tie a transposed convolution to a convolution of the same kernel")
+    elif (mine.kernel, mine.stride, mine.padding) != (theirs.kernel, theirs.stride, theirs.padding) or \
+            mine.transposed == theirs.transposed:
+        error(path, f"'{name}' (kernel {mine.kernel}, stride {mine.stride}, padding {mine.padding}, transposed "
+              f"{str(mine.transposed).lower()}) cannot mirror '{to}' (kernel {theirs.kernel}, stride "
+              f"{theirs.stride}, padding {theirs.padding}, transposed {str(theirs.transposed).lower()})",
+              "a tied convolution has its partner's kernel, stride and padding and the other direction")
+
+
 #: rules a convolutional projection of a microcircuit may have (their update is a postsynaptic factor
 #: times the presynaptic rate, which a shared kernel sums over positions)
 _CONV_MICROCIRCUIT_RULES = ("fixed", "tied", "dendritic_prediction", "apical_silencing")
@@ -200,6 +218,8 @@ def check_microcircuit_keys(spec: Spec, error: Report) -> None:
                       "([post, pre]); a convolution's kernel cannot be given that way yet",
                       "draw the kernel ({normal: 0.05})")
             _check_geometry(spec, name, error)
+        if isinstance(proj.rule, TiedRule) and proj.rule.tied.to in spec.projections:
+            _check_tied_kernels(spec, name, proj.rule.tied.to, error)
     convolutions = [name for name, proj in spec.projections.items() if proj.conv is not None]
     if spec.compare_backprop and convolutions:
         error(("compare_backprop",), f"compare_backprop measures dense circuits; {listing(convolutions)} "
