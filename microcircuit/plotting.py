@@ -81,6 +81,9 @@ FAMILY_LABELS = {
 }
 FAMILY_ORDER = ("accuracy", "loss", "apical_norm")
 
+#: Percentage points above chance beyond which the accuracy axis no longer stretches down to chance.
+FAR_ABOVE_CHANCE = 40.0
+
 #: Most points drawn per raw line; longer recordings are decimated for drawing (after smoothing).
 MAX_POINTS = 20_000
 
@@ -477,8 +480,10 @@ def _phase_handles(df: pd.DataFrame, phases: Sequence[str]) -> list[Line2D]:
     handles = []
     for p in _order_phases(df["phase"].unique()):
         line, marker = BASELINE_STYLE if _is_baseline(p) else ("-", "o")
+        curve = df[df["phase"] == p]["x"].nunique() > 2
         handles.append(Line2D([], [], color=_phase_colour(p, phases), marker=marker, ms=4, label=p.replace("_", " "),
-                              ls=line if df[df["phase"] == p]["x"].nunique() > 2 else "none"))
+                              ls=line if curve else "none",
+                              mfc="none" if _is_baseline(p) and not curve else None))
     return handles
 
 
@@ -499,30 +504,35 @@ def _draw_family(ax: Axes, df: pd.DataFrame, family: str, phases: Sequence[str],
             if n_x <= 2:  # e.g. the single test point: marker with a min-max bar over seeds
                 stats = rows.groupby("x")["value"].agg(["mean", "min", "max"])
                 yerr = [stats["mean"] - stats["min"], stats["max"] - stats["mean"]]
+                hollow = _is_baseline(phase)  # the circuit's own point stays visible inside
                 ax.errorbar(stats.index, stats["mean"], yerr=yerr, fmt=marker,
-                            color=colour,
-                            ms=5, capsize=3, mec="white", mew=0.6, zorder=3)
+                            color=colour, ms=6 if hollow else 5, capsize=3, mec=colour if hollow else "white",
+                            mfc="none" if hollow else colour, mew=1.2 if hollow else 0.6, zorder=4 if hollow else 3)
             else:
                 sns.lineplot(data=rows, x="x", y="value", errorbar=("pi", 100), color=colour, ax=ax, legend=False,
                              linestyle=line, marker=marker if n_x <= 30 else None,
                              markersize=3, markeredgewidth=0)
     title, ylabel = _family_labels(family)
-    ax.set_title(title)
     ax.set_ylabel(ylabel)
     if family == "accuracy":
         chance = 100.0 / n_classes if n_classes else None
-        low = ax.get_ylim()[0] if chance is None else min(ax.get_ylim()[0], chance - 5.0)
+        far = chance is not None and float(np.nanmin(df["value"])) - chance > FAR_ABOVE_CHANCE
+        low = ax.get_ylim()[0] if chance is None or far else min(ax.get_ylim()[0], chance - 5.0)
         ax.set_ylim(max(0.0, low), min(100.0, ax.get_ylim()[1]) + 1.0)
-        if chance is not None:
+        if far:  # every curve far above chance: keep the axis on the curves and say where chance is
+            title = f"{title} (chance 1/{n_classes} = {chance:.0f} %)"
+        elif chance is not None:
             ax.axhline(chance, color="0.45", lw=1.0, ls=":", zorder=1)
             ax.annotate(f"chance (1/{n_classes})", (1.0, chance), xycoords=("axes fraction", "data"),
                         xytext=(-3, 3), textcoords="offset points", ha="right", va="bottom", fontsize="x-small",
                         color="0.35")
         if teacher_on:
             ax.text(0.98, 0.03, f"{', '.join(teacher_on)}: measured with the teacher on", transform=ax.transAxes,
-                    ha="right", va="bottom", fontsize="x-small", color="0.35")
+                    ha="right", va="bottom", fontsize="x-small", color="0.35",
+                    bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.8})
     elif _wants_log(df["value"].to_numpy()):
         ax.set_yscale("log")
+    ax.set_title(title)
     handles = _phase_handles(df, phases) if phase_legend else []
     if len(members) > 1:
         handles += [Line2D([], [], color="0.3", ls=dashes[k % len(dashes)], marker=markers[k % len(markers)],

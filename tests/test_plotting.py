@@ -267,6 +267,26 @@ def test_learning_curves_draw_the_backprop_baseline_beside_the_run(run_dir: Path
     plt.close("all")
 
 
+def test_accuracy_axis_stays_on_curves_far_above_chance(run_dir: Path):
+    """Ten classes (chance 10 %) and every accuracy above 80 %: the axis is not stretched down to chance,
+    the title says where chance is; near chance (the synthetic curves start at 40 %) it is drawn."""
+    (run_dir / "config.resolved.yaml").write_text(
+        "populations: {out: {size: 10}}\ninputs: {teacher: {target: out.soma}}\n")
+    near = plot_learning_curves(load_run(run_dir)).axes[0]
+    assert near.get_title() == "Accuracy" and near.get_ylim()[0] <= 5.0
+    assert "chance (1/10)" in [t.get_text() for t in near.texts]
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    accuracy = metrics["metric"] == "accuracy"
+    metrics.loc[accuracy, "value"] = 0.8 + 0.1 * metrics.loc[accuracy, "value"]
+    metrics.to_csv(run_dir / "metrics.csv", index=False)
+    far = plot_learning_curves(load_run(run_dir)).axes[0]
+    assert far.get_title() == "Accuracy (chance 1/10 = 10 %)"
+    assert far.get_ylim()[0] > 70.0 and "chance (1/10)" not in [t.get_text() for t in far.texts]
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
 def test_learning_curves_regression_task(tmp_path: Path):
     run = load_run(make_run(tmp_path, classification=False, recordings=False))
     fig = plot_learning_curves(run)
