@@ -3,6 +3,7 @@
 A variable is named ``population.compartment.variable``:
 ``<pop>.soma.u`` somatic potential, ``<pop>.soma.u_breve`` the potential that set the rate
 (prospective potential in LE), ``<pop>.soma.rate``, ``<pop>.<dendrite>.v`` dendritic potential,
+``<pop>.soma.error`` the error input e of a prospective cell (model.md sec. 10),
 or ``target`` (the task target of the current stimulus, delayed like the teacher, recorded
 also when the teacher is off). ``*`` as population expands to every
 population that has the compartment. Reductions over neurons: ``none`` (keep all),
@@ -20,7 +21,8 @@ from microcircuit.engine import Presented, Probe, Simulator
 from microcircuit.spec.schema import Recording
 
 UNITS = {"u": "potential (dimensionless)", "u_breve": "potential (dimensionless)",
-         "rate": "rate (dimensionless)", "v": "potential (dimensionless)", "target": "potential (dimensionless)"}
+         "rate": "rate (dimensionless)", "v": "potential (dimensionless)", "target": "potential (dimensionless)",
+         "error": "potential (dimensionless)"}
 
 
 @dataclass

@@ -330,3 +330,17 @@ def test_pooling_a_flat_population_is_an_error():
     text = spec_text().replace("w_2: {source: h_1, target: out.basal,", "w_2: {source: h_1, target: out.basal, "
                                "pool: {max: 2},")
     assert "projections.w_2.pool" in errors_of(text)
+
+
+def test_recordings_of_a_prospective_network():
+    """Errors, basal inputs and rates are recordable (and named with their units in the index)."""
+    extra = """record:
+  - {var: out.soma.error, every: 5, phases: [train]}
+  - {var: h_1.basal.v, every: 10, reduce: mean_abs}
+  - {var: "*.soma.rate", every: 10, phases: [test]}"""
+    exp = experiment(spec_text(extra=extra, epochs=1), n_seeds=1)
+    exp.run()
+    chunk = exp.recorder.take_chunk()
+    assert chunk["out.soma.error"].shape == (8 * 10 // 5, 1, 1, 3)  # 8 bars, 10 steps, every 5th
+    assert chunk["h_1.basal.v"].ndim == 3 and "h_1.soma.rate" in chunk and "out.soma.rate" in chunk
+    assert exp.recorder.index()["variables"]["out.soma.error"]["units"].startswith("potential")
