@@ -344,3 +344,16 @@ def test_recordings_of_a_prospective_network():
     assert chunk["out.soma.error"].shape == (8 * 10 // 5, 1, 1, 3)  # 8 bars, 10 steps, every 5th
     assert chunk["h_1.basal.v"].ndim == 3 and "h_1.soma.rate" in chunk and "out.soma.rate" in chunk
     assert exp.recorder.index()["variables"]["out.soma.error"]["units"].startswith("potential")
+
+
+def test_the_synaptic_low_pass_delays_the_basal_input_exponentially():
+    """With tau_s, the first area's basal input after n steps of a constant input from rest is
+    W r (1 - (1 - dt/tau_s)^n) (forward Euler of the low-pass; exact to rounding)."""
+    text = spec_text(bias=False).replace("w_1: {source: x, target: h_1.basal}", "w_1: {source: x, target: h_1.basal, "
+                                         "tau_s: 1.0}")
+    sim = build(text)
+    x = torch.rand(2, 4, 9, generator=torch.Generator().manual_seed(10), dtype=F64)
+    for n in range(1, 6):
+        sim.step(x, None, PhasePlan())
+        expected = torch.bmm(x, sim.state.weights["w_1"].transpose(1, 2)) * (1.0 - (1.0 - 0.1 / 1.0) ** n)
+        torch.testing.assert_close(sim.state.v["h_1.basal"], expected, rtol=1e-12, atol=1e-12)

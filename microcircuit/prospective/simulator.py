@@ -3,7 +3,8 @@
 A prospective network is a chain of areas l = 1..N of ``prospective`` cells above an input area 0.
 Each area integrates its basal input and the error sent down from the area above:
 
-    basal_l  = W_l P(r_{l-1}) + b_l                      basal input (P: pooling, if any)
+    basal_l  = W_l S(P(r_{l-1})) + b_l                   basal input (P: pooling, S: synaptic low-pass
+                                                         with tau_s, each if the projection has one)
     du_l/dt  = (basal_l - u_l + e_l) / tau_m             membrane dynamics
     u_breve  = u_l + tau_r du_l/dt                       prospective potential (tau_r = m tau_m, m = 1
                                                          without mismatch); ``orig``: u_l(t + dt)
@@ -69,6 +70,7 @@ class Area:
     bias: bool
     noise: float  # sigma of the somatic white noise, potential / sqrt(ms)
     rate_noise: float  # standard deviation of the rate-potential noise per step
+    tau_s: float  # synaptic low-pass of the projection's (pooled) presynaptic rates, ms (0 = none)
 
 
 class ProspectiveSimulator:
@@ -131,7 +133,7 @@ class ProspectiveSimulator:
         return Area(name=p.name, size=p.size, source=q.source, projection=projection, op=op, pooling=pooling,
                     tau_m=p.tau_m, tau_r=float(params.get("tau_r") or p.tau_m), le=dynamics == "latent_equilibrium",
                     phi=ACTIVATIONS.get(p.activation), phi_prime=DERIVATIVES.get(p.activation), bias=p.bias,
-                    noise=p.noise, rate_noise=p.rate_noise)
+                    noise=p.noise, rate_noise=p.rate_noise, tau_s=q.tau_s)
 
     def _mismatch(self, area: Area) -> torch.Tensor:
         """Per-neuron factors m (tau_r = m tau_r base), [circuit, 1, neuron] float64 (model.md sec. 10):
@@ -209,6 +211,11 @@ class ProspectiveSimulator:
         st.last_teacher = None
         st.dw_filtered.clear()
         st.rule_memory.clear()
+        st.synaptic.clear()
+        for a in self.areas:  # the synaptic filters start at the (pooled) rest rates
+            if a.tau_s > 0.0:
+                rest = st.rate[a.source]
+                st.synaptic[a.projection] = (a.pooling.pool(rest)[0] if a.pooling is not None else rest).clone()
         st.clock = torch.zeros((), dtype=torch.int64)
 
     def start_phase(self) -> None:
@@ -250,6 +257,9 @@ class ProspectiveSimulator:
             indices = None
             if a.pooling is not None:
                 pre, indices = a.pooling.pool(pre)
+            if a.tau_s > 0.0:  # synaptic low-pass
+                pre = st.synaptic[a.projection] + (dt / a.tau_s) * (pre - st.synaptic[a.projection])
+                st.synaptic[a.projection] = pre
             basal = a.op.forward(st.weights[a.projection], pre)
             if a.bias:
                 basal = basal + a.op.expand_bias(st.bias[a.name])

@@ -18,7 +18,7 @@ from microcircuit.spec.schema import FileInit, ProspectiveErrorRule, Spec, TiedR
 Report = Callable[..., None]
 
 #: projection keys the prospective engine does not implement
-_UNSUPPORTED_PROJECTION_KEYS = ("delay", "tau_s", "precision", "conductance")
+_UNSUPPORTED_PROJECTION_KEYS = ("delay", "precision", "conductance")
 #: rules a projection of a prospective network may have
 _RULES = ("prospective_error", "fixed")
 
