@@ -188,11 +188,13 @@ def settle_and_learn(sim: ProspectiveSimulator, x: torch.Tensor, target: torch.T
 
 @pytest.mark.parametrize("conv", [False, True])
 @pytest.mark.parametrize("error", ["potential", "rate"])
-def test_weight_updates_equal_backprop_for_small_beta(conv, error):
+@pytest.mark.parametrize("schedule", ["propagating", "reference"])
+def test_weight_updates_equal_backprop_for_small_beta(conv, error, schedule):
     """dW_l / beta -> -dL/dW_l of L = 1/2 |target - output|^2 (batch mean) at the free fixed point,
-    by autograd on the same network; biases too."""
+    by autograd on the same network; biases too. Under the reference schedule the answer needs one
+    step per area and the errors one step per area back: 30 steps of a held stimulus cover both."""
     beta = 1e-4
-    sim = build(spec_text(conv=conv, beta=beta, error=error))
+    sim = build(spec_text(conv=conv, beta=beta, error=error, schedule=schedule))
     gen = torch.Generator().manual_seed(7)
     for name in sim.state.bias:
         sim.state.bias[name] = 0.3 * torch.randn(sim.state.bias[name].shape, generator=gen, dtype=F64)
