@@ -163,11 +163,11 @@ class Conv(Operator):
 
     def weight_update(self, error, pre):
         n_c, n_b = error.shape[:2]
-        columns = F.unfold(self._images(pre, self.source), self.kernel, padding=self.padding, stride=self.stride)
-        columns = columns.reshape(n_b, n_c, -1, columns.shape[-1])  # [batch, circuit, C k k, positions]
-        e = error.reshape(n_c, n_b, self.out_shape[0], -1).transpose(0, 1)  # [batch, circuit, O, positions]
-        dw = torch.einsum("bcol,bcil->coi", e, columns) / n_b
-        return dw.reshape(n_c, *self.weight_shape)
+        # the weight gradient of the grouped convolution: sum over batch and positions of e x patch
+        dw = torch.nn.grad.conv2d_weight(self._images(pre, self.source), (n_c * self.weight_shape[0],
+                                         *self.weight_shape[1:]), self._images(error, self.out_shape),
+                                         stride=self.stride, padding=self.padding, groups=n_c)
+        return dw.reshape(n_c, *self.weight_shape) / n_b
 
     @property
     def bias_size(self) -> int:
