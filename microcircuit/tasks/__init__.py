@@ -3,9 +3,10 @@
 Use :func:`make_task` on a spec's ``task`` block, then ``task.splits(architecture)``.
 """
 
-from microcircuit.tasks import bars, mnist, teacher, yin_yang  # noqa: F401  (registers the tasks)
+from microcircuit.tasks import bars, cifar10, mnist, teacher, yin_yang  # noqa: F401  (registers the tasks)
 from microcircuit.tasks.bars import Bars
 from microcircuit.tasks.base import TASKS, Architecture, Split, Task, make_task, validate_split
+from microcircuit.tasks.cifar10 import Cifar10
 from microcircuit.tasks.mnist import FashionMnist, Mnist
 from microcircuit.tasks.teacher import Teacher
 from microcircuit.tasks.yin_yang import YinYang
@@ -14,6 +15,7 @@ __all__ = [
     "TASKS",
     "Architecture",
     "Bars",
+    "Cifar10",
     "FashionMnist",
     "Mnist",
     "Split",
