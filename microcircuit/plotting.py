@@ -47,7 +47,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
 from microcircuit.rundir import METRIC_COLUMNS, read_metrics_text  # noqa: E402
 
@@ -480,7 +480,7 @@ def _phase_handles(df: pd.DataFrame, phases: Sequence[str]) -> list[Line2D]:
     handles = []
     for p in _order_phases(df["phase"].unique()):
         line, marker = BASELINE_STYLE if _is_baseline(p) else ("-", "o")
-        curve = df[df["phase"] == p]["x"].nunique() > 2
+        curve = df[df["phase"] == p]["x"].nunique() > 1
         handles.append(Line2D([], [], color=_phase_colour(p, phases), marker=marker, ms=4, label=p.replace("_", " "),
                               ls=line if curve else "none",
                               mfc="none" if _is_baseline(p) and not curve else None))
@@ -501,7 +501,7 @@ def _draw_family(ax: Axes, df: pd.DataFrame, family: str, phases: Sequence[str],
             n_x = rows["x"].nunique()
             line, marker = (BASELINE_STYLE if _is_baseline(phase)
                             else (dashes[k % len(dashes)], markers[k % len(markers)]))
-            if n_x <= 2:  # e.g. the single test point: marker with a min-max bar over seeds
+            if n_x <= 1:  # e.g. the single test point: marker with a min-max bar over seeds
                 stats = rows.groupby("x")["value"].agg(["mean", "min", "max"])
                 yerr = [stats["mean"] - stats["min"], stats["max"] - stats["mean"]]
                 hollow = _is_baseline(phase)  # the circuit's own point stays visible inside
@@ -533,6 +533,8 @@ def _draw_family(ax: Axes, df: pd.DataFrame, family: str, phases: Sequence[str],
     elif _wants_log(df["value"].to_numpy()):
         ax.set_yscale("log")
     ax.set_title(title)
+    if np.allclose(df["x"], np.round(df["x"])):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs: no ticks between them
     handles = _phase_handles(df, phases) if phase_legend else []
     if len(members) > 1:
         handles += [Line2D([], [], color="0.3", ls=dashes[k % len(dashes)], marker=markers[k % len(markers)],
@@ -549,7 +551,7 @@ def plot_learning_curves(run: RunResult, ax: Axes | Sequence[Axes] | None = None
     Families are the part of the metric name before ``/``: ``accuracy`` (shown in %), ``loss``,
     ``apical_norm`` (one line style per population), then any other metric, drawn generically.
     x is the epoch (phases run before training, like ``self_prediction``, end at epoch 0), colour
-    is the phase; phases with one or two epochs (``test``) are drawn as points with error bars.
+    is the phase; a phase with one epoch (``test``) is drawn as a point with an error bar.
     Positive families spanning orders of magnitude get a log y axis. A backprop baseline written beside
     the run (``baseline.csv``, ``microcircuit run --baseline``) is drawn in the same panels: its
     validation curve (``backprop validate``, dashed) and its test point (``backprop test``, diamond).
