@@ -13,8 +13,8 @@ from pathlib import Path
 def data_dir_arg(parser: argparse.ArgumentParser) -> None:
     """Add the ``--data-dir`` option to ``parser``."""
     parser.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
-                        help="folder of dataset files (MNIST-format idx files), as $MICROCIRCUIT_DATA; "
-                             "a task's own data_dir takes precedence")
+                        help="folder of dataset files (MNIST-format idx files, CIFAR-10 binary batches), as "
+                             "$MICROCIRCUIT_DATA; a task's own data_dir takes precedence")
 
 
 def use_data_dir(path: Path | None) -> None:
