@@ -329,3 +329,17 @@ metrics: [test/accuracy, run/tau_r_error]
             assert len(rows) == len(alone.rows)
             for (p1, e1, s1, m1, v1), (p2, e2, s2, m2, v2) in zip(rows, alone.rows, strict=True):
                 assert (p1, e1, s1, m1) == (p2, e2, s2, m2) and abs(v1 - v2) <= 1e-12
+
+
+def test_plot_title_names_only_the_axes_it_averages_over():
+    """A zip member that moves with the hue (the fmnist sweep's tau_r_eta beside its variant) is not averaged
+    over; an independent axis is."""
+    from microcircuit.sweep.plot import averaged_over
+
+    rows = [{"variant": v, "tau_r_eta": r, "t_pres": t, "eta": e, "seed": 1, "value": 0.5}
+            for v, r in (("LE", 0.0), ("orig", 0.0), ("LE learnt", 10.0)) for t in (2, 5) for e in (1.0, 2.0)]
+    data = pd.DataFrame(rows)
+    columns = ["variant", "tau_r_eta", "t_pres", "eta"]
+    assert averaged_over(data, columns, "t_pres", "variant") == ["eta"]
+    assert averaged_over(data[data["eta"] == 1.0], columns, "t_pres", "variant") == []
+    assert averaged_over(data, columns, "t_pres", None) == ["variant", "tau_r_eta", "eta"]

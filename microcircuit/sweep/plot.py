@@ -17,6 +17,16 @@ import pandas as pd
 from microcircuit.analysis.figures import save_figure, styled
 
 
+def averaged_over(data: pd.DataFrame, columns: list[str], x: str, hue: str | None) -> list[str]:
+    """The axis columns a point of the plot averages over: those that take more than one value at some
+    (x, hue) point; a zip member that moves with ``x`` or ``hue`` is not one of them."""
+    keys = [x] if hue is None else [x, hue]
+    others = [c for c in columns if c not in keys]
+    if data.empty:
+        return others
+    return [c for c in others if data.groupby(keys, dropna=False)[c].nunique(dropna=False).max() > 1]
+
+
 def plot_sweep(sweep_dir: Path, x: str, metric: str, hue: str | None = None, path: Path | None = None) -> Path:
     """Draw ``metric`` against axis ``x`` (one line per value of ``hue``); returns the PNG's path
     (default ``SWEEP_DIR/figures/<metric>_vs_<x>[_by_<hue>].png``)."""
@@ -34,7 +44,7 @@ def plot_sweep(sweep_dir: Path, x: str, metric: str, hue: str | None = None, pat
     if metric not in metrics:
         raise ValueError(f"--metric {metric!r} is not in results.csv (metrics: {', '.join(metrics) or 'none'})")
     data = table[table["metric"] == metric].copy()
-    others = [c for c in columns if c not in (x, hue)]
+    others = averaged_over(data, columns, x, hue)
     if path is None:
         stem = f"{metric.replace('/', '_')}_vs_{x}" + (f"_by_{hue}" if hue else "")
         path = sweep_dir / "figures" / f"{stem}.png"
