@@ -46,6 +46,7 @@ import torch
 from microcircuit.circuit import Circuit, draw_init, tagged
 from microcircuit.engine import POTENTIAL_BOUND, WEIGHT_BOUND, Diverged
 from microcircuit.model.activations import ACTIVATIONS, DERIVATIVES, Activation
+from microcircuit.model.dynamics import make_dynamics
 from microcircuit.model.rules import RULES
 from microcircuit.prospective.layers import Operator, Pooling, operator_of
 from microcircuit.seeds import derive_seed, rng
@@ -136,21 +137,13 @@ class ProspectiveSimulator:
                     noise=p.noise, rate_noise=p.rate_noise, tau_s=q.tau_s)
 
     def _mismatch(self, area: Area) -> torch.Tensor:
-        """Per-neuron factors m (tau_r = m tau_r base), [circuit, 1, neuron] float64 (model.md sec. 10):
-        ``normal`` m = max(0, 1 + N(0, s)), ``lognormal`` m = exp(N(0, s)); one draw per circuit."""
-        _, params = tagged(self.circuit.populations[area.name].dynamics)
-        mismatch = params.get("mismatch") or {}
-        spread = float(mismatch.get("spread", 0.0))
-        draws = []
-        for seed in self.seeds:
-            gen = rng(seed, f"mismatch/{area.name}")
-            if spread <= 0.0:
-                draws.append(np.ones(area.size))
-            elif mismatch.get("distribution", "lognormal") == "lognormal":
-                draws.append(np.exp(gen.normal(0.0, spread, area.size)))
-            else:
-                draws.append(np.maximum(0.0, 1.0 + gen.normal(0.0, spread, area.size)))
-        return torch.as_tensor(np.stack(draws)[:, None, :])
+        """Per-neuron factors m (tau_r = m tau_r base), [circuit, 1, neuron] float64, drawn as for a
+        microcircuit's LE soma (:class:`~microcircuit.model.dynamics.LatentEquilibrium`; m = 1 for orig)."""
+        dynamics = self.circuit.populations[area.name].dynamics
+        if not area.le:
+            return torch.ones(self.n_circuits, 1, area.size, dtype=torch.float64)
+        rngs = [rng(seed, f"mismatch/{area.name}") for seed in self.seeds]
+        return make_dynamics(dynamics, area.size, rngs).initial_factor()
 
     def _feedback_weights(self) -> dict[str, torch.Tensor]:
         """Fixed random matrices B (W's shape, drawn like W's init) of ``feedback: random`` projections."""
@@ -244,6 +237,9 @@ class ProspectiveSimulator:
                 teacher off. plan: the phase's learning rates. noise: this step's draws (:meth:`draw_noise`).
         """
         st, dt = self.state, self.dt
+        if target is not None and self.teacher_tau_0 > 0.0:  # the teacher's low-pass, as for microcircuits
+            st.target = target if st.target is None else st.target + (dt / self.teacher_tau_0) * (target - st.target)
+            target = st.target
         if self.input_tau_0 > 0.0:
             stimulus = st.rate[self.input] + (dt / self.input_tau_0) * (stimulus - st.rate[self.input])
         previous = dict(st.rate)
