@@ -685,7 +685,7 @@ class _Checker:
         for edge in self.nudgers.get(name, []):
             out[f"g_som ({edge.name})"] = self.spec.projections[edge.name].conductance or 0.0
         teacher = self.spec.inputs.teacher
-        if teacher.target == f"{name}.soma":
+        if teacher.target == f"{name}.soma" and teacher.conductance is not None:  # missing: reported elsewhere
             out["g_som (teacher)"] = teacher.conductance
         return out
 
