@@ -408,18 +408,17 @@ class Simulator:
             dendrite = st.v[f"{plastic.target}.{plastic.compartment}"]
             predictor = st.v[f"{plastic.target}.{plastic.predicted_from}"]
             prediction = plastic.phi_post(plastic.attenuation * predictor)
-            post = None
             if plastic.name in self.operators:  # a shared kernel sums the local updates of all positions
                 post = plastic.rule.post_factor(rates[plastic.target], prediction, dendrite)
                 dw = self.operators[plastic.name].weight_update(post, carried[plastic.name])
-            elif plastic.tau_w == 0.0 and not isinstance(eta, torch.Tensor):
-                post = plastic.rule.post_factor(rates[plastic.target], prediction, dendrite)
-            if post is not None and plastic.name not in self.operators:  # W += dt eta mean_b post^T r_pre
-                pre = carried[plastic.name]
-                w = weights[plastic.name].baddbmm_(post.transpose(1, 2), pre, alpha=dt * eta / pre.shape[1])
-                self._constrain(plastic, w)
-                continue
-            if plastic.name not in self.operators:
+            else:
+                if plastic.tau_w == 0.0 and not isinstance(eta, torch.Tensor):
+                    post = plastic.rule.post_factor(rates[plastic.target], prediction, dendrite)
+                    if post is not None:  # W += dt eta mean_b post^T r_pre, one fused in-place product
+                        pre = carried[plastic.name]
+                        w = weights[plastic.name].baddbmm_(post.transpose(1, 2), pre, alpha=dt * eta / pre.shape[1])
+                        self._constrain(plastic, w)
+                        continue
                 memory = st.rule_memory.setdefault(plastic.name, {}) if plastic.rule.memory_names else {}
                 extra = {}
                 if plastic.rule.reads_noise:  # pal: the target's own rate noise of this step (model.md sec. 3a)
