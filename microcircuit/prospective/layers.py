@@ -1,10 +1,13 @@
-"""What one projection of a prospective network computes (model.md sec. 10), batched over circuits.
+"""What one weighted projection computes (model.md sec. 10), batched over circuits: the operators of
+prospective networks, and the convolutions of convolutional microcircuits.
 
 Rates and errors travel flat, [circuit, batch, neuron], in the order (channel, row, column) of the
-population's ``shape``. A projection first pools its source's rates (optional), then applies its
-weights: ``dense`` W [circuit, post, pre] (a shaped source is read flattened) or ``conv`` a shared
-kernel [circuit, target channels, source channels, k, k]. Convolutions of all circuits run as one
-grouped convolution (groups = circuits) over the batch.
+population's ``shape``. A projection first pools its source's rates (optional, prospective networks),
+then applies its weights: ``dense`` W [circuit, post, pre] (a shaped source is read flattened),
+``conv`` a shared kernel [circuit, target channels, source channels, k, k], or ``conv`` transposed
+(:class:`ConvTranspose`, a kernel [circuit, source channels, target channels, k, k] applied as the
+transpose of its convolution). Convolutions of all circuits run as one grouped convolution (groups =
+circuits) over the batch.
 
 Every operator has the three maps the dynamics need:
 
