@@ -538,13 +538,7 @@ class Simulator:
                                    float("nan"), dtype=self.dtype, device=self.device)
         else:
             value = getattr(st, probe.group)[probe.key]
-        if probe.reduce == "mean":
-            return value.mean(dim=-1)
-        if probe.reduce == "norm":
-            return value.square().mean(dim=-1).sqrt()
-        if probe.reduce == "mean_abs":  # the measure of the apical_norm metric, per step
-            return value.abs().mean(dim=-1)
-        return value
+        return reduce_probe(value, probe.reduce)
 
     def present_many(
         self,
@@ -572,16 +566,7 @@ class Simulator:
         if self.engine == "compiled":
             return present_fused(self, stimuli, targets, steps, plan, probes, step_offset, apical, teacher,
                                  average_from)
-        samples: list[list[torch.Tensor]] = [[] for _ in probes]
-        sample_steps: list[list[int]] = [[] for _ in probes]
-
-        def sampler(k: int):
-            def sample(step: int) -> None:
-                samples[k].append(self.read_probe(probes[k]).clone())
-                sample_steps[k].append(step)
-            return sample
-
-        observers = [(p.every, sampler(k)) for k, p in enumerate(probes)]
+        observers, samples, sample_steps = probe_observers(probes, self.read_probe)
         outputs, apical_means = [], []
         for j in range(stimuli.shape[0]):
             res = self.present(stimuli[j], None if targets is None else targets[j], steps, plan, observers,
@@ -589,8 +574,7 @@ class Simulator:
             outputs.append(res["output"])
             apical_means.append(torch.stack([res[f"apical/{p}"] for p in apical], dim=-1) if apical
                                 else torch.zeros(self.n_circuits, 0, dtype=self.dtype, device=self.device))
-        return Presented(torch.stack(outputs), torch.stack(apical_means),
-                         [torch.stack(s) if s else None for s in samples], sample_steps)
+        return Presented(torch.stack(outputs), torch.stack(apical_means), stack_samples(samples), sample_steps)
 
     # ------------------------------------------------------------------ checks
     def check_finite(self, where: str) -> None:
@@ -598,15 +582,52 @@ class Simulator:
 
         Weights are checked first: a runaway weight is usually the cause, the potentials the symptom.
         """
-        groups = (("weights of projection", self.state.weights, WEIGHT_BOUND),
-                  ("somatic potential of population", self.state.u, POTENTIAL_BOUND))
-        for what, tensors, bound in groups:
-            for name, x in tensors.items():
-                bad = ~(x.abs() <= bound)  # NaN compares false: NaN, Inf and runaway values in one pass
-                if bad.any():
-                    circuits = sorted({int(i) for i in torch.nonzero(bad)[:, 0]})
-                    raise Diverged(f"{where}: {what} '{name}' is NaN/Inf or exceeds {bound:g} in circuit(s) "
-                                   f"with seed {[self.seeds[c] for c in circuits]}")
+        check_bounds(where, self.seeds, (("weights of projection", self.state.weights, WEIGHT_BOUND),
+                                         ("somatic potential of population", self.state.u, POTENTIAL_BOUND)))
+
+
+def reduce_probe(value: torch.Tensor, reduce: str) -> torch.Tensor:
+    """A probe's reduction over neurons (the last dimension): ``none``, ``mean``, ``norm`` (root mean
+    square) or ``mean_abs`` (mean |x|, the measure of the apical_norm metric, per step)."""
+    if reduce == "mean":
+        return value.mean(dim=-1)
+    if reduce == "norm":
+        return value.square().mean(dim=-1).sqrt()
+    if reduce == "mean_abs":
+        return value.abs().mean(dim=-1)
+    return value
+
+
+def probe_observers(probes, read) -> tuple[list, list[list[torch.Tensor]], list[list[int]]]:
+    """(observers, samples, sample steps) for ``present``: each observer ``(every, callback(step))`` keeps
+    ``read(probe)`` and the global step in its probe's lists."""
+    samples: list[list[torch.Tensor]] = [[] for _ in probes]
+    sample_steps: list[list[int]] = [[] for _ in probes]
+
+    def sampler(k: int):
+        def sample(step: int) -> None:
+            samples[k].append(read(probes[k]).clone())
+            sample_steps[k].append(step)
+        return sample
+
+    return [(p.every, sampler(k)) for k, p in enumerate(probes)], samples, sample_steps
+
+
+def stack_samples(samples: list[list[torch.Tensor]]) -> list[torch.Tensor | None]:
+    """Each probe's samples as one tensor [sample, ...], None where it sampled nothing."""
+    return [torch.stack(s) if s else None for s in samples]
+
+
+def check_bounds(where: str, seeds: list[int], groups) -> None:
+    """Raise :class:`Diverged` at the first tensor of ``groups`` ((what, {name: tensor [circuit, ...]},
+    bound) triples, checked in order) that holds NaN, Inf or a value beyond its bound, naming the seeds."""
+    for what, tensors, bound in groups:
+        for name, x in tensors.items():
+            bad = ~(x.abs() <= bound)  # NaN compares false: NaN, Inf and runaway values in one pass
+            if bad.any():
+                circuits = sorted({int(i) for i in torch.nonzero(bad)[:, 0]})
+                raise Diverged(f"{where}: {what} '{name}' is NaN/Inf or exceeds {bound:g} in circuit(s) "
+                               f"with seed {[seeds[c] for c in circuits]}")
 
 
 def quantize_(weights: torch.Tensor, precision, uniform: torch.Tensor | None = None) -> torch.Tensor:

@@ -44,7 +44,14 @@ import numpy as np
 import torch
 
 from microcircuit.circuit import Circuit, draw_init, tagged
-from microcircuit.engine import POTENTIAL_BOUND, WEIGHT_BOUND, Diverged
+from microcircuit.engine import (
+    POTENTIAL_BOUND,
+    WEIGHT_BOUND,
+    check_bounds,
+    probe_observers,
+    reduce_probe,
+    stack_samples,
+)
 from microcircuit.model.activations import ACTIVATIONS, DERIVATIVES, Activation
 from microcircuit.model.dynamics import make_dynamics
 from microcircuit.model.rules import RULES
@@ -362,44 +369,21 @@ class ProspectiveSimulator:
                                    dtype=self.dtype, device=self.device)
         else:
             value = getattr(st, probe.group)[probe.key]
-        if probe.reduce == "mean":
-            return value.mean(dim=-1)
-        if probe.reduce == "norm":
-            return value.square().mean(dim=-1).sqrt()
-        if probe.reduce == "mean_abs":
-            return value.abs().mean(dim=-1)
-        return value
+        return reduce_probe(value, probe.reduce)
 
     def present_many(self, stimuli: torch.Tensor, targets: torch.Tensor | None, steps: int, plan: PhasePlan,
                      probes: list[Probe] = (), step_offset: int = 0, apical: list[str] = (), teacher: bool = True,
                      average_from: int = 0) -> Presented:
         """Present ``stimuli`` [presentation, circuit, batch, n_in] one after the other (as
         :meth:`microcircuit.engine.Simulator.present_many`; a prospective network has no apical compartments)."""
-        samples: list[list[torch.Tensor]] = [[] for _ in probes]
-        sample_steps: list[list[int]] = [[] for _ in probes]
-
-        def sampler(k: int):
-            def sample(step: int) -> None:
-                samples[k].append(self.read_probe(probes[k]).clone())
-                sample_steps[k].append(step)
-            return sample
-
-        observers = [(p.every, sampler(k)) for k, p in enumerate(probes)]
+        observers, samples, sample_steps = probe_observers(probes, self.read_probe)
         outputs = [self.present(stimuli[j], None if targets is None else targets[j], steps, plan, observers,
                                 step_offset + j * steps, teacher, average_from) for j in range(stimuli.shape[0])]
         apical_means = torch.zeros(stimuli.shape[0], self.n_circuits, 0, dtype=self.dtype, device=self.device)
-        return Presented(torch.stack(outputs), apical_means, [torch.stack(s) if s else None for s in samples],
-                         sample_steps)
+        return Presented(torch.stack(outputs), apical_means, stack_samples(samples), sample_steps)
 
     def check_finite(self, where: str) -> None:
         """Raise :class:`~microcircuit.engine.Diverged` naming the projection or area with NaN/Inf or runaway values."""
-        groups = (("weights of projection", self.state.weights, WEIGHT_BOUND),
-                  ("biases of population", self.state.bias, WEIGHT_BOUND),
-                  ("somatic potential of population", self.state.u, POTENTIAL_BOUND))
-        for what, tensors, bound in groups:
-            for name, x in tensors.items():
-                bad = ~(x.abs() <= bound)
-                if bad.any():
-                    circuits = sorted({int(i) for i in torch.nonzero(bad)[:, 0]})
-                    raise Diverged(f"{where}: {what} '{name}' is NaN/Inf or exceeds {bound:g} in circuit(s) "
-                                   f"with seed {[self.seeds[c] for c in circuits]}")
+        check_bounds(where, self.seeds, (("weights of projection", self.state.weights, WEIGHT_BOUND),
+                                         ("biases of population", self.state.bias, WEIGHT_BOUND),
+                                         ("somatic potential of population", self.state.u, POTENTIAL_BOUND)))

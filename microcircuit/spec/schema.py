@@ -380,7 +380,7 @@ class FashionMnistTask(MnistTask):
     ``dataset-fashion-mnist``)."""
 
 
-class Cifar10Task(Strict):
+class Cifar10Task(MnistTask):
     """CIFAR-10 (Krizhevsky 2009) read from the binary version's six files ``data_batch_1.bin`` ...
     ``data_batch_5.bin`` (training, in that order) and ``test_batch.bin``, each a sequence of 3073-byte
     records (a label byte, then the red, green and blue 32x32 planes, rows in order).
@@ -391,14 +391,8 @@ class Cifar10Task(Strict):
     as the validation split. ``train`` / ``test``: use only the first this many of the remaining
     training images / of the test set (only those records are read; default all). Inputs are the
     3072 pixels in channel, row, column order (a population of ``shape: [3, 32, 32]``), scaled to [0, 1].
+    The keys are those of :class:`MnistTask`.
     """
-
-    data_dir: str | None = None
-    validation: PositiveInt = 10000
-    train: PositiveInt | None = None
-    test: PositiveInt | None = None
-    target_low: float = 0.1
-    target_high: float = 1.0
 
 
 class TaskSpec(Strict):
