@@ -664,17 +664,33 @@ class _Checker:
                            "may compute in", "use a physically meaningful value")
 
     # -------------------------------------------------------- physics
-    def soma_conductances(self, name: str) -> dict[str, float]:
-        """All conductances acting on the soma of ``name``, nudging included (1/ms)."""
+    def soma_terms(self, name: str, teacher: bool = True) -> tuple[dict[str, float], dict[str, float], float | None]:
+        """The conductances acting on the soma of ``name`` (1/ms): the cell type's by name, the nudging
+        projections' g_som by projection, and the teacher's g_som (None without ``teacher``, where the teacher
+        nudges another soma, or where its conductance is missing, which is reported elsewhere)."""
         pop = self.spec.populations[name]
-        cell = CELL_TYPES.get(pop.cell)
-        out = {key: pop.conductances.get(key, 0.0) for key in cell.conductance_names()}
-        for edge in self.nudgers.get(name, []):
-            out[f"g_som ({edge.name})"] = self.spec.projections[edge.name].conductance or 0.0
-        teacher = self.spec.inputs.teacher
-        if teacher.target == f"{name}.soma" and teacher.conductance is not None:  # missing: reported elsewhere
-            out["g_som (teacher)"] = teacher.conductance
+        own = {key: pop.conductances.get(key, 0.0) for key in CELL_TYPES.get(pop.cell).conductance_names()}
+        nudging = {edge.name: self.spec.projections[edge.name].conductance or 0.0
+                   for edge in self.nudgers.get(name, [])}
+        spec_teacher = self.spec.inputs.teacher
+        by_teacher = spec_teacher.conductance if teacher and spec_teacher.target == f"{name}.soma" else None
+        return own, nudging, by_teacher
+
+    def soma_conductances(self, name: str) -> dict[str, float]:
+        """:meth:`soma_terms` (teacher on) as one mapping for messages: ``g_l``, ..., ``g_som (<projection>)``,
+        ``g_som (teacher)``."""
+        own, nudging, by_teacher = self.soma_terms(name)
+        out = {**own, **{f"g_som ({projection})": g for projection, g in nudging.items()}}
+        if by_teacher is not None:
+            out["g_som (teacher)"] = by_teacher
         return out
+
+    def g_tot(self, name: str, teacher: bool = True) -> float:
+        """The total conductance of the soma of ``name`` (1/ms), summed as the circuit and the engine sum it
+        (:meth:`~microcircuit.model.cells.CellType.soma_conductance`)."""
+        own, nudging, by_teacher = self.soma_terms(name, teacher)
+        return CELL_TYPES.get(self.spec.populations[name].cell).soma_conductance(own, nudging.values(),
+                                                                                 by_teacher or 0.0)
 
     def check_time_step(self) -> None:
         """Forward Euler on du/dt = -u/tau_eff + ... is unstable for dt >= tau_eff."""
@@ -684,13 +700,13 @@ class _Checker:
             if cell is None or not cell.has_soma:
                 continue
             conductances = self.soma_conductances(name)
-            total = sum(conductances.values())
+            total = self.g_tot(name)
             if total <= 0.0:
                 self.error(("populations", name, "conductances"), f"all conductances on the soma of "
                            f"'{name}' are zero ({listing(conductances)}): it never relaxes", "set g_l > 0")
                 continue
             own = cell.conductance_names()
-            if not sum(conductances[key] for key in own) > 0.0:
+            if not cell.dendritic_conductance(self.soma_terms(name)[0]) > 0.0:
                 self.error(("populations", name, "conductances"), f"{' + '.join(own)} = 0 on '{name}': its "
                            f"dendritic attenuation c = g / ({' + '.join(own)}) is undefined, and without nudging "
                            "its soma would never relax", "set g_l > 0")
@@ -780,14 +796,12 @@ class _Checker:
         cell = self.cell(population)
         if cell is None or compartment not in cell.dendrites:
             return None
-        conductances = self.soma_conductances(population)
-        if not teacher:
-            conductances.pop("g_som (teacher)", None)
-        own = sum(conductances.get(key, 0.0) for key in cell.conductance_names())
-        total = sum(conductances.values())
+        conductances = self.soma_terms(population, teacher)[0]
+        own = cell.dendritic_conductance(conductances)
+        total = self.g_tot(population, teacher)
         if own <= 0.0 or total <= 0.0:
             return None
-        c = conductances.get(cell.dendrites[compartment], 0.0) / own
+        c = cell.attenuation(conductances, compartment)
         nudging = total - own
         if nudging <= 0.0:
             return 0.0, f"'{population}' has no somatic nudging"
