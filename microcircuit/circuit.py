@@ -18,10 +18,7 @@ import torch
 from microcircuit.model.cells import CELL_TYPES, CellType
 from microcircuit.seeds import rng
 from microcircuit.spec.data_files import read_weight_file
-from microcircuit.spec.schema import FileInit, Phase, Spec
-
-#: membrane time constant of a prospective cell when neither the population nor ``parameters`` set one, ms
-DEFAULT_TAU_M = 10.0
+from microcircuit.spec.schema import FileInit, Phase, PopulationDefaults, ProjectionDefaults, Spec
 
 
 def tagged(value) -> tuple[str, dict]:
@@ -92,11 +89,20 @@ class Circuit:
     """The assembled circuit: graph, derived constants, weight initialisation.
 
     Args:
-        spec: a validated spec (see :func:`microcircuit.spec.load_spec`).
+        spec: a validated spec as :func:`microcircuit.spec.load_spec` returns it: its defaults are
+            applied (:func:`microcircuit.spec.resolve.fill_defaults`, the one place that applies them),
+            and the circuit reads every population's and projection's own values.
+
+    Raises:
+        ValueError: naming the keys that are unset, for a spec whose defaults were not applied.
     """
 
     def __init__(self, spec: Spec):
         self.spec = spec
+        unset = unresolved_keys(spec)
+        if unset:
+            raise ValueError(f"the spec's defaults are not applied ({', '.join(unset[:3])}"
+                             f"{', ...' if len(unset) > 3 else ''} unset): load it with microcircuit.spec.load_spec")
         self.populations: dict[str, PopulationInfo] = {}
         for name, p in spec.populations.items():
             self.populations[name] = PopulationInfo(
@@ -104,22 +110,21 @@ class Circuit:
                 cell=CELL_TYPES.get(p.cell),
                 size=p.size,
                 conductances=dict(p.conductances),
-                dynamics=p.dynamics or spec.defaults.population.dynamics,
-                activation=p.activation or spec.defaults.population.activation,
-                noise=float(p.noise if p.noise is not None else spec.defaults.population.noise),
-                rate_noise=float(p.rate_noise if p.rate_noise is not None else spec.defaults.population.rate_noise),
-                tau_0=float(p.tau_0 if p.tau_0 is not None else spec.defaults.population.tau_0),
+                dynamics=p.dynamics,
+                activation=p.activation,
+                noise=float(p.noise),
+                rate_noise=float(p.rate_noise),
+                tau_0=float(p.tau_0),
                 shape=tuple(p.shape) if p.shape else (p.size,),
-                tau_m=float(p.tau_m if p.tau_m is not None else spec.parameters.get("tau_m", DEFAULT_TAU_M)),
-                bias=bool(p.bias if p.bias is not None else spec.defaults.population.bias),
+                tau_m=float(p.tau_m or 0.0),
+                bias=bool(p.bias),
             )
         self.projections: dict[str, ProjectionInfo] = {}
-        dflt = spec.defaults.projection
         for name, q in spec.projections.items():
             target, compartment = q.target.split(".")
             source = q.source.split(".")[0]
             nudging = compartment == "soma"
-            rule, rule_params = tagged(None if nudging else (q.rule or dflt.rule))
+            rule, rule_params = tagged(None if nudging else q.rule)
             self.projections[name] = ProjectionInfo(
                 name=name,
                 source=source,
@@ -128,14 +133,14 @@ class Circuit:
                 kind="nudging" if nudging else "weighted",
                 rule=rule,
                 rule_params=rule_params,
-                init=None if nudging else (q.init or dflt.init),
-                w_max=q.w_max if q.w_max is not None else dflt.w_max,
-                tau_w=float(q.tau_w if q.tau_w is not None else dflt.tau_w),
+                init=None if nudging else q.init,
+                w_max=None if nudging else q.w_max,
+                tau_w=0.0 if nudging else float(q.tau_w),
                 conductance=float(q.conductance or 0.0),
-                tau_s=0.0 if nudging else float(q.tau_s if q.tau_s is not None else dflt.tau_s),
-                delay_steps=0 if nudging else delay_of(q.delay if q.delay is not None else dflt.delay)[0],
-                delay_jitter=0 if nudging else delay_of(q.delay if q.delay is not None else dflt.delay)[1],
-                precision=None if nudging else (q.precision if q.precision is not None else dflt.precision),
+                tau_s=0.0 if nudging else float(q.tau_s),
+                delay_steps=0 if nudging else delay_of(q.delay)[0],
+                delay_jitter=0 if nudging else delay_of(q.delay)[1],
+                precision=None if nudging else q.precision,
                 conv=q.conv,
                 pool=q.pool,
                 feedback=q.feedback or "transpose",
@@ -444,6 +449,17 @@ class Circuit:
             shown = ", ".join(f"{n}={eta:.4g}" for n, eta in rates.items()) if rates else "nothing learns"
             lines.append(f"  {phase.phase:<10} ({scale}): {shown}")
         return "\n".join(lines)
+
+
+def unresolved_keys(spec: Spec) -> list[str]:
+    """The dotted keys that :func:`~microcircuit.spec.resolve.fill_defaults` sets on every population and
+    weighted projection (and on every prospective population's ``tau_m``) but that are unset in ``spec``."""
+    population_keys = [key for key, field in PopulationDefaults.model_fields.items() if field.default is not None]
+    projection_keys = [key for key, field in ProjectionDefaults.model_fields.items() if field.default is not None]
+    unset = [f"populations.{name}.{key}" for name, p in spec.populations.items()
+             for key in population_keys + (["tau_m"] if p.cell == "prospective" else []) if getattr(p, key) is None]
+    return unset + [f"projections.{name}.{key}" for name, q in spec.projections.items()
+                    if not q.target.endswith(".soma") for key in projection_keys if getattr(q, key) is None]
 
 
 def delay_of(delay) -> tuple[int, int]:

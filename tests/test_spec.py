@@ -104,6 +104,24 @@ def test_bars_le_resolves_preset_refs_and_defaults():
     assert resolved["parameters"]["g_som"] == 0.06
 
 
+def test_resolve_applies_the_defaults_to_missing_and_null_keys_and_parameters_tau_m():
+    """Resolution is the one place that applies defaults: a missing or ``null`` key takes the spec's
+    default (else the schema's), a prospective cell's tau_m comes from ``parameters`` (else 10 ms)."""
+    overrides = ["defaults.population.rate_noise=0.02", "populations.pyr_1.rate_noise=null",
+                 "defaults.projection.tau_s=0.5", "projections.up_2.tau_s=null", "projections.up_1.tau_s=1.0"]
+    spec, resolved, _ = load_spec(ROOT / "circuits" / "bars_le.yaml", overrides)
+    assert [p.rate_noise for p in spec.populations.values()] == [0.02] * 4
+    assert (spec.projections["up_1"].tau_s, spec.projections["up_2"].tau_s) == (1.0, 0.5)
+    assert spec.projections["nudge_1"].tau_s is None  # a nudging projection has no synapses
+    assert resolved["populations"]["pyr_1"]["rate_noise"] == 0.02
+    assert all(p.bias is False and p.tau_m is None for p in spec.populations.values())
+    lenet = ROOT / "circuits" / "fashion_mnist_le_lenet.yaml"
+    assert {p.tau_m for p in load_spec(lenet, ["parameters.tau_m=5.0"])[0].populations.values()} == {None, 5.0}
+    with pytest.raises(SpecError) as info:
+        load_spec(lenet, ["parameters.tau_m=fast"])
+    assert [p.path for p in info.value.errors] == ["parameters.tau_m"]  # where the value was written
+
+
 def test_set_parameter_flows_through_references():
     spec, resolved, _ = load_spec(ROOT / "circuits" / "bars_le.yaml", ["parameters.t_pres=10"])
     assert [phase.t_pres for phase in spec.protocol] == [10, 10]

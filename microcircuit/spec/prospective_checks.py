@@ -60,10 +60,9 @@ def check_prospective(spec: Spec, error: Report, warn: Report, physics: bool = T
             if pop.conductances:
                 error(("populations", name, "conductances"), "a prospective cell has no conductances: its soma "
                       "integrates tau_m du/dt = W r - u + e", "set tau_m (ms) instead")
-            tau_m = pop.tau_m if pop.tau_m is not None else spec.parameters.get("tau_m", 10.0)
-            if physics and isinstance(tau_m, (int, float)) and spec.dt >= tau_m:
-                error(("populations", name, "tau_m"), f"dt = {spec.dt:g} ms >= tau_m = {tau_m:g} ms of '{name}': "
-                      "forward Euler unstable", f"use dt <= {0.1 * tau_m:.3g} ms")
+            if physics and pop.tau_m is not None and spec.dt >= pop.tau_m:
+                error(("populations", name, "tau_m"), f"dt = {spec.dt:g} ms >= tau_m = {pop.tau_m:g} ms of '{name}': "
+                      "forward Euler unstable", f"use dt <= {0.1 * pop.tau_m:.3g} ms")
     if spec.compare_backprop:
         error(("compare_backprop",), "compare_backprop measures microcircuits' apical errors; a prospective "
               "network has none", "remove compare_backprop (compare with `microcircuit baseline`)")
@@ -86,21 +85,20 @@ def check_prospective(spec: Spec, error: Report, warn: Report, physics: bool = T
         for key in _UNSUPPORTED_PROJECTION_KEYS:
             if getattr(proj, key) not in (None, 0, 0.0):
                 error(path + (key,), f"'{key}' is not available in prospective networks", f"remove '{key}'")
-        rule = rule_name(proj.rule if proj.rule is not None else spec.defaults.projection.rule)
+        rule = rule_name(proj.rule)
         if rule not in network_rules("prospective"):
             learning = [n for n in network_rules("prospective") if RULES.get(n).learns]
             still = [n for n in network_rules("prospective") if not RULES.get(n).learns]
             error(path + ("rule",), f"rule '{rule}' belongs to microcircuits; a prospective network's projections "
                   f"learn by {' or '.join(learning)} or stay {' or '.join(still)} (valid: {listing(learning + still)})",
                   "write rule: {prospective_error: {eta: 1.0}}")
-        init = proj.init if proj.init is not None else spec.defaults.projection.init
-        if init == "self_predicting":
+        if proj.init == "self_predicting":
             error(path + ("init",), "init self_predicting belongs to microcircuits' interneurons",
                   "use {normal: 0.05}, {uniform: ...} or a file")
         if proj.conv is not None and proj.conv.transposed:
             error(path + ("conv", "transposed"), "a prospective network's projections run bottom-up; the "
                   "errors go down by the transposes of their weights", "remove transposed")
-        if proj.conv is not None and isinstance(init, FileInit):
+        if proj.conv is not None and isinstance(proj.init, FileInit):
             error(path + ("init",), "weights from a file are read for dense projections ([post, pre]); a "
                   "convolution's kernel cannot be given that way yet", "draw the kernel ({normal: 0.05})")
         _check_geometry(spec, name, error)
@@ -206,8 +204,8 @@ def check_microcircuit_keys(spec: Spec, error: Report) -> None:
             if getattr(proj, key) is not None:
                 error(("projections", name, key), f"'{key}' is available in prospective networks only "
                       "(populations of cell type 'prospective')", f"remove '{key}'")
-        rule = rule_name(proj.rule if proj.rule is not None else spec.defaults.projection.rule)
-        if rule not in network_rules("microcircuit") and not proj.target.endswith(".soma"):
+        rule = rule_name(proj.rule)
+        if rule not in network_rules("microcircuit") and not proj.target.endswith(".soma"):  # nudging: elsewhere
             error(("projections", name, "rule"), f"{rule} learns in prospective networks only",
                   "use dendritic_prediction in a microcircuit")
         if proj.conv is not None and proj.target.endswith(".soma"):
@@ -218,13 +216,12 @@ def check_microcircuit_keys(spec: Spec, error: Report) -> None:
             if rule in network_rules("microcircuit") and rule not in convolution_rules():
                 error(("projections", name, "rule"), f"rule '{rule}' on the convolution '{name}': convolutions "
                       f"of microcircuits learn by {listing(convolution_rules())}")
-            init = proj.init if proj.init is not None else spec.defaults.projection.init
-            if isinstance(init, FileInit):
+            if isinstance(proj.init, FileInit):
                 error(("projections", name, "init"), "weights from a file are read for dense projections "
                       "([post, pre]); a convolution's kernel cannot be given that way yet",
                       "draw the kernel ({normal: 0.05})")
             _check_geometry(spec, name, error)
-        if rule == "tied" and proj.rule is not None and proj.rule.tied.to in spec.projections:
+        if rule == "tied" and proj.rule.tied.to in spec.projections:
             _check_tied_kernels(spec, name, proj.rule.tied.to, error)
     convolutions = [name for name, proj in spec.projections.items() if proj.conv is not None]
     if spec.compare_backprop and convolutions:

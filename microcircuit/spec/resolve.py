@@ -7,7 +7,8 @@ In order:
 2. ``--set dotted.key=value`` overrides (:func:`apply_overrides`).
 3. the ``preset`` (:func:`microcircuit.spec.presets.apply_preset`).
 4. ``$name`` references to ``parameters`` (:func:`resolve_references`); never expressions.
-5. defaults for populations and projections (:func:`fill_defaults`).
+5. defaults for populations and projections (:func:`fill_defaults`): the one place where
+   defaults are applied; the semantic checks, the circuit and the engines read the values it set.
 
 Each step keeps the :class:`~microcircuit.spec.loader.SourceMap` up to date, so that a
 problem is reported in the file (or ``<command line>``) and line that defines the key.
@@ -296,18 +297,21 @@ def resolve_references(data: dict[str, Any], smap: SourceMap, findings: Findings
 # ---------------------------------------------------------------- 5. defaults
 _POPULATION_DEFAULTS = PopulationDefaults().model_dump(mode="json", by_alias=True)
 _PROJECTION_DEFAULTS = ProjectionDefaults().model_dump(mode="json", by_alias=True)
+#: membrane time constant of a prospective cell when neither the population nor ``parameters`` set one, ms
+DEFAULT_TAU_M = 10.0
 
 
 def fill_defaults(data: dict[str, Any], smap: SourceMap, findings: Findings) -> None:
-    """Fill missing population and projection settings in place.
+    """Fill missing (or ``null``) population and projection settings in place.
 
-    - each population's ``dynamics``, ``activation``, ``noise``, ``tau_0`` from
-      ``defaults.population`` (else the schema defaults of PopulationDefaults);
+    - each population's ``dynamics``, ``activation``, ``noise``, ``rate_noise``, ``tau_0``, ``bias``
+      from ``defaults.population`` (else the schema defaults of PopulationDefaults);
     - each population's missing conductances (per its cell type) from ``parameters``;
       one set in neither place is an error;
-    - each weighted projection's ``rule``, ``init``, ``w_max``, ``tau_w`` from
-      ``defaults.projection`` (else ProjectionDefaults). Somatic nudging projections
-      (target ``pop.soma``) get none of these.
+    - each prospective population's ``tau_m`` from ``parameters.tau_m``, else :data:`DEFAULT_TAU_M`;
+    - each weighted projection's ``rule``, ``init``, ``w_max``, ``tau_w``, ``tau_s``, ``delay``,
+      ``precision`` from ``defaults.projection`` (else ProjectionDefaults; ``w_max`` and ``precision``
+      stay unset without one). Somatic nudging projections (target ``pop.soma``) get none of these.
 
     Copied values remember where they came from, so a bad default is reported once, at
     the line that writes it.
@@ -321,6 +325,8 @@ def fill_defaults(data: dict[str, Any], smap: SourceMap, findings: Findings) -> 
         _fill(population, path, _mapping(defaults.get("population")), ("defaults", "population"),
               _POPULATION_DEFAULTS, smap)
         _fill_conductances(population, path, parameters, smap, findings)
+        if population.get("cell") == "prospective" and population.get("tau_m") is None:
+            _fill(population, path, parameters, ("parameters",), {"tau_m": DEFAULT_TAU_M}, smap)
     for name, projection in _mapping(data.get("projections")).items():
         if not isinstance(projection, dict) or _is_nudging(projection):
             continue
@@ -340,7 +346,7 @@ def _is_nudging(projection: dict) -> bool:
 def _fill(entry: dict, path: Path, given: dict, given_path: Path, schema_defaults: dict,
           smap: SourceMap) -> None:
     for key, fallback in schema_defaults.items():
-        if key in entry:
+        if entry.get(key) is not None:
             continue
         if key in given:
             entry[key] = copy.deepcopy(given[key])

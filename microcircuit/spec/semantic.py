@@ -210,18 +210,14 @@ class _Checker:
                                f"'{target_cell.name}') has no basal dendrite", "use it on top-down projections "
                                "into pyramidal.apical")
                     continue
-                post = self.spec.populations[self.edges[name].target]
-                noise = post.noise if post.noise is not None else self.spec.defaults.population.noise
-                if not noise:
+                if not self.spec.populations[self.edges[name].target].noise:  # None: pruned, reported
                     self.warn(("projections", name, "rule"), f"hebbian_alignment on '{name}' learns from the "
                               f"fluctuations of '{self.edges[name].target}', which has no noise",
                               f"give populations.{self.edges[name].target}.noise a value, e.g. 0.05")
 
             if rule == "pal" and name in self.edges:
                 target = self.edges[name].target
-                post = self.spec.populations[target]
-                noise = post.rate_noise if post.rate_noise is not None else self.spec.defaults.population.rate_noise
-                if not noise:
+                if not self.spec.populations[target].rate_noise:
                     self.error(("projections", name, "rule"), f"pal on '{name}' correlates the rate noise of "
                                f"'{target}' with the answer of '{self.edges[name].source}', but '{target}' "
                                "has no rate_noise", f"give populations.{target}.rate_noise a value, e.g. 0.05")
@@ -642,8 +638,7 @@ class _Checker:
                            f" weights per circuit) exceeds {limit}", "use smaller populations")
         sizes = [p.size for p in self.spec.populations.values()]
         largest = max(sizes, default=1)
-        noisy = [p.size for p in self.spec.populations.values()
-                 if (p.noise if p.noise is not None else self.spec.defaults.population.noise)]
+        noisy = [p.size for p in self.spec.populations.values() if p.noise]
         stimulus = self.spec.populations.get(self.spec.inputs.stimulus.target)
         for index, phase in enumerate(self.spec.protocol):
             path = ("protocol", index)
