@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from microcircuit.model.cells import CELL_TYPES, CellType
+from microcircuit.model.inits import INITS
 from microcircuit.seeds import rng
 from microcircuit.spec.data_files import read_weight_file
 from microcircuit.spec.schema import FileInit, Phase, PopulationDefaults, ProjectionDefaults, Spec
@@ -489,16 +490,9 @@ def weights_for_circuit(array: np.ndarray, index: int, file: str, projection: st
     return array[index]
 
 
-def draw_init(init, shape: tuple[int, int], gen: np.random.Generator) -> np.ndarray:
-    """Draw one weight matrix [post, pre] in float64. ``self_predicting`` starts at zero and is
-    overwritten by :meth:`Circuit.apply_self_predicting`."""
+def draw_init(init, shape: tuple[int, ...], gen: np.random.Generator) -> np.ndarray:
+    """Draw one weight matrix [post, pre] (or kernel) in float64 by the spec's initialisation
+    (:data:`~microcircuit.model.inits.INITS`). ``self_predicting`` starts at zero and is overwritten by
+    :meth:`Circuit.apply_self_predicting`."""
     name, params = tagged(init)
-    if name in ("zeros", "self_predicting"):
-        return np.zeros(shape)
-    if name == "uniform":
-        return gen.uniform(-params["value"], params["value"], shape)
-    if name == "normal":
-        return gen.normal(0.0, params["value"], shape)
-    if name == "constant":
-        return np.full(shape, params["value"])
-    raise ValueError(f"unknown init '{name}'")
+    return INITS.get(name).draw(params.get("value"), shape, gen)

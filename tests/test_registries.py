@@ -1,9 +1,10 @@
-"""A new plasticity rule, dynamics, activation or task is one registered class.
+"""A new plasticity rule, dynamics, weight initialisation, activation or task is one registered class.
 
-The spec schema takes the names of rules, dynamics and tasks and their parameter models (``Params``) from
-the registries, the semantic checks take the activations and cell types from theirs, and docs/spec.md and
-``validate --schema`` are generated from the schema; the registries' modules load torch only when a
-method computes (:mod:`microcircuit.lazy`). The spec layer is torch-free: torch runs in subprocesses only.
+The spec schema takes the names of rules, dynamics, initialisations and tasks and their parameter models
+(``Params``) from the registries, the semantic checks take the activations and cell types from theirs,
+and docs/spec.md and ``validate --schema`` are generated from the schema; the registries' modules load
+torch only when a method computes (:mod:`microcircuit.lazy`). The spec layer is torch-free: torch runs
+in subprocesses only.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ import sys
 import textwrap
 from typing import Any, Literal, get_args, get_origin
 
+from pydantic.fields import FieldInfo
+
 from microcircuit.model.activations import ACTIVATIONS
 from microcircuit.model.cells import CELL_TYPES
 from microcircuit.model.dynamics import DYNAMICS
+from microcircuit.model.inits import INITS
 from microcircuit.model.rules import RULES
 from microcircuit.spec import SpecError, load_spec_text
-from microcircuit.spec.schema import DynamicsSpec, RuleSpec, TaskSpec
+from microcircuit.spec.schema import DynamicsSpec, FileInit, InitSpec, RuleSpec, TaskSpec
 from microcircuit.spec.structural import members
 from microcircuit.tasks import TASKS
 from tests.conftest import CIRCUITS, ROOT
@@ -30,12 +34,20 @@ def choice(tp: Any) -> tuple[list[str], dict[str, Any]]:
     """(bare names, {key: parameter type} of the one-key mappings) that a tagged choice of the schema accepts."""
     bare, mappings = [], {}
     for arm in members(tp):
+        if arm is FileInit:  # weights read from a file: {file: ..., key: ...}, not a registered class
+            continue
         if get_origin(arm) is Literal:
             bare += list(get_args(arm))
         else:
             ((key, field),) = arm.model_fields.items()
-            mappings[key] = field.annotation
+            mappings[key] = (field.annotation, field.metadata)
     return bare, mappings
+
+
+def field_type(annotation: Any) -> tuple[Any, list]:
+    """(type, constraints) of an annotation, as :func:`choice` gives them."""
+    field = FieldInfo.from_annotation(annotation)
+    return field.annotation, field.metadata
 
 
 def run_python(code: str) -> subprocess.CompletedProcess:
@@ -43,16 +55,20 @@ def run_python(code: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
-def test_the_schema_offers_exactly_the_registered_rules_dynamics_and_tasks():
-    bare, mappings = choice(RuleSpec)
-    assert bare == [name for name, rule in RULES.items() if rule.Params is None]
-    assert mappings == {name: rule.Params for name, rule in RULES.items() if rule.Params is not None}
-    assert set(bare) | set(mappings) == set(RULES.names())
+def test_the_schema_offers_exactly_the_registered_rules_dynamics_inits_and_tasks():
+    for tp, registry in ((RuleSpec, RULES), (InitSpec, INITS)):
+        bare, mappings = choice(tp)
+        assert bare == [name for name, entry in registry.items() if entry.Params is None]
+        assert mappings == {name: field_type(entry.Params) for name, entry in registry.items()
+                            if entry.Params is not None}
+        assert set(bare) | set(mappings) == set(registry.names())
+    assert members(InitSpec)[-1] is FileInit
 
     bare, mappings = choice(DynamicsSpec)  # a dynamics is a bare name or {name: {parameters}}
     assert bare == [name for name, _ in DYNAMICS.items()]
     assert list(mappings) == bare
-    assert all(mappings[name] is dynamics.Params for name, dynamics in DYNAMICS.items() if dynamics.Params)
+    assert all(mappings[name] == field_type(dynamics.Params) for name, dynamics in DYNAMICS.items()
+               if dynamics.Params)
 
     assert {name: field.annotation for name, field in TaskSpec.model_fields.items()} == {
         name: task.Params | None for name, task in TASKS.items()}
@@ -86,11 +102,11 @@ def test_the_registries_load_torch_only_when_a_method_computes():
     assert result.returncode == 0, result.stderr
 
 
-def test_one_registered_class_is_a_new_rule_dynamics_activation_or_task_everywhere():
-    """A throwaway rule, dynamics, activation and task, each one class registered before the spec layer is
-    imported (in a subprocess, so nothing stays registered): the spec accepts their names and parameters,
-    rejects bad ones with located messages that list them, the reference and the JSON schema show them,
-    and the engine runs the rule."""
+def test_one_registered_class_is_a_new_rule_dynamics_init_activation_or_task_everywhere():
+    """A throwaway rule, dynamics, initialisation, activation and task, each one class registered before the
+    spec layer is imported (in a subprocess, so nothing stays registered): the spec accepts their names and
+    parameters, rejects bad ones with located messages that list them, the reference and the JSON schema
+    show them, and the engine draws the weights and runs the rule."""
     result = run_python(f"""
         import json, sys
         import numpy as np
@@ -98,6 +114,7 @@ def test_one_registered_class_is_a_new_rule_dynamics_activation_or_task_everywhe
         from microcircuit.lazy import lazy_import
         from microcircuit.model.activations import ACTIVATIONS
         from microcircuit.model.dynamics import DYNAMICS, Dynamics
+        from microcircuit.model.inits import INITS, Init
         from microcircuit.model.rules import RULES, Rule
         from microcircuit.params import NonNegFloat, Strict
         from microcircuit.tasks.base import TASKS, Split, Task
@@ -124,6 +141,15 @@ def test_one_registered_class_is_a_new_rule_dynamics_activation_or_task_everywhe
                 return u_next
 
         ACTIVATIONS.register("softsign")(lambda u: u / (1.0 + u.abs()))
+
+        @INITS.register("scaled_ones")
+        class ScaledOnes(Init):
+            '''Every weight the value.'''
+            name = "scaled_ones"
+            Params = PositiveFloat
+            @staticmethod
+            def draw(value, shape, gen):
+                return np.full(shape, value)
 
         class ConstantTask(Strict):
             '''One input pattern of ones.'''
@@ -161,7 +187,9 @@ def test_one_registered_class_is_a_new_rule_dynamics_activation_or_task_everywhe
         new_things = [("pyr_1: {{cell: pyramidal, size: 30}}",
                        "pyr_1: {{cell: pyramidal, size: 30, dynamics: instant, activation: softsign}}"),
                       ("task:\\n  bars: {{noise: 0.0, target_low: 0.1, target_high: 1.0}}",
-                       "task:\\n  constant: {{samples: 3}}")]
+                       "task:\\n  constant: {{samples: 3}}"),
+                      ("target: pyr_1.apical,   rule: fixed}}", "target: pyr_1.apical,   rule: fixed, "
+                       "init: {{scaled_ones: 0.25}}}}")]
         spec = load_spec_text(edited("{{weight_decay: {{eta: 0.5}}}}", new_things), "bars.yaml")[0]
         assert spec.projections["up_1"].rule.weight_decay == WeightDecayParams(eta=0.5, tau_avg=1.0)
         assert spec.populations["pyr_1"].dynamics == "instant" and spec.task.constant.samples == 3
@@ -192,10 +220,14 @@ def test_one_registered_class_is_a_new_rule_dynamics_activation_or_task_everywhe
         assert message.endswith("did you mean 'softsign'?")
         message = error(edited("{{weight_decay: {{eta: 1}}}}", [("task:\\n  bars:", "task:\\n  constnt:")]))
         assert line_of(message, "unknown key 'constnt'").endswith(", constant); did you mean 'constant'?")
+        bad_init = (new_things[2][0], new_things[2][1].replace("0.25", "-1"))
+        message = error(edited("{{weight_decay: {{eta: 1}}}}", [bad_init]))
+        assert "projections.down_1.init.scaled_ones: input should be greater than 0, got -1" in message
 
         docs = reference()
         assert "## WeightDecayRule\\n\\ndW/dt = -eta W: the weights decay to zero." in docs
         assert "## WeightDecayParams" in docs and "## InstantDynamics" in docs and "## ConstantTask" in docs
+        assert "## ScaledOnesInit\\n\\nEvery weight the value." in docs
         schema = json.dumps(Spec.model_json_schema(by_alias=True))
         assert "WeightDecayRule" in schema and "InstantDynamics" in schema and "ConstantTask" in schema
         assert "torch" not in sys.modules
@@ -207,6 +239,7 @@ def test_one_registered_class_is_a_new_rule_dynamics_activation_or_task_everywhe
         stimulus = torch.ones(1, 1, 9, dtype=torch.float64)
         sim.step(stimulus, None, sim.plastic_plan({{"up_1": 0.5}}))
         assert torch.allclose(sim.state.weights["up_1"], before * (1.0 - spec.dt * 0.5))
+        assert (sim.state.weights["down_1"] == 0.25).all()
         print("ok")
     """)
     assert result.returncode == 0, result.stderr

@@ -4,12 +4,12 @@ Structure and types only; cross-references (does the target compartment exist,
 do the interneuron sizes match, ...) are checked by :mod:`microcircuit.spec.semantic`.
 Every model forbids unknown keys so that a typo is an error, never ignored.
 
-The choices of plasticity rule, dynamics and task are built from their registries
-(:data:`~microcircuit.model.rules.RULES`, :data:`~microcircuit.model.dynamics.DYNAMICS`,
-:data:`~microcircuit.tasks.TASKS`) when this module is imported: names, parameter models
-(each class's ``Params``) and docstrings, so that a new rule, dynamics or task is one
-registered class. Activations and cell types are plain names here, checked against their
-registries by the semantic pass.
+The choices of plasticity rule, dynamics, weight initialisation and task are built from
+their registries (:data:`~microcircuit.model.rules.RULES`, :data:`~microcircuit.model.dynamics.DYNAMICS`,
+:data:`~microcircuit.model.inits.INITS`, :data:`~microcircuit.tasks.TASKS`) when this module is
+imported: names, parameter models (each class's ``Params``) and docstrings, so that a new rule,
+dynamics, initialisation or task is one registered class. Activations and cell types are
+plain names here, checked against their registries by the semantic pass.
 
 Units: time in ms, conductances in 1/ms, potentials and rates dimensionless,
 learning rates ``eta`` in 1/ms (the weight change per step is ``dt * eta * ...``),
@@ -23,9 +23,19 @@ import math
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, ConfigDict, Field, PositiveFloat, PositiveInt, create_model, model_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    TypeAdapter,
+    create_model,
+    model_validator,
+)
 
 from microcircuit.model.dynamics import DYNAMICS
+from microcircuit.model.inits import INITS
 from microcircuit.model.rules import RULES
 from microcircuit.params import NonNegFloat, NonNegInt, Strict
 from microcircuit.registry import Registry
@@ -131,22 +141,6 @@ def rule_params(rule: Any) -> Strict | None:
 
 
 # ---------------------------------------------------------------- initialisation
-class UniformInit(Strict):
-    """Weights uniform in [-uniform, uniform]."""
-
-    uniform: NonNegFloat
-
-
-class NormalInit(Strict):
-    """Weights normal with mean 0 and standard deviation ``normal``."""
-
-    normal: NonNegFloat
-
-
-class ConstantInit(Strict):
-    constant: float
-
-
 class FileInit(Strict):
     """Weights read from a numpy ``.npz`` file (model.md sec. 8): array ``key`` (default: the
     projection's name), [post, pre] for every circuit or [circuit, post, pre] one per circuit.
@@ -156,8 +150,8 @@ class FileInit(Strict):
     key: str | None = None
 
 
-# ``self_predicting``: W_pi = -W_down, W_ip = analytic value from the area above (model.md sec. 4).
-InitSpec = Literal["zeros", "self_predicting"] | UniformInit | NormalInit | ConstantInit | FileInit
+#: a drawn initialisation, ``zeros`` or ``{uniform: 1.0}`` (:data:`microcircuit.model.inits.INITS`), or a file
+InitSpec = Union[tagged_choice(INITS, "Init", bare_with_params=False), FileInit]  # noqa: UP007 (a built type)
 
 
 # ---------------------------------------------------------------- projections
@@ -258,7 +252,7 @@ class PopulationDefaults(Strict):
 
 class ProjectionDefaults(Strict):
     rule: RuleSpec = "fixed"
-    init: InitSpec = UniformInit(uniform=1.0)
+    init: InitSpec = TypeAdapter(InitSpec).validate_python({"uniform": 1.0})
     w_max: PositiveFloat | None = None
     tau_w: NonNegFloat = 0.0
     tau_s: NonNegFloat = 0.0
