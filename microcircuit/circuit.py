@@ -230,21 +230,32 @@ class Circuit:
         return len(self.forward_chain)
 
     # ------------------------------------------------------------------ derived constants
+    # (the sums of conductances are the cell type's: microcircuit.model.cells.CellType)
     def dendritic_conductance(self, population: str) -> float:
         """g_l + sum of dendritic couplings (no nudging), 1/ms."""
         p = self.populations[population]
-        return p.conductances["g_l"] + sum(p.conductances[g] for g in p.cell.dendrites.values())
+        return p.cell.dendritic_conductance(p.conductances)
+
+    def nudging_conductances(self, population: str, teacher: bool) -> tuple[list[float], float]:
+        """(the g_som of the projections that nudge the soma, the teacher's g_som: the output's while
+        ``teacher``, else 0), 1/ms."""
+        nudging = [q.conductance for q in self.into(population, "soma")]
+        return nudging, self.teacher_conductance if teacher and population == self.output_population else 0.0
 
     def nudging_conductance(self, population: str, teacher: bool) -> float:
         """Somatic nudging conductance (interneuron nudging; teacher at the output when on), 1/ms."""
-        g = sum(q.conductance for q in self.into(population, "soma"))
-        if teacher and population == self.output_population:
-            g += self.teacher_conductance
-        return g
+        nudging, by_teacher = self.nudging_conductances(population, teacher)
+        return sum(nudging) + by_teacher
+
+    def soma_conductance(self, population: str, teacher: bool = True) -> float:
+        """g_tot = g_l + sum_c g_c + sum of g_som (the teacher's with ``teacher``, at the output), 1/ms."""
+        p = self.populations[population]
+        nudging, by_teacher = self.nudging_conductances(population, teacher)
+        return p.cell.soma_conductance(p.conductances, nudging, by_teacher)
 
     def tau_eff(self, population: str, teacher: bool = True) -> float:
-        """Effective time constant tau_eff = 1 / (sum of the soma's conductances), ms."""
-        return 1.0 / (self.dendritic_conductance(population) + self.nudging_conductance(population, teacher))
+        """Effective time constant tau_eff = 1 / g_tot (the sum of the soma's conductances), ms."""
+        return 1.0 / self.soma_conductance(population, teacher)
 
     def attenuation(self, population: str, compartment: str) -> float:
         """Attenuation of a dendritic potential at the soma: c = g_c / (g_l + sum of dendritic g).
@@ -253,12 +264,11 @@ class Circuit:
         for the interneuron dendrite g_D / (g_l + g_D). vhat = c v is the dendritic prediction.
         """
         p = self.populations[population]
-        return p.conductances[p.cell.dendrites[compartment]] / self.dendritic_conductance(population)
+        return p.cell.attenuation(p.conductances, compartment)
 
     def nudging_ratio(self, population: str) -> float:
         """g_som / (g_l + sum of dendritic g + g_som) of the nudged soma (teacher on at the output)."""
-        g_nudge = self.nudging_conductance(population, teacher=True)
-        return g_nudge / (self.dendritic_conductance(population) + g_nudge)
+        return self.nudging_conductance(population, teacher=True) / self.soma_conductance(population, teacher=True)
 
     # ------------------------------------------------------------------ weights
     def init_weights(
@@ -338,8 +348,7 @@ class Circuit:
         (up,) = partners
         area_above = self.projections[up].target
         g_d = self.populations[q.target].conductances["g_d"]
-        g_l = self.populations[q.target].conductances["g_l"]
-        return weights[up] * self.attenuation(area_above, "basal") * (g_l + g_d) / g_d
+        return weights[up] * self.attenuation(area_above, "basal") * self.dendritic_conductance(q.target) / g_d
 
     def apply_self_predicting(self, weights: dict[str, torch.Tensor], only_marked: bool = False) -> None:
         """Set interneuron weights to the analytic self-predicting state, in place.

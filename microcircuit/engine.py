@@ -17,7 +17,7 @@ One step (model.md sec. 1-3), for every non-input population in update order:
     I        = sum_c g_c v_c + sum_nudge g_som u_src (+ g_som u_tgt at the output, teacher on)
                (u_src is the source's rate potential: u_breve in LE, u in orig; model.md writes
                u^P_{k+1}, and in LE every transmitted signal is prospective)
-    g_tot    = g_l + sum_c g_c + sum_nudge g_som
+    g_tot    = g_l + sum_c g_c + sum_nudge g_som (+ g_som at the output, teacher on)   (CellType.soma_conductance)
     du/dt    = I - g_tot u                               (capacitance 1)
     u'       = u + dt du/dt + sigma sqrt(dt) xi          forward Euler(-Maruyama)
     r        = phi(rate potential)                       orig: u'; LE: u_breve = u + tau_r du/dt
@@ -80,6 +80,8 @@ class SomaPlan:
     dendrites: list[DendritePlan]
     nudges: list[tuple[str, float]]  # (source population, g_som)
     teacher_g: float  # g_som of the teacher (output only; 0 elsewhere)
+    g_tot: float  # g_l + sum of dendritic g + sum of nudging g_som (teacher off), 1/ms
+    g_tot_teacher: float  # the same with the teacher's g_som (= g_tot where the teacher does not nudge), 1/ms
     phi: Activation
     dynamics: Dynamics
     noise: float  # sigma of the somatic noise, potential / sqrt(ms)
@@ -236,6 +238,8 @@ class Simulator:
             dendrites=dendrites,
             nudges=nudges,
             teacher_g=c.teacher_conductance if name == self.output else 0.0,
+            g_tot=c.soma_conductance(name, teacher=False),
+            g_tot_teacher=c.soma_conductance(name, teacher=True),
             phi=ACTIVATIONS.get(p.activation),
             dynamics=make_dynamics(dynamics, p.size, mismatch_rngs),
             noise=p.noise,
@@ -391,7 +395,7 @@ class Simulator:
         weights = st.weights
         carried: dict[str, torch.Tensor] = {}
         for soma in self.somas:
-            g_tot = soma.g_dendritic
+            g_tot = soma.g_tot
             current = None
             for d in soma.dendrites:
                 v = None
@@ -412,13 +416,12 @@ class Simulator:
                 current = torch.mul(v, d.g) if current is None else current.add_(v, alpha=d.g)
             for source, g in soma.nudges:
                 current = current.add_(read_sent[source], alpha=g)
-                g_tot += g
             g_rate = None
             if soma.teacher_g > 0.0 and target is not None:
                 current = current.add_(target, alpha=soma.teacher_g)
-                g_tot += soma.teacher_g
+                g_tot = soma.g_tot_teacher
             elif soma.teacher_g > 0.0 and self.relax_with_teacher:
-                g_rate = g_tot + soma.teacher_g  # teacher off, reference convention (model.md sec. 9)
+                g_rate = soma.g_tot_teacher  # teacher off, reference convention (model.md sec. 9)
             u = pots[soma.name]
             du = torch.sub(current, u, alpha=g_tot)  # du/dt = sum_x g_x (v_x - u) - g_l u = current - g_tot u
             if g_rate is not None:  # du/dt = g_rate (I / g_tot - u): same fixed point, relaxed at g_rate

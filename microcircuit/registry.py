@@ -55,4 +55,9 @@ class Registry(Generic[T]):
         return name in self._entries
 
     def names(self) -> list[str]:
+        """The registered names, sorted (for messages that list them)."""
         return sorted(self._entries)
+
+    def items(self) -> list[tuple[str, T]]:
+        """(name, entry) pairs in the order of registration (the order the spec schema lists them in)."""
+        return list(self._entries.items())

@@ -129,7 +129,7 @@ def test_every_task_validates_every_split(name: str, split: str, monkeypatch):
 
 
 def test_task_splits_rejects_missing_splits_and_labels(monkeypatch):
-    from microcircuit.spec.schema import BarsTask
+    from microcircuit.tasks.bars import BarsTask
 
     task = Bars(BarsTask())
     monkeypatch.setattr(Bars, "_build_splits", lambda self, arch: {"train": good_split()})

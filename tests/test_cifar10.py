@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from microcircuit.spec import load_spec_text
-from microcircuit.spec.schema import Cifar10Task, TaskSpec
+from microcircuit.spec.schema import TaskSpec
 from microcircuit.tasks import TASKS, Architecture, Cifar10, make_task
 from microcircuit.tasks import cifar10 as cifar10_module
+from microcircuit.tasks.cifar10 import Cifar10Task
 
 ARCH = Architecture([3072, 20, 10], [0.5, 0.7], np.tanh)
 TRAIN = [f"data_batch_{k}.bin" for k in range(1, 6)]

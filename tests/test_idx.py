@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from microcircuit.spec.schema import FashionMnistTask, MnistTask, TaskSpec
+from microcircuit.spec.schema import TaskSpec
 from microcircuit.tasks import TASKS, Architecture, make_task
 from microcircuit.tasks.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx, read_images_labels, write_idx
-from microcircuit.tasks.mnist import DEBIAN_FASHION_MNIST
+from microcircuit.tasks.mnist import DEBIAN_FASHION_MNIST, FashionMnistTask, MnistTask
 from tests.conftest import CIRCUITS, build
 
 ARCH = Architecture([784, 20, 10], [0.5, 0.7], np.tanh)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from microcircuit.spec.schema import BarsTask, TaskSpec, TeacherTask, YinYangTask
+from microcircuit.spec.schema import TaskSpec
 from microcircuit.tasks import TASKS, Architecture, Split, make_task, validate_split
-from microcircuit.tasks.teacher import Teacher
-from microcircuit.tasks.yin_yang import generate_yin_yang, yin_yang_label
+from microcircuit.tasks.bars import BarsTask
+from microcircuit.tasks.teacher import Teacher, TeacherTask
+from microcircuit.tasks.yin_yang import YinYangTask, generate_yin_yang, yin_yang_label
 
 
 def soft_relu(x: np.ndarray) -> np.ndarray:

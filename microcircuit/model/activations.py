@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import torch
 
+from microcircuit.lazy import lazy_import
 from microcircuit.registry import Registry
 
-Activation = Callable[[torch.Tensor], torch.Tensor]
+torch = lazy_import("torch")  # loaded when a method first computes (the spec layer reads the classes only)
+
+#: potential tensor -> rate tensor of the same shape (written as strings: reading torch.Tensor here would load torch)
+Activation = Callable[["torch.Tensor"], "torch.Tensor"]
 ACTIVATIONS: Registry[Activation] = Registry("activation")
 #: phi' by the name of phi (at kinks, relu and hard_sigmoid take the one-sided value 0)
 DERIVATIVES: Registry[Activation] = Registry("activation derivative")

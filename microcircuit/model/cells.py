@@ -1,11 +1,15 @@
 """Cell types: which compartments a population has and which conductances set its soma.
 
 Torch-free so that the spec validator can use it. Conductance names follow model.md:
-g_l leak, g_b basal, g_a apical, g_d interneuron dendrite (all 1/ms).
+g_l leak, g_b basal, g_a apical, g_d interneuron dendrite (all 1/ms). The conductances of a
+soma are summed here only (:meth:`CellType.dendritic_conductance`, :meth:`CellType.soma_conductance`,
+:meth:`CellType.attenuation`): the spec's checks, the circuit's derived constants and the engine's
+step use these, and tests/test_circuit_constants.py checks that they agree on every shipped circuit.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -40,6 +44,36 @@ class CellType:
         if compartment == "soma":
             return ["u", "u_breve", "rate"] if cls.has_soma else ["rate"]
         return ["v"]
+
+    @classmethod
+    def dendritic_conductance(cls, conductances: Mapping[str, float]) -> float:
+        """g_l + the sum of the dendrites' couplings (1/ms): the soma's conductance without nudging.
+
+        ``conductances`` maps every name of :meth:`conductance_names` to its value (1/ms).
+        """
+        return conductances["g_l"] + sum(conductances[g] for g in cls.dendrites.values())
+
+    @classmethod
+    def soma_conductance(cls, conductances: Mapping[str, float], nudging: Iterable[float] = (),
+                         teacher: float = 0.0) -> float:
+        """g_tot = g_l + sum_c g_c + sum of the nudging g_som + the teacher's g_som (1/ms), the total
+        conductance of the soma in du/dt = I - g_tot u; tau_eff = 1 / g_tot.
+
+        Args:
+            conductances: the population's conductances by name (1/ms), as for :meth:`dendritic_conductance`.
+            nudging: the conductances of the projections that nudge the soma (interneurons), 1/ms.
+            teacher: the teacher's conductance while it nudges the soma (the output), else 0, 1/ms.
+        """
+        total = cls.dendritic_conductance(conductances)
+        for g in nudging:  # one at a time, in order, as the compiled engine's kernel adds them
+            total += g
+        return total + teacher
+
+    @classmethod
+    def attenuation(cls, conductances: Mapping[str, float], compartment: str) -> float:
+        """c = g_c / (g_l + sum of dendritic g) of a dendrite at the soma (dimensionless): vhat = c v is the
+        dendritic prediction. c_k = g_B / (g_l + g_B + g_A) of model.md for a basal dendrite."""
+        return conductances[cls.dendrites[compartment]] / cls.dendritic_conductance(conductances)
 
 
 @CELL_TYPES.register("input")

@@ -1,5 +1,9 @@
 """Somatic rate dynamics (model.md sec. 2), registered by name.
 
+A dynamics is one registered class: its implementation and, in ``Params``, the model of its parameters,
+from which the spec schema and docs/spec.md are built. Importing this module does not load torch
+(:mod:`microcircuit.lazy`).
+
 Every soma integrates du/dt = -g_tot u + I (capacitance 1) with forward Euler. What
 differs is the potential that sets the rate, r = phi(rate_potential):
 
@@ -11,14 +15,35 @@ differs is the potential that sets the rate, r = phi(rate_potential):
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
-import torch
+from pydantic import PositiveFloat
 
+from microcircuit.lazy import lazy_import
+from microcircuit.params import NonNegFloat, Strict
 from microcircuit.registry import Registry
 
+torch = lazy_import("torch")  # loaded when a method first computes (the spec layer reads the classes only)
+
 DYNAMICS: Registry[type[Dynamics]] = Registry("dynamics")
+
+
+class Mismatch(Strict):
+    """Per-neuron mismatch of the prospective time constant: tau_r_i = tau_r * m_i.
+
+    ``lognormal``: m_i = exp(N(0, spread)); ``normal``: m_i = 1 + N(0, spread), clipped at 0.
+    """
+
+    distribution: Literal["lognormal", "normal"] = "lognormal"
+    spread: NonNegFloat = 0.0
+
+
+class LatentEquilibriumParams(Strict):
+    """r = phi(u + tau_r du/dt). ``tau_r: null`` means tau_r = tau_eff (exact LE)."""
+
+    tau_r: PositiveFloat | None = None
+    mismatch: Mismatch | None = None
 
 
 class Dynamics:
@@ -30,13 +55,18 @@ class Dynamics:
         rngs: numpy generators for per-neuron randomness (mismatch), one per circuit.
 
     Dynamics objects hold constants only; what changes while a circuit runs (the LE tau_r factors)
-    lives in the simulator state.
+    lives in the simulator state. A spec writes a dynamics as its bare name or as ``{name: {parameters}}``
+    (an empty mapping for a dynamics without ``Params``).
     """
 
     name: ClassVar[str]
+    #: the model of the dynamics' parameters (None: it has none)
+    Params: ClassVar[type[Strict] | None] = None
 
     def __init__(self, params: dict, size: int, rngs: list[np.random.Generator]):
         self.params = params
+        #: the parameters read through ``Params`` (its defaults filled in), None for a dynamics without any
+        self.settings = type(self).Params.model_validate(params) if type(self).Params is not None else None
 
     def initial_factor(self) -> torch.Tensor | None:
         """The per-neuron state this dynamics adds to the simulator state, [circuit, 1, neuron]
@@ -61,7 +91,7 @@ class Dynamics:
 
 @DYNAMICS.register("orig")
 class Orig(Dynamics):
-    """r = phi(u): the rate lags the input by about tau_eff per area."""
+    """r = phi(u) (Sacramento et al. 2018): the rate lags the input by about tau_eff per area."""
 
     name = "orig"
 
@@ -77,21 +107,22 @@ class LatentEquilibrium(Dynamics):
     ``mismatch`` draws the per-neuron factor m_i: ``lognormal`` m_i = exp(N(0, s)), ``normal``
     m_i = max(0, 1 + N(0, s)), s = ``spread``; one draw per circuit; without mismatch m_i = 1.
 
-    :meth:`learn` adapts m towards tau_eff / base from the neuron's own trajectory:
-    u_breve - u_ss = (tau_r - tau_eff) du/dt, so dm/dt = -eta (u_breve - u_ss) du/dt
-    = -eta (tau_r - tau_eff) (du/dt)^2 drives tau_r to tau_eff (u_ss = I / g_tot is local to the neuron).
+    In a phase with ``tau_r_eta`` = eta > 0, m learns towards tau_eff / base from the neuron's own
+    trajectory (``learn``): u_breve - u_ss = (tau_r - tau_eff) du/dt, so dm/dt = -eta (u_breve - u_ss)
+    du/dt = -eta (tau_r - tau_eff) (du/dt)^2 drives tau_r to tau_eff (u_ss = I / g_tot is local to the neuron).
     """
 
     name = "latent_equilibrium"
+    Params = LatentEquilibriumParams
 
     def __init__(self, params: dict, size: int, rngs: list[np.random.Generator]):
         super().__init__(params, size, rngs)
         #: fixed base tau_r in ms, or None for tau_eff = 1/g_tot of the current step
-        self.tau_r: float | None = params.get("tau_r")
-        mismatch = params.get("mismatch") or {}
-        spread = float(mismatch.get("spread", 0.0))
+        self.tau_r: float | None = self.settings.tau_r
+        mismatch = self.settings.mismatch or Mismatch()
+        spread = mismatch.spread
         if spread > 0.0:
-            if mismatch.get("distribution", "lognormal") == "lognormal":
+            if mismatch.distribution == "lognormal":
                 draws = [np.exp(rng.normal(0.0, spread, size)) for rng in rngs]
             else:
                 draws = [np.maximum(0.0, 1.0 + rng.normal(0.0, spread, size)) for rng in rngs]

@@ -1,5 +1,9 @@
 """Plasticity rules (model.md sec. 3), registered by name. All are local and always on.
 
+A rule is one registered class: its implementation and, in ``Params``, the model of its parameters,
+from which the spec schema, its error messages and docs/spec.md are built (the class docstring is the
+rule's section there). Importing this module does not load torch (:mod:`microcircuit.lazy`).
+
 A rule returns the instantaneous weight change dW/dt / eta for one projection,
 shape [circuit, post, pre], averaged over the batch of stimuli that share the weights
 (model.md sec. 8). The engine multiplies by eta and dt, low-pass filters with tau_w
@@ -10,11 +14,46 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import torch
+from pydantic import PositiveFloat
 
+from microcircuit.lazy import lazy_import
+from microcircuit.params import NonNegFloat, Strict
 from microcircuit.registry import Registry
 
+torch = lazy_import("torch")  # loaded when a method first computes (the spec layer reads the classes only)
+
 RULES: Registry[type[Rule]] = Registry("plasticity rule")
+
+
+class EtaParams(Strict):
+    """``eta``: the learning rate (1/ms)."""
+
+    eta: NonNegFloat
+
+
+class TiedParams(Strict):
+    """``to``: the weighted projection whose transpose these weights are."""
+
+    to: str
+
+
+class HebbianAlignmentParams(Strict):
+    """``eta``: learning rate (1/ms); ``tau_hp``: time constant of the high-pass filters (ms); ``decay``:
+    weight decay (1/ms)."""
+
+    eta: NonNegFloat
+    tau_hp: PositiveFloat = 10.0
+    decay: NonNegFloat = 0.1
+
+
+class PalParams(Strict):
+    """``eta``: learning rate (1/ms); ``tau_hp``: time constant of the high-pass of the upper area's rate
+    (ms); ``tau_xi``: time constant of the noise trace (ms); ``decay``: weight decay alpha (1/ms)."""
+
+    eta: NonNegFloat
+    tau_hp: PositiveFloat = 1.0
+    tau_xi: PositiveFloat = 0.3
+    decay: NonNegFloat = 1e-3
 
 
 def batch_outer(post: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
@@ -25,10 +64,23 @@ def batch_outer(post: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
 class Rule:
     """A plasticity rule, instantiated per projection and phase with the spec's parameters.
 
-    ``learns`` is False for rules that never change the weights by themselves.
+    ``learns`` is False for rules that never change the weights by themselves. A spec writes a rule
+    without ``Params`` as its bare name (``fixed``), one with ``Params`` as ``{name: {parameters}}``;
+    parameters whose names start with ``tau_`` are filter time constants (ms), which the spec check
+    holds to 0 or at least dt.
     """
 
     name: ClassVar[str]
+    #: the model of the rule's parameters (None: the rule has none)
+    Params: ClassVar[type[Strict] | None] = None
+    #: the circuits whose engine runs the rule: ``microcircuit`` (:mod:`microcircuit.engine`) and/or
+    #: ``prospective`` (:mod:`microcircuit.prospective`)
+    networks: ClassVar[tuple[str, ...]] = ("microcircuit",)
+    #: how one step of the rule corrects the rule's own error, for the spec's learning-rate warning:
+    #: ``direct`` (by the step dt * eta * eta_scale itself), ``nudged`` (by the step times c * lambda: the
+    #: soma follows the dendrite except for the part its nudging holds), None (not checked); a rule that sets
+    #: it has ``eta`` among its parameters
+    error_feedback: ClassVar[str | None] = None
     learns: ClassVar[bool] = True
     #: the dendrite whose attenuated potential forms ``post_prediction`` (None: the target compartment)
     prediction_from: ClassVar[str | None] = None
@@ -39,6 +91,14 @@ class Rule:
 
     def __init__(self, params: dict | None = None):
         self.params = dict(params or {})
+        #: the parameters read through ``Params`` (its defaults filled in), None for a rule without any
+        self.settings = type(self).Params.model_validate(self.params) if type(self).Params is not None else None
+
+    @classmethod
+    def has_post_factor(cls) -> bool:
+        """Whether the rule implements :meth:`post_factor` (dW/dt / eta = mean_b f_post r_pre^T), the form
+        a shared convolution kernel of a microcircuit can learn by (its update sums those of all positions)."""
+        return cls.post_factor is not Rule.post_factor
 
     def post_factor(
         self, post_rate: torch.Tensor, post_prediction: torch.Tensor, dendrite: torch.Tensor
@@ -83,6 +143,7 @@ class Fixed(Rule):
     """No plasticity."""
 
     name = "fixed"
+    networks = ("microcircuit", "prospective")
     learns = False
 
 
@@ -91,6 +152,8 @@ class DendriticPrediction(Rule):
     """Urbanczik-Senn: dW/dt = eta (r_post - phi(vhat)) r_pre^T, vhat the attenuated dendritic potential."""
 
     name = "dendritic_prediction"
+    Params = EtaParams
+    error_feedback = "nudged"
 
     def post_factor(self, post_rate, post_prediction, dendrite):
         return post_rate - post_prediction
@@ -104,6 +167,8 @@ class ApicalSilencing(Rule):
     """dW/dt = eta (v_rest - v_apical) r_pre^T with v_rest = 0: drives the apical dendrite to rest."""
 
     name = "apical_silencing"
+    Params = EtaParams
+    error_feedback = "direct"
 
     def post_factor(self, post_rate, post_prediction, dendrite):
         return -dendrite
@@ -114,9 +179,11 @@ class ApicalSilencing(Rule):
 
 @RULES.register("tied")
 class Tied(Rule):
-    """W = (W_to)^T, kept by the engine after every step in which W_to learns (backprop-like top-down)."""
+    """W = (W_to)^T at every step: top-down weights tied to a forward projection (backprop-like), kept by
+    the engine after every step in which W_to learns."""
 
     name = "tied"
+    Params = TiedParams
     learns = False
 
 
@@ -131,17 +198,19 @@ class HebbianAlignment(Rule):
     itself, which would make the rule reinforce its own weights. Fluctuations delta of area k's bottom-up
     drive (stimulus changes, noise) reach area k+1 as D W^up_{k+1} delta, so the correlation is
     Sigma (W^up_{k+1})^T D with Sigma, D positive: W turns towards (W^up_{k+1})^T (after the phaseless
-    alignment learning idea of Max et al. 2024); ``decay`` keeps the weights bounded.
+    alignment learning idea of Max et al. 2024, here driven by the stimulus and any noise instead of noise
+    alone); ``decay`` keeps the weights bounded. Time constants in ms.
     """
 
     name = "hebbian_alignment"
+    Params = HebbianAlignmentParams
+    error_feedback = "direct"
     prediction_from = "basal"
     memory_names = ("low_post", "low_pre")
 
     def __init__(self, params: dict | None = None):
         super().__init__(params)
-        self.tau_hp = float(self.params.get("tau_hp", 10.0))
-        self.decay = float(self.params.get("decay", 0.1))
+        self.tau_hp, self.decay = self.settings.tau_hp, self.settings.decay
 
     def direction(self, post_rate, post_prediction, dendrite, pre_rate, weights, dt, memory):
         if "low_post" not in memory:  # a phase starts with the low-pass at the first values (hp = 0)
@@ -168,18 +237,17 @@ class PhaselessAlignment(Rule):
     (D = diag phi'); the trace bridges that lag, and the expectation of the correlation is proportional
     to (W^up_{k+1})^T: W turns towards it, and ``decay`` (1/ms, the paper's alpha) removes the initial
     weights and keeps the norm bounded. Time constants in ms; the filters start afresh with each phase.
+    The target population needs ``rate_noise``.
     """
 
     name = "pal"
-    prediction_from = None
+    Params = PalParams
     memory_names = ("trace", "low_pre")
     reads_noise = True
 
     def __init__(self, params: dict | None = None):
         super().__init__(params)
-        self.tau_hp = float(self.params.get("tau_hp", 1.0))
-        self.tau_xi = float(self.params.get("tau_xi", 0.3))
-        self.decay = float(self.params.get("decay", 1e-3))
+        self.tau_hp, self.tau_xi, self.decay = self.settings.tau_hp, self.settings.tau_xi, self.settings.decay
 
     def direction(self, post_rate, post_prediction, dendrite, pre_rate, weights, dt, memory,
                   noise: torch.Tensor | None = None):
@@ -202,6 +270,8 @@ class ProspectiveError(Rule):
     a shared kernel sums the local updates of all its positions. Only the prospective engine runs it."""
 
     name = "prospective_error"
+    Params = EtaParams
+    networks = ("prospective",)
 
     def error_factor(self, error: torch.Tensor) -> torch.Tensor:
         """The postsynaptic factor of the update: the target area's error e, [circuit, batch, post]."""

@@ -12,15 +12,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from microcircuit.model.rules import RULES
 from microcircuit.spec.errors import listing
-from microcircuit.spec.schema import FileInit, ProspectiveErrorRule, Spec, TiedRule
+from microcircuit.spec.schema import FileInit, Spec, rule_name
 
 Report = Callable[..., None]
 
 #: projection keys the prospective engine does not implement
 _UNSUPPORTED_PROJECTION_KEYS = ("delay", "precision", "conductance")
-#: rules a projection of a prospective network may have
-_RULES = ("prospective_error", "fixed")
+
+
+def network_rules(network: str) -> list[str]:
+    """The rules whose ``networks`` include ``network`` (``microcircuit`` or ``prospective``), in order of
+    registration: those its engine runs."""
+    return [name for name, rule in RULES.items() if network in rule.networks]
+
+
+def convolution_rules() -> list[str]:
+    """The rules a convolution of a microcircuit may have: those that do not learn, and those whose update is
+    a postsynaptic factor times the presynaptic rate (a shared kernel sums it over positions)."""
+    return [name for name in network_rules("microcircuit")
+            if not RULES.get(name).learns or RULES.get(name).has_post_factor()]
 
 
 def is_prospective(spec: Spec) -> bool:
@@ -35,12 +47,6 @@ def image_shape(shape: list[int] | tuple[int, ...] | None, size: int) -> tuple[i
     if len(shape) == 2:
         return (1, shape[0], shape[1])
     return (shape[0], 1, 1)
-
-
-def rule_name(rule) -> str:
-    if rule is None or isinstance(rule, str):
-        return rule or "fixed"
-    return next(iter(rule.model_dump(exclude_none=True)))
 
 
 def check_prospective(spec: Spec, error: Report, warn: Report, physics: bool = True) -> None:
@@ -81,9 +87,11 @@ def check_prospective(spec: Spec, error: Report, warn: Report, physics: bool = T
             if getattr(proj, key) not in (None, 0, 0.0):
                 error(path + (key,), f"'{key}' is not available in prospective networks", f"remove '{key}'")
         rule = rule_name(proj.rule if proj.rule is not None else spec.defaults.projection.rule)
-        if rule not in _RULES:
+        if rule not in network_rules("prospective"):
+            learning = [n for n in network_rules("prospective") if RULES.get(n).learns]
+            still = [n for n in network_rules("prospective") if not RULES.get(n).learns]
             error(path + ("rule",), f"rule '{rule}' belongs to microcircuits; a prospective network's projections "
-                  f"learn by prospective_error or stay fixed (valid: {listing(_RULES)})",
+                  f"learn by {' or '.join(learning)} or stay {' or '.join(still)} (valid: {listing(learning + still)})",
                   "write rule: {prospective_error: {eta: 1.0}}")
         init = proj.init if proj.init is not None else spec.defaults.projection.init
         if init == "self_predicting":
@@ -185,11 +193,6 @@ def _check_tied_kernels(spec: Spec, name: str, to: str, error: Report) -> None:
               "a tied convolution has its partner's kernel, stride and padding and the other direction")
 
 
-#: rules a convolutional projection of a microcircuit may have (their update is a postsynaptic factor
-#: times the presynaptic rate, which a shared kernel sums over positions)
-_CONV_MICROCIRCUIT_RULES = ("fixed", "tied", "dendritic_prediction", "apical_silencing")
-
-
 def check_microcircuit_keys(spec: Spec, error: Report) -> None:
     """The keys of prospective networks are errors in a microcircuit; convolutions are allowed (model.md
     sec. 10): their geometry and rules are checked here."""
@@ -203,30 +206,30 @@ def check_microcircuit_keys(spec: Spec, error: Report) -> None:
             if getattr(proj, key) is not None:
                 error(("projections", name, key), f"'{key}' is available in prospective networks only "
                       "(populations of cell type 'prospective')", f"remove '{key}'")
+        rule = rule_name(proj.rule if proj.rule is not None else spec.defaults.projection.rule)
+        if rule not in network_rules("microcircuit") and not proj.target.endswith(".soma"):
+            error(("projections", name, "rule"), f"{rule} learns in prospective networks only",
+                  "use dendritic_prediction in a microcircuit")
         if proj.conv is not None and proj.target.endswith(".soma"):
             error(("projections", name, "conv"), "a nudging projection is one-to-one; it has no kernel",
                   "remove 'conv'")
         elif proj.conv is not None and proj.source.partition(".")[0] in spec.populations \
                 and proj.target.partition(".")[0] in spec.populations:
-            rule = rule_name(proj.rule if proj.rule is not None else spec.defaults.projection.rule)
-            if rule not in _CONV_MICROCIRCUIT_RULES:
+            if rule in network_rules("microcircuit") and rule not in convolution_rules():
                 error(("projections", name, "rule"), f"rule '{rule}' on the convolution '{name}': convolutions "
-                      f"of microcircuits learn by {listing(_CONV_MICROCIRCUIT_RULES)}")
+                      f"of microcircuits learn by {listing(convolution_rules())}")
             init = proj.init if proj.init is not None else spec.defaults.projection.init
             if isinstance(init, FileInit):
                 error(("projections", name, "init"), "weights from a file are read for dense projections "
                       "([post, pre]); a convolution's kernel cannot be given that way yet",
                       "draw the kernel ({normal: 0.05})")
             _check_geometry(spec, name, error)
-        if isinstance(proj.rule, TiedRule) and proj.rule.tied.to in spec.projections:
+        if rule == "tied" and proj.rule is not None and proj.rule.tied.to in spec.projections:
             _check_tied_kernels(spec, name, proj.rule.tied.to, error)
     convolutions = [name for name, proj in spec.projections.items() if proj.conv is not None]
     if spec.compare_backprop and convolutions:
         error(("compare_backprop",), f"compare_backprop measures dense circuits; {listing(convolutions)} "
               "convolve", "remove compare_backprop")
-        if isinstance(proj.rule, ProspectiveErrorRule):
-            error(("projections", name, "rule"), "prospective_error learns in prospective networks only",
-                  "use dendritic_prediction in a microcircuit")
     teacher = spec.inputs.teacher
     if teacher.conductance is None:
         error(("inputs", "teacher"), "the teacher of a microcircuit nudges the output soma with a "

@@ -1,7 +1,8 @@
 """The reference of spec keys (docs/spec.md), generated from the schema so that it cannot drift.
 
 Every model reachable from :class:`~microcircuit.spec.schema.Spec` gets a section: its docstring and a
-table of its keys (type, default). Write the file with::
+table of its keys (type, default). The schema's choices of rule, dynamics and task are built from the
+registries, so a newly registered class appears here without further work. Write the file with::
 
     python -m microcircuit.spec.reference > docs/spec.md
 
@@ -27,9 +28,11 @@ HEADER = f"""# Spec reference (`schema: {SCHEMA_VERSION}`)
 
 A circuit spec is one YAML file. This page lists every key the schema accepts, section by section,
 with its type and default; the text of each section is the docstring of the model that defines it
-(`microcircuit/spec/schema.py`). The README's "The spec format in brief" shows a whole circuit;
-`circuits/` holds commented examples to copy; `microcircuit validate --schema` prints the same
-schema as JSON for editors.
+(`microcircuit/spec/schema.py`), or of the registered class a choice comes from, which also holds its
+parameter model: a plasticity rule (`microcircuit/model/rules.py`), a dynamics
+(`microcircuit/model/dynamics.py`) or a task (`microcircuit/tasks/`). The README's "The spec format in
+brief" shows a whole circuit; `circuits/` holds commented examples to copy; `microcircuit validate
+--schema` prints the same schema as JSON for editors.
 
 Units: time in ms, conductances in 1/ms, potentials and rates dimensionless, learning rates `eta`
 in 1/ms (one step changes a weight by `dt * eta * ...`), presentation times `t_pres` in steps of

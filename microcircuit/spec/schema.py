@@ -4,6 +4,13 @@ Structure and types only; cross-references (does the target compartment exist,
 do the interneuron sizes match, ...) are checked by :mod:`microcircuit.spec.semantic`.
 Every model forbids unknown keys so that a typo is an error, never ignored.
 
+The choices of plasticity rule, dynamics and task are built from their registries
+(:data:`~microcircuit.model.rules.RULES`, :data:`~microcircuit.model.dynamics.DYNAMICS`,
+:data:`~microcircuit.tasks.TASKS`) when this module is imported: names, parameter models
+(each class's ``Params``) and docstrings, so that a new rule, dynamics or task is one
+registered class. Activations and cell types are plain names here, checked against their
+registries by the semantic pass.
+
 Units: time in ms, conductances in 1/ms, potentials and rates dimensionless,
 learning rates ``eta`` in 1/ms (the weight change per step is ``dt * eta * ...``),
 presentation times ``t_pres`` in integration steps.
@@ -11,54 +18,52 @@ presentation times ``t_pres`` in integration steps.
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, PositiveFloat, PositiveInt, create_model, model_validator
+
+from microcircuit.model.dynamics import DYNAMICS
+from microcircuit.model.rules import RULES
+from microcircuit.params import NonNegFloat, NonNegInt, Strict
+from microcircuit.registry import Registry
+from microcircuit.tasks import TASKS
 
 SCHEMA_VERSION = "microcircuit/1"
 
-NonNegFloat = Annotated[float, Field(ge=0.0)]
-NonNegInt = Annotated[int, Field(ge=0)]
+
+# ---------------------------------------------------------------- tagged choices from the registries
+def _one_key_model(name: str, suffix: str, entry: type, field: tuple[Any, Any]) -> type[Strict]:
+    """The model of ``{name: ...}`` for a registered class, e.g. ``DendriticPredictionRule`` for the rule
+    ``dendritic_prediction``; its docstring is the class's (the rule's section of docs/spec.md)."""
+    title = "".join(part.capitalize() for part in name.split("_")) + suffix
+    return create_model(title, __base__=Strict, __module__=__name__, __doc__=inspect.cleandoc(entry.__doc__ or ""),
+                        **{name: field})
 
 
-class Strict(BaseModel):
-    """Base: unknown keys are errors, numbers are not silently made from strings."""
+def tagged_choice(registry: Registry, suffix: str, bare_with_params: bool) -> Any:
+    """The spec type of a choice among a registry's classes, each with its ``Params`` model (or None).
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    A class without ``Params`` is written as its bare name, one with ``Params`` as the one-key mapping
+    ``{name: {parameters}}``; with ``bare_with_params`` the bare name also stands for the class with its
+    default parameters, and a class without ``Params`` may also be written ``{name: {}}``. Names and
+    mappings come in the order of registration (the order of the error messages and docs/spec.md).
+    """
+    bare = [name for name, entry in registry.items() if entry.Params is None or bare_with_params]
+    models = []
+    for name, entry in registry.items():
+        if entry.Params is not None:
+            models.append(_one_key_model(name, suffix, entry, (entry.Params, ...)))
+        elif bare_with_params:
+            models.append(_one_key_model(name, suffix, entry, (dict[str, float], Field(max_length=0))))
+    return Union[tuple(([Literal[tuple(bare)]] if bare else []) + models)]  # noqa: UP007 (members in a list)
 
 
 # ---------------------------------------------------------------- dynamics
-class Mismatch(Strict):
-    """Per-neuron mismatch of the prospective time constant: tau_r_i = tau_r * m_i.
-
-    ``lognormal``: m_i = exp(N(0, spread)); ``normal``: m_i = 1 + N(0, spread), clipped at 0.
-    """
-
-    distribution: Literal["lognormal", "normal"] = "lognormal"
-    spread: NonNegFloat = 0.0
-
-
-class LatentEquilibriumParams(Strict):
-    """r = phi(u + tau_r du/dt). ``tau_r: null`` means tau_r = tau_eff (exact LE)."""
-
-    tau_r: PositiveFloat | None = None
-    mismatch: Mismatch | None = None
-
-
-class LatentEquilibriumDynamics(Strict):
-    latent_equilibrium: LatentEquilibriumParams = LatentEquilibriumParams()
-
-
-class OrigDynamics(Strict):
-    """r = phi(u) (Sacramento et al. 2018)."""
-
-    orig: dict[str, float] = Field(default_factory=dict, max_length=0)
-
-
-# A dynamics entry is either a bare name or a one-key mapping {name: {params}}.
-DynamicsSpec = Literal["orig", "latent_equilibrium"] | LatentEquilibriumDynamics | OrigDynamics
+#: a bare name or ``{name: {params}}`` (:data:`microcircuit.model.dynamics.DYNAMICS`)
+DynamicsSpec = tagged_choice(DYNAMICS, "Dynamics", bare_with_params=True)
 
 
 # ---------------------------------------------------------------- populations
@@ -109,73 +114,20 @@ class Population(Strict):
 
 
 # ---------------------------------------------------------------- plasticity rules
-class EtaParams(Strict):
-    eta: NonNegFloat
+#: ``fixed`` or ``{name: {params}}`` (:data:`microcircuit.model.rules.RULES`)
+RuleSpec = tagged_choice(RULES, "Rule", bare_with_params=False)
 
 
-class DendriticPredictionRule(Strict):
-    """Urbanczik-Senn: dW/dt = eta (r_post - phi(vhat)) r_pre^T."""
-
-    dendritic_prediction: EtaParams
-
-
-class ApicalSilencingRule(Strict):
-    """dW/dt = eta (v_rest - v_apical) r_pre^T, v_rest = 0."""
-
-    apical_silencing: EtaParams
+def rule_name(rule: Any) -> str:
+    """The name of a spec's ``rule`` value: a bare name, a one-key model of :data:`RuleSpec`, or None (fixed)."""
+    if rule is None or isinstance(rule, str):
+        return rule or "fixed"
+    return next(iter(type(rule).model_fields))
 
 
-class TiedParams(Strict):
-    to: str
-
-
-class TiedRule(Strict):
-    """W = (W_to)^T at every step: top-down weights tied to a forward projection (backprop-like)."""
-
-    tied: TiedParams
-
-
-class HebbianAlignmentParams(Strict):
-    eta: NonNegFloat
-    tau_hp: PositiveFloat = 10.0
-    decay: NonNegFloat = 0.1
-
-
-class HebbianAlignmentRule(Strict):
-    """Learned top-down weights W^down_k [post = area k, pre = area k+1], always on and local:
-    dW/dt = eta (hp(phi(vhat^B_post)) hp(r_pre)^T - decay W), hp = high-pass with time constant tau_hp (ms).
-    Fluctuations of the bottom-up drive of area k reach area k+1 through W^up_{k+1}, so their correlation is
-    proportional to (W^up_{k+1})^T (after the phaseless alignment idea of Max et al. 2024, here driven by the
-    stimulus and any noise instead of noise alone)."""
-
-    hebbian_alignment: HebbianAlignmentParams
-
-
-class PalParams(Strict):
-    eta: NonNegFloat
-    tau_hp: PositiveFloat = 1.0
-    tau_xi: PositiveFloat = 0.3
-    decay: NonNegFloat = 1e-3
-
-
-class PalRule(Strict):
-    """Phaseless alignment learning (Max et al. 2024) of top-down weights W^down_k, always on and local
-    (model.md sec. 3a): dW/dt = eta (e_k hp(r_pre)^T - decay W), e_k the low-pass (tau_xi, ms) of the
-    target area's own rate noise (its population needs ``rate_noise``), hp the high-pass of the upper
-    area's rate with time constant tau_hp (ms); ``decay`` (1/ms) is the paper's weight decay alpha."""
-
-    pal: PalParams
-
-
-class ProspectiveErrorRule(Strict):
-    """Prospective networks (model.md sec. 10): dW/dt = eta e_post r_pre^T, e_post = u_breve_m - W r_pre the
-    error the target area integrates (summed over the positions of a shared convolution kernel)."""
-
-    prospective_error: EtaParams
-
-
-RuleSpec = (Literal["fixed"] | DendriticPredictionRule | ApicalSilencingRule | TiedRule | HebbianAlignmentRule
-            | PalRule | ProspectiveErrorRule)
+def rule_params(rule: Any) -> Strict | None:
+    """The parameters (the rule's ``Params`` model) of a spec's ``rule`` value, None for a bare name."""
+    return None if rule is None or isinstance(rule, str) else getattr(rule, rule_name(rule))
 
 
 # ---------------------------------------------------------------- initialisation
@@ -320,90 +272,11 @@ class Defaults(Strict):
 
 
 # ---------------------------------------------------------------- tasks
-class BarsTask(Strict):
-    """3x3 bars (model.md sec. 6): 8 patterns, classes horizontal/vertical/diagonal."""
-
-    noise: NonNegFloat = 0.0
-    target_low: float = 0.1
-    target_high: float = 1.0
-
-
-class YinYangTask(Strict):
-    """Yin-yang (Kriener et al. 2022), generated from one seed per split."""
-
-    train: PositiveInt = 5000
-    validation: PositiveInt = 1000
-    test: PositiveInt = 1000
-    seed_train: int = 42
-    seed_validation: int = 41
-    seed_test: int = 40
-    target_low: float = 0.1
-    target_high: float = 1.0
-
-
-class TeacherTask(Strict):
-    """Mimic a fixed random teacher network of the circuit's own architecture.
-
-    Inputs uniform in [input_low, input_high]; the teacher's forward weights are
-    uniform in [-weight_scale, weight_scale], drawn from ``seed``.
-    """
-
-    train: PositiveInt = 10
-    test: PositiveInt = 10
-    seed: int = 12345
-    input_low: float = 0.0
-    input_high: float = 1.0
-    weight_scale: PositiveFloat = 1.0
-
-
-class MnistTask(Strict):
-    """MNIST digits read from the four idx files (``train-images-idx3-ubyte`` ..., optionally ``.gz``).
-
-    ``data_dir``: the folder holding them (``~`` expanded, relative to the working directory);
-    default: the environment variable ``MICROCIRCUIT_DATA``. Nothing is downloaded.
-    ``validation``: the last this many training images are held out as the validation split.
-    ``train`` / ``test``: use only the first this many images of the remaining training images /
-    of the test set (quick runs; default all). Pixels are scaled to [0, 1].
-    """
-
-    data_dir: str | None = None
-    validation: PositiveInt = 10000
-    train: PositiveInt | None = None
-    test: PositiveInt | None = None
-    target_low: float = 0.1
-    target_high: float = 1.0
-
-
-class FashionMnistTask(MnistTask):
-    """Fashion-MNIST, same files and parameters as :class:`MnistTask`; ``data_dir`` defaults to
-    ``MICROCIRCUIT_DATA``, else ``/usr/share/datasets/fashion-mnist`` (Debian package
-    ``dataset-fashion-mnist``)."""
-
-
-class Cifar10Task(MnistTask):
-    """CIFAR-10 (Krizhevsky 2009) read from the binary version's six files ``data_batch_1.bin`` ...
-    ``data_batch_5.bin`` (training, in that order) and ``test_batch.bin``, each a sequence of 3073-byte
-    records (a label byte, then the red, green and blue 32x32 planes, rows in order).
-
-    ``data_dir``: the folder holding them (``~`` expanded); default: ``MICROCIRCUIT_DATA/cifar-10-batches-bin``,
-    ``MICROCIRCUIT_DATA/cifar10``, then ``MICROCIRCUIT_DATA``. Nothing is downloaded.
-    ``validation``: the last this many training images (the end of ``data_batch_5.bin``) are held out
-    as the validation split. ``train`` / ``test``: use only the first this many of the remaining
-    training images / of the test set (only those records are read; default all). Inputs are the
-    3072 pixels in channel, row, column order (a population of ``shape: [3, 32, 32]``), scaled to [0, 1].
-    The keys are those of :class:`MnistTask`.
-    """
-
-
-class TaskSpec(Strict):
-    """Exactly one task, as a one-key mapping: ``{bars: {...}}``."""
-
-    bars: BarsTask | None = None
-    yin_yang: YinYangTask | None = None
-    teacher: TeacherTask | None = None
-    mnist: MnistTask | None = None
-    fashion_mnist: FashionMnistTask | None = None
-    cifar10: Cifar10Task | None = None
+#: Exactly one task, as a one-key mapping ``{bars: {...}}``: a key per task of
+#: :data:`microcircuit.tasks.TASKS`, its value the task's ``Params``.
+TaskSpec = create_model("TaskSpec", __base__=Strict, __module__=__name__,
+                        __doc__="Exactly one task, as a one-key mapping: ``{bars: {...}}``.",
+                        **{name: (task.Params | None, None) for name, task in TASKS.items()})
 
 
 class StimulusSpec(Strict):

@@ -21,24 +21,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from microcircuit.model.activations import ACTIVATIONS
 from microcircuit.model.cells import CELL_TYPES, CellType
+from microcircuit.model.rules import RULES
 from microcircuit.spec.data_files import check_weight_files
 from microcircuit.spec.errors import Problem, did_you_mean, listing
 from microcircuit.spec.loader import Path, SourceMap, is_under
 from microcircuit.spec.prospective_checks import check_microcircuit_keys, check_prospective, is_prospective
-from microcircuit.spec.schema import (
-    ApicalSilencingRule,
-    DendriticPredictionRule,
-    HebbianAlignmentRule,
-    PalRule,
-    Spec,
-    TiedRule,
-)
-
-#: Activation names of the engine's registry (microcircuit.model.activations.ACTIVATIONS).
-#: That module imports torch, which the spec layer must not, so the names are repeated
-#: here; tests/test_spec.py checks that the two lists agree.
-ACTIVATION_NAMES: tuple[str, ...] = ("hard_sigmoid", "linear", "relu", "sigmoid", "soft_relu", "tanh")
+from microcircuit.spec.schema import Spec, rule_name, rule_params
+from microcircuit.tasks import make_task
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PYRAMIDAL = ("pyramidal", "output_pyramidal")
@@ -175,10 +166,10 @@ class _Checker:
                     self.error(path + ("conductances", key),
                                f"cell type '{pop.cell}' has no conductance '{key}' (has: {listing(own)})",
                                did_you_mean(key, own))
-            if pop.activation is not None and pop.activation not in ACTIVATION_NAMES:
+            if pop.activation is not None and pop.activation not in ACTIVATIONS:
                 self.error(path + ("activation",),
-                           f"unknown activation '{pop.activation}' (valid: {listing(ACTIVATION_NAMES)})",
-                           did_you_mean(pop.activation, ACTIVATION_NAMES))
+                           f"unknown activation '{pop.activation}' (valid: {listing(ACTIVATIONS.names())})",
+                           did_you_mean(pop.activation, ACTIVATIONS.names()))
         unknown = any(p.cell not in CELL_TYPES for p in self.spec.populations.values())
         for cell, role in (("input", "the stimulus"), (self.output_cell, "the teacher")):
             if cell not in cells and not unknown:
@@ -208,9 +199,10 @@ class _Checker:
                                "'conductance' belongs to somatic nudging projections only (target "
                                f"'population.soma'); '{name}' targets '{proj.target}'")
         for name, proj in self.spec.projections.items():
-            if isinstance(proj.rule, TiedRule) and name in self.edges:
+            rule = rule_name(proj.rule)
+            if rule == "tied" and name in self.edges:
                 self._check_tied(name, proj.rule.tied.to)
-            if isinstance(proj.rule, HebbianAlignmentRule) and name in self.edges:
+            if rule == "hebbian_alignment" and name in self.edges:
                 target_cell = self.cell(self.edges[name].target)
                 if target_cell is not None and "basal" not in target_cell.dendrites:
                     self.error(("projections", name, "rule"), f"hebbian_alignment on '{name}' learns from the basal "
@@ -225,7 +217,7 @@ class _Checker:
                               f"fluctuations of '{self.edges[name].target}', which has no noise",
                               f"give populations.{self.edges[name].target}.noise a value, e.g. 0.05")
 
-            if isinstance(proj.rule, PalRule) and name in self.edges:
+            if rule == "pal" and name in self.edges:
                 target = self.edges[name].target
                 post = self.spec.populations[target]
                 noise = post.rate_noise if post.rate_noise is not None else self.spec.defaults.population.rate_noise
@@ -532,11 +524,6 @@ class _Checker:
         chosen = [name for name in type(self.spec.task).model_fields if getattr(self.spec.task, name) is not None]
         if len(chosen) != 1:
             return  # reported by check_task
-        from microcircuit.tasks import TASKS, make_task  # here: the tasks import the spec schema (torch-free)
-
-        if chosen[0] not in TASKS:
-            self.error(("task", chosen[0]), f"task '{chosen[0]}' is not implemented (tasks: {listing(TASKS.names())})")
-            return
         name, task = chosen[0], make_task(self.spec.task)
         sizes = [self.spec.populations[p].size for p in self.chain] if self.chain else None
         for key, message in task.check_params(sizes):
@@ -677,17 +664,33 @@ class _Checker:
                            "may compute in", "use a physically meaningful value")
 
     # -------------------------------------------------------- physics
-    def soma_conductances(self, name: str) -> dict[str, float]:
-        """All conductances acting on the soma of ``name``, nudging included (1/ms)."""
+    def soma_terms(self, name: str, teacher: bool = True) -> tuple[dict[str, float], dict[str, float], float | None]:
+        """The conductances acting on the soma of ``name`` (1/ms): the cell type's by name, the nudging
+        projections' g_som by projection, and the teacher's g_som (None without ``teacher``, where the teacher
+        nudges another soma, or where its conductance is missing, which is reported elsewhere)."""
         pop = self.spec.populations[name]
-        cell = CELL_TYPES.get(pop.cell)
-        out = {key: pop.conductances.get(key, 0.0) for key in cell.conductance_names()}
-        for edge in self.nudgers.get(name, []):
-            out[f"g_som ({edge.name})"] = self.spec.projections[edge.name].conductance or 0.0
-        teacher = self.spec.inputs.teacher
-        if teacher.target == f"{name}.soma" and teacher.conductance is not None:  # missing: reported elsewhere
-            out["g_som (teacher)"] = teacher.conductance
+        own = {key: pop.conductances.get(key, 0.0) for key in CELL_TYPES.get(pop.cell).conductance_names()}
+        nudging = {edge.name: self.spec.projections[edge.name].conductance or 0.0
+                   for edge in self.nudgers.get(name, [])}
+        spec_teacher = self.spec.inputs.teacher
+        by_teacher = spec_teacher.conductance if teacher and spec_teacher.target == f"{name}.soma" else None
+        return own, nudging, by_teacher
+
+    def soma_conductances(self, name: str) -> dict[str, float]:
+        """:meth:`soma_terms` (teacher on) as one mapping for messages: ``g_l``, ..., ``g_som (<projection>)``,
+        ``g_som (teacher)``."""
+        own, nudging, by_teacher = self.soma_terms(name)
+        out = {**own, **{f"g_som ({projection})": g for projection, g in nudging.items()}}
+        if by_teacher is not None:
+            out["g_som (teacher)"] = by_teacher
         return out
+
+    def g_tot(self, name: str, teacher: bool = True) -> float:
+        """The total conductance of the soma of ``name`` (1/ms), summed as the circuit and the engine sum it
+        (:meth:`~microcircuit.model.cells.CellType.soma_conductance`)."""
+        own, nudging, by_teacher = self.soma_terms(name, teacher)
+        return CELL_TYPES.get(self.spec.populations[name].cell).soma_conductance(own, nudging.values(),
+                                                                                 by_teacher or 0.0)
 
     def check_time_step(self) -> None:
         """Forward Euler on du/dt = -u/tau_eff + ... is unstable for dt >= tau_eff."""
@@ -697,13 +700,13 @@ class _Checker:
             if cell is None or not cell.has_soma:
                 continue
             conductances = self.soma_conductances(name)
-            total = sum(conductances.values())
+            total = self.g_tot(name)
             if total <= 0.0:
                 self.error(("populations", name, "conductances"), f"all conductances on the soma of "
                            f"'{name}' are zero ({listing(conductances)}): it never relaxes", "set g_l > 0")
                 continue
             own = cell.conductance_names()
-            if not sum(conductances[key] for key in own) > 0.0:
+            if not cell.dendritic_conductance(self.soma_terms(name)[0]) > 0.0:
                 self.error(("populations", name, "conductances"), f"{' + '.join(own)} = 0 on '{name}': its "
                            f"dendritic attenuation c = g / ({' + '.join(own)}) is undefined, and without nudging "
                            "its soma would never relax", "set g_l > 0")
@@ -734,11 +737,10 @@ class _Checker:
             found.append((("defaults", "projection", key), getattr(self.spec.defaults.projection, key, None)))
             found += [(("projections", name, key), getattr(proj, key, None))
                       for name, proj in self.spec.projections.items()]
-        found += [(("projections", name, "rule", "hebbian_alignment", "tau_hp"), proj.rule.hebbian_alignment.tau_hp)
-                  for name, proj in self.spec.projections.items() if isinstance(proj.rule, HebbianAlignmentRule)]
-        found += [(("projections", name, "rule", "pal", key), getattr(proj.rule.pal, key))
-                  for name, proj in self.spec.projections.items() if isinstance(proj.rule, PalRule)
-                  for key in ("tau_hp", "tau_xi")]
+        for name, proj in self.spec.projections.items():  # a rule's parameters tau_* are filter time constants
+            params = rule_params(proj.rule)
+            found += [(("projections", name, "rule", rule_name(proj.rule), key), getattr(params, key))
+                      for key in (type(params).model_fields if params is not None else ()) if key.startswith("tau_")]
         for path, tau in found:  # the message does not name the entry: a copied default is reported once
             if tau is not None and 0.0 < tau < dt:
                 self.error(path, f"{path[-1]} = {tau:g} ms < dt = {dt:g} ms: the low-pass filter's Euler step "
@@ -748,11 +750,12 @@ class _Checker:
         """Warn where one step of a rule corrects its own error by more than the error's size.
 
         A rule's update feeds back on its error with the gain dt * eta * eta_scale times how strongly the
-        weights move that error (per unit presynaptic rate). For apical silencing and learned top-down
-        weights that is the step itself. For dendritic prediction the error is phi(u) - phi(c v): the
-        soma follows the dendrite with the same attenuation c except for the part held by somatic
-        nudging, so the gain is step * c * lambda (lambda = nudging conductance / total); a population
-        without nudging (a hidden pyramidal area) does not feed its own error back at all.
+        weights move that error (per unit presynaptic rate), as the rule's ``error_feedback`` says. For
+        apical silencing and learned top-down weights (``direct``) that is the step itself. For dendritic
+        prediction (``nudged``) the error is phi(u) - phi(c v): the soma follows the dendrite with the same
+        attenuation c except for the part held by somatic nudging, so the gain is step * c * lambda
+        (lambda = nudging conductance / total); a population without nudging (a hidden pyramidal area)
+        does not feed its own error back at all.
         """
         dt = self.spec.dt
         for index, phase in enumerate(self.spec.protocol):
@@ -764,14 +767,10 @@ class _Checker:
                 proj = self.spec.projections.get(name)
                 if proj is None:
                     continue
-                if isinstance(proj.rule, DendriticPredictionRule):
-                    eta, path = proj.rule.dendritic_prediction.eta, ("projections", name, "rule")
-                elif isinstance(proj.rule, ApicalSilencingRule):
-                    eta, path = proj.rule.apical_silencing.eta, ("projections", name, "rule")
-                elif isinstance(proj.rule, HebbianAlignmentRule):
-                    eta, path = proj.rule.hebbian_alignment.eta, ("projections", name, "rule")
-                else:
+                feedback = RULES.get(rule_name(proj.rule)).error_feedback
+                if feedback is None:
                     continue
+                eta, path = rule_params(proj.rule).eta, ("projections", name, "rule")
                 if name in phase.eta:
                     eta, path = phase.eta[name], ("protocol", index, "eta", name)
                 step = dt * eta * scale
@@ -781,11 +780,11 @@ class _Checker:
                                "range", "lower eta or eta_scale")
                     continue
                 gain, why = step, ""
-                if isinstance(proj.rule, DendriticPredictionRule):
-                    feedback = self.prediction_feedback(proj.target, phase.teacher)
-                    if feedback is not None:
-                        gain = step * feedback[0]
-                        why = f", times c * lambda = {feedback[0]:.3g} ({feedback[1]})"
+                if feedback == "nudged":
+                    nudged = self.prediction_feedback(proj.target, phase.teacher)
+                    if nudged is not None:
+                        gain = step * nudged[0]
+                        why = f", times c * lambda = {nudged[0]:.3g} ({nudged[1]})"
                 if gain > 1.0:
                     self.warn(path, f"{formula}{why} = {gain:.3g} > 1 for '{name}' in phase '{phase.phase}': "
                               "one step overcorrects the rule's own error; the update may oscillate or diverge",
@@ -797,14 +796,12 @@ class _Checker:
         cell = self.cell(population)
         if cell is None or compartment not in cell.dendrites:
             return None
-        conductances = self.soma_conductances(population)
-        if not teacher:
-            conductances.pop("g_som (teacher)", None)
-        own = sum(conductances.get(key, 0.0) for key in cell.conductance_names())
-        total = sum(conductances.values())
+        conductances = self.soma_terms(population, teacher)[0]
+        own = cell.dendritic_conductance(conductances)
+        total = self.g_tot(population, teacher)
         if own <= 0.0 or total <= 0.0:
             return None
-        c = conductances.get(cell.dendrites[compartment], 0.0) / own
+        c = cell.attenuation(conductances, compartment)
         nudging = total - own
         if nudging <= 0.0:
             return 0.0, f"'{population}' has no somatic nudging"

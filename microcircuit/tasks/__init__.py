@@ -3,7 +3,10 @@
 Use :func:`make_task` on a spec's ``task`` block, then ``task.splits(architecture)``.
 """
 
-from microcircuit.tasks import bars, cifar10, mnist, teacher, yin_yang  # noqa: F401  (registers the tasks)
+# The order of registration is the order of the tasks in the spec schema, its messages and docs/spec.md.
+# isort: off
+from microcircuit.tasks import bars, yin_yang, teacher, mnist, cifar10  # noqa: F401  (registers the tasks)
+# isort: on
 from microcircuit.tasks.bars import Bars
 from microcircuit.tasks.base import TASKS, Architecture, Split, Task, make_task, validate_split
 from microcircuit.tasks.cifar10 import Cifar10

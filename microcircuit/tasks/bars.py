@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from microcircuit.spec.schema import BarsTask
+from microcircuit.params import NonNegFloat, Strict
 from microcircuit.tasks.base import TASKS, Architecture, Split, Task, one_hot_targets
 
 # Fixed seeds of the pixel noise, one per split (only used when noise > 0).
@@ -37,11 +37,20 @@ def bars_patterns() -> tuple[np.ndarray, np.ndarray]:
     return patterns, labels
 
 
+class BarsTask(Strict):
+    """3x3 bars (model.md sec. 6): 8 patterns, classes horizontal/vertical/diagonal."""
+
+    noise: NonNegFloat = 0.0
+    target_low: float = 0.1
+    target_high: float = 1.0
+
+
 @TASKS.register("bars")
 class Bars(Task):
     """3x3 bars: 9 inputs, 3 classes (horizontal, vertical, diagonal)."""
 
     name = "bars"
+    Params = BarsTask
     classification = True
     params: BarsTask
 

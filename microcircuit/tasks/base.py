@@ -1,8 +1,9 @@
 """Task interface: a task turns its spec parameters into train/validation/test splits.
 
-A task is one class registered in :data:`TASKS` under the name of its field in
-:class:`~microcircuit.spec.schema.TaskSpec` (``bars``, ``yin_yang``, ``teacher``, ...).
-Every split a task returns is checked by :func:`validate_split`.
+A task is one class registered in :data:`TASKS`, with the model of its parameters in ``Params``;
+the spec schema's :class:`~microcircuit.spec.schema.TaskSpec` has one key per registered task, its
+name (``bars``, ``yin_yang``, ``teacher``, ...). Every split a task returns is checked by
+:func:`validate_split`.
 
 Units: inputs are rates (dimensionless) fed to the stimulus population; targets are
 somatic potentials (dimensionless) for the output population.
@@ -13,12 +14,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from microcircuit.params import Strict
 from microcircuit.registry import Registry
-from microcircuit.spec.schema import TaskSpec
+
+if TYPE_CHECKING:
+    from microcircuit.spec.schema import TaskSpec
 
 SPLIT_NAMES: tuple[str, ...] = ("train", "validation", "test")
 #: Most samples a generated split may have (generation is sample by sample; 10^7 already takes minutes).
@@ -162,10 +166,12 @@ class Task(ABC):
     :meth:`_build_splits`; :meth:`splits` validates what they return.
 
     Args:
-        params: the task's pydantic parameter model from :mod:`microcircuit.spec.schema`.
+        params: the task's parameters, a ``Params`` model (the spec's ``task.<name>`` block).
     """
 
     name: ClassVar[str]
+    #: the model of the task's parameters, the spec's ``task: {<name>: {...}}`` (its docstring documents it)
+    Params: ClassVar[type[Strict]]
     classification: ClassVar[bool]
 
     def __init__(self, params: Any):

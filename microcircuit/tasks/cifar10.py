@@ -40,10 +40,9 @@ from pathlib import Path
 import numpy as np
 
 from microcircuit.checksums import file_sha256
-from microcircuit.spec.schema import Cifar10Task
 from microcircuit.tasks.base import TASKS, Architecture, Split, Task, one_hot_targets
 from microcircuit.tasks.idx import MAX_BYTES_ENV, max_idx_bytes
-from microcircuit.tasks.mnist import DATA_ENV
+from microcircuit.tasks.mnist import DATA_ENV, MnistTask
 
 N_CLASSES = 10
 #: channels, rows, columns of an image
@@ -142,11 +141,27 @@ def missing_files(directory: Path) -> list[str]:
     return [name for name in FILES if not (directory / name).is_file()]
 
 
+class Cifar10Task(MnistTask):
+    """CIFAR-10 (Krizhevsky 2009) read from the binary version's six files ``data_batch_1.bin`` ...
+    ``data_batch_5.bin`` (training, in that order) and ``test_batch.bin``, each a sequence of 3073-byte
+    records (a label byte, then the red, green and blue 32x32 planes, rows in order).
+
+    ``data_dir``: the folder holding them (``~`` expanded); default: ``MICROCIRCUIT_DATA/cifar-10-batches-bin``,
+    ``MICROCIRCUIT_DATA/cifar10``, then ``MICROCIRCUIT_DATA``. Nothing is downloaded.
+    ``validation``: the last this many training images (the end of ``data_batch_5.bin``) are held out
+    as the validation split. ``train`` / ``test``: use only the first this many of the remaining
+    training images / of the test set (only those records are read; default all). Inputs are the
+    3072 pixels in channel, row, column order (a population of ``shape: [3, 32, 32]``), scaled to [0, 1].
+    The keys are those of :class:`MnistTask`.
+    """
+
+
 @TASKS.register("cifar10")
 class Cifar10(Task):
     """CIFAR-10 colour images (Krizhevsky 2009): 3072 inputs, 10 classes. The user brings the files."""
 
     name = "cifar10"
+    Params = Cifar10Task
     classification = True
     params: Cifar10Task
 

@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+from pydantic import PositiveInt
 
 from microcircuit.checksums import file_sha256
-from microcircuit.spec.schema import FashionMnistTask, MnistTask
+from microcircuit.params import Strict
 from microcircuit.tasks.base import TASKS, Architecture, Split, Task, one_hot_targets
 from microcircuit.tasks.idx import FILES, IMAGES_MAGIC, find_idx_file, idx_shape, read_images_labels
 
@@ -74,6 +75,30 @@ def load_idx_split(directory: Path, split: str, items: list[tuple[int, int]] | N
 def missing_files(directory: Path) -> list[str]:
     """Base names of the four idx files that are in ``directory`` neither plain nor as .gz."""
     return [name for kinds in FILES.values() for name in kinds.values() if find_idx_file(directory, name) is None]
+
+
+class MnistTask(Strict):
+    """MNIST digits read from the four idx files (``train-images-idx3-ubyte`` ..., optionally ``.gz``).
+
+    ``data_dir``: the folder holding them (``~`` expanded, relative to the working directory);
+    default: the environment variable ``MICROCIRCUIT_DATA``. Nothing is downloaded.
+    ``validation``: the last this many training images are held out as the validation split.
+    ``train`` / ``test``: use only the first this many images of the remaining training images /
+    of the test set (quick runs; default all). Pixels are scaled to [0, 1].
+    """
+
+    data_dir: str | None = None
+    validation: PositiveInt = 10000
+    train: PositiveInt | None = None
+    test: PositiveInt | None = None
+    target_low: float = 0.1
+    target_high: float = 1.0
+
+
+class FashionMnistTask(MnistTask):
+    """Fashion-MNIST, same files and parameters as :class:`MnistTask`; ``data_dir`` defaults to
+    ``MICROCIRCUIT_DATA``, else ``/usr/share/datasets/fashion-mnist`` (Debian package
+    ``dataset-fashion-mnist``)."""
 
 
 class _IdxClassification(Task):
@@ -180,6 +205,7 @@ class Mnist(_IdxClassification):
     """MNIST handwritten digits (LeCun et al.): 784 inputs, 10 classes. The user brings the files."""
 
     name = "mnist"
+    Params = MnistTask
     folder = "mnist"
     params: MnistTask
     how_to_get = ("MNIST is not packaged by Debian: put the four files train-images-idx3-ubyte, "
@@ -192,6 +218,7 @@ class FashionMnist(_IdxClassification):
     """Fashion-MNIST (Xiao et al. 2017): 784 inputs, 10 clothing classes."""
 
     name = "fashion_mnist"
+    Params = FashionMnistTask
     folder = "fashion-mnist"
     default_dirs = (DEBIAN_FASHION_MNIST,)
     params: FashionMnistTask

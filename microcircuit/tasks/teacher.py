@@ -17,9 +17,10 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from pydantic import PositiveFloat, PositiveInt
 
+from microcircuit.params import Strict
 from microcircuit.reference.feedforward import feedforward
-from microcircuit.spec.schema import TeacherTask
 from microcircuit.tasks.base import TASKS, Architecture, Split, Task
 
 #: Largest output potential the teacher may be able to produce: beyond it targets may overflow to inf.
@@ -53,11 +54,27 @@ def teacher_forward(weights: list[np.ndarray], architecture: Architecture, input
     return np.asarray(potentials[-1], dtype=np.float64)
 
 
+class TeacherTask(Strict):
+    """Mimic a fixed random teacher network of the circuit's own architecture.
+
+    Inputs uniform in [input_low, input_high]; the teacher's forward weights are
+    uniform in [-weight_scale, weight_scale], drawn from ``seed``.
+    """
+
+    train: PositiveInt = 10
+    test: PositiveInt = 10
+    seed: int = 12345
+    input_low: float = 0.0
+    input_high: float = 1.0
+    weight_scale: PositiveFloat = 1.0
+
+
 @TASKS.register("teacher")
 class Teacher(Task):
     """Regression onto a fixed random teacher of the circuit's own architecture (any sizes)."""
 
     name = "teacher"
+    Params = TeacherTask
     classification = False
     params: TeacherTask
 

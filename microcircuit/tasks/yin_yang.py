@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
+from pydantic import PositiveInt
 
-from microcircuit.spec.schema import YinYangTask
+from microcircuit.params import Strict
 from microcircuit.tasks.base import TASKS, Architecture, Split, Task, one_hot_targets
 
 R_BIG = 0.5
@@ -73,11 +74,25 @@ def yin_yang_features(points: np.ndarray) -> np.ndarray:
     return np.concatenate([points, 1.0 - points], axis=1)
 
 
+class YinYangTask(Strict):
+    """Yin-yang (Kriener et al. 2022), generated from one seed per split."""
+
+    train: PositiveInt = 5000
+    validation: PositiveInt = 1000
+    test: PositiveInt = 1000
+    seed_train: int = 42
+    seed_validation: int = 41
+    seed_test: int = 40
+    target_low: float = 0.1
+    target_high: float = 1.0
+
+
 @TASKS.register("yin_yang")
 class YinYang(Task):
     """Yin-yang classification: 4 inputs, 3 classes; sizes and seeds from :class:`YinYangTask`."""
 
     name = "yin_yang"
+    Params = YinYangTask
     classification = True
     params: YinYangTask
 
