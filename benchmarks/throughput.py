@@ -37,6 +37,7 @@ from microcircuit.circuit import Circuit  # noqa: E402
 from microcircuit.engine import Simulator  # noqa: E402
 from microcircuit.experiment import base_learning_rates  # noqa: E402
 from microcircuit.spec import load_spec  # noqa: E402
+from microcircuit.state import PhasePlan  # noqa: E402
 
 #: circuit label -> shipped spec (only the architecture, conductances and rules are used; no data is read)
 CIRCUITS: dict[str, str] = {
@@ -57,7 +58,7 @@ class Setup:
     sim: Simulator
     stimulus: torch.Tensor  # [circuit, batch, n_in]
     target: torch.Tensor  # [circuit, batch, n_out]
-    plastic: list
+    plastic: PhasePlan
 
 
 def build(label: str, dynamics: str, plastic: bool, batch: int, device: str, dtype: torch.dtype) -> Setup:
@@ -95,7 +96,7 @@ def floor_step(setup: Setup) -> Callable[[], None]:
                 products.append((rates[circuit.projections[proj].source], w,
                                  torch.empty(w.shape[0], sim.n_batch, w.shape[1], dtype=w.dtype, device=w.device)))
     updates = []  # (post rate, pre rate, weight)
-    for plan, _eta in setup.plastic:
+    for plan, _eta in setup.plastic.plastic:
         updates.append((rates[plan.target], rates[plan.source], weights[plan.name]))
 
     def step() -> None:

@@ -86,6 +86,9 @@ class SomaPlan:
     dynamics: Dynamics
     noise: float  # sigma of the somatic noise, potential / sqrt(ms)
     rate_noise: float  # standard deviation of the rate-potential noise per step
+    #: [circuit, 1, 1] bool: the orig circuits of an LE soma batched with orig ones (their rate potential
+    #: is u(t + dt)); None where every circuit has ``dynamics``
+    orig_circuits: torch.Tensor | None = None
 
 
 @dataclass
@@ -111,6 +114,11 @@ class Simulator:
         engine: ``eager`` (the readable reference path, step by step in torch), ``compiled`` (fused
             presentations, :mod:`microcircuit.fused`) or ``auto`` (compiled where it is supported and
             pays). :attr:`engine` and :attr:`engine_reason` say what was chosen and why.
+        dynamics_per_circuit: population -> the dynamics of each circuit, ``orig`` or
+            ``latent_equilibrium`` (one name per seed), where the circuits of one simulation differ in it
+            (a sweep batches LE and orig runs; model.md sec. 2): each circuit's soma takes its own rate
+            potential and its output its own teacher delay. An LE population's parameters are the
+            circuit's; default: the circuit's dynamics for every circuit.
     """
 
     def __init__(
@@ -121,6 +129,7 @@ class Simulator:
         dtype: torch.dtype = torch.float32,
         device: str | torch.device = "cpu",
         engine: str = "eager",
+        dynamics_per_circuit: dict[str, list[str]] | None = None,
     ):
         self.circuit = circuit
         self.seeds = list(seeds)
@@ -135,6 +144,7 @@ class Simulator:
         self.input_tau_0 = circuit.populations[self.input].tau_0
         teacher = circuit.spec.inputs.teacher
         self.teacher_tau_0 = float(teacher.tau_0)
+        self.dynamics_per_circuit = self._dynamics_per_circuit(dynamics_per_circuit or {})
         self.somas = [self._soma_plan(name) for name in circuit.update_order()]
         self.noise_generators = [
             torch.Generator().manual_seed(derive_seed(s, "noise")) for s in self.seeds
@@ -169,6 +179,20 @@ class Simulator:
         self.fused_layout = None  # the compiled engine's index tables, built on its first call
 
     # ------------------------------------------------------------------ set-up
+    def _dynamics_per_circuit(self, given: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Every soma's dynamics name per circuit: ``given``'s, else the circuit's for all circuits."""
+        out = {}
+        for name, p in self.circuit.populations.items():
+            if not p.cell.has_soma or name == self.input:
+                continue
+            names = list(given.get(name, [tagged(p.dynamics)[0]] * self.n_circuits))
+            mixed = len(set(names)) > 1
+            if len(names) != self.n_circuits or (mixed and not set(names) <= {"orig", "latent_equilibrium"}):
+                raise ValueError(f"dynamics_per_circuit['{name}']: one name per circuit ({self.n_circuits}), "
+                                 f"orig or latent_equilibrium where they differ; got {names}")
+            out[name] = names
+        return out
+
     def _target_delays(self, delay) -> torch.Tensor:
         """Steps by which each circuit's teacher target lags its stimulus, [circuit] int64.
 
@@ -179,9 +203,6 @@ class Simulator:
         if delay != "auto":
             return torch.full((self.n_circuits,), int(delay), dtype=torch.int64, device=self.device)
         total = torch.zeros(self.n_circuits, dtype=torch.int64, device=self.device)
-        out_dynamics = tagged(self.circuit.populations[self.output].dynamics)[0]
-        if out_dynamics != "latent_equilibrium":
-            return total
         if self.conventions.teacher_delay == "one_step":  # the reference program's (model.md sec. 9)
             total += 1
         elif not self.propagating:
@@ -190,7 +211,9 @@ class Simulator:
             plan = self.synapses.get(q.name)
             if plan is not None and plan.delays is not None:
                 total += plan.delays
-        return total
+        le_output = torch.tensor([d == "latent_equilibrium" for d in self.dynamics_per_circuit[self.output]],
+                                 device=self.device)
+        return torch.where(le_output, total, torch.zeros_like(total))
 
     def _soma_plan(self, name: str) -> SomaPlan:
         c = self.circuit
@@ -201,6 +224,13 @@ class Simulator:
         ]
         nudges = [(q.source, q.conductance) for q in c.into(name, "soma")]
         mismatch_rngs = [rng(s, f"mismatch/{name}") for s in self.seeds]
+        names = self.dynamics_per_circuit[name]
+        dynamics, orig_circuits = p.dynamics, None
+        if len(set(names)) > 1:  # LE and orig circuits: the LE equations, orig's rate potential where it applies
+            dynamics = p.dynamics if tagged(p.dynamics)[0] == "latent_equilibrium" else "latent_equilibrium"
+            orig_circuits = torch.tensor([n == "orig" for n in names], device=self.device).view(-1, 1, 1)
+        elif names[0] != tagged(p.dynamics)[0]:
+            dynamics = names[0]
         return SomaPlan(
             name=name,
             size=p.size,
@@ -211,9 +241,10 @@ class Simulator:
             g_tot=c.soma_conductance(name, teacher=False),
             g_tot_teacher=c.soma_conductance(name, teacher=True),
             phi=ACTIVATIONS.get(p.activation),
-            dynamics=make_dynamics(p.dynamics, p.size, mismatch_rngs),
+            dynamics=make_dynamics(dynamics, p.size, mismatch_rngs),
             noise=p.noise,
             rate_noise=p.rate_noise,
+            orig_circuits=orig_circuits,
         )
 
     def _synapse_plans(self) -> dict[str, SynapsePlan]:
@@ -400,6 +431,8 @@ class Simulator:
                 u_next = u_next + noise[soma.name]
             factor = st.tau_r_factor.get(soma.name)
             u_rate = soma.dynamics.rate_potential(u, du, u_next, g_tot if g_rate is None else g_rate, factor)
+            if soma.orig_circuits is not None:  # orig circuits batched with LE ones: r = phi(u(t + dt))
+                u_rate = torch.where(soma.orig_circuits, u_next, u_rate)
             if plan.tau_r_eta > 0.0 and factor is not None:
                 soma.dynamics.learn(factor, u_rate, current, du, g_tot, plan.tau_r_eta, dt)
             if noise and f"{soma.name}.rate" in noise:

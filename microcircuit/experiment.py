@@ -169,9 +169,7 @@ class Experiment:
              for q, w in zip(self.circuit.forward_chain, self.task.teacher_weights(arch), strict=True)}
             if hasattr(self.task, "teacher_weights") else {}
         )
-        simulator = ProspectiveSimulator if self.circuit.is_prospective else Simulator
-        self.sim = simulator(self.circuit, self.seeds, n_batch=1, dtype=self.dtype, device=self.device,
-                             engine=options.engine or spec.engine)
+        self.sim = self.make_simulator()
         log.info("engine: %s (%s)", self.sim.engine, self.sim.engine_reason)
         self.recorder = Recorder(list(spec.record), self.sim)
         self.order_rngs = [rng(s, "order") for s in self.seeds]
@@ -187,6 +185,12 @@ class Experiment:
         #: a context in which writes at epoch boundaries run; the command line defers signals in it
         self.critical: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
         self._last_checkpoint = time.monotonic()
+
+    def make_simulator(self) -> Simulator | ProspectiveSimulator:
+        """The simulator of this experiment's circuits (a prospective network's or a microcircuit's)."""
+        simulator = ProspectiveSimulator if self.circuit.is_prospective else Simulator
+        return simulator(self.circuit, self.seeds, n_batch=1, dtype=self.dtype, device=self.device,
+                         engine=self.options.engine or self.spec.engine)
 
     def _given_order(self, phase: Phase) -> np.ndarray:
         """The order file of ``phase`` as [circuit, epoch, sample], checked against the phase's data."""

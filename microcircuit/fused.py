@@ -190,6 +190,10 @@ def build_layout(sim: Simulator) -> Layout:
     table["nudge_src"] = ints(nudge_src)
     table["tied"] = ints(tied).reshape(-1, 2)
     table["proj_delays"] = ints(proj_delays).reshape(len(projs), sim.n_circuits)
+    # [soma, circuit]: 1 where an orig circuit is batched with LE ones (its rate potential is u(t + dt))
+    table["soma_orig"] = ints([np.zeros(sim.n_circuits) if soma.orig_circuits is None
+                               else soma.orig_circuits.reshape(-1).cpu().numpy() for soma in sim.somas]
+                              ).reshape(len(sim.somas), sim.n_circuits)
     floats = {f"soma_{k}": np.asarray(v, dtype=np.float64) for k, v in soma_f.items()}
     floats["dend_g"] = np.asarray(dend_g, dtype=np.float64)
     floats["nudge_g"] = np.asarray(nudge_g, dtype=np.float64)
@@ -366,9 +370,9 @@ def present_fused(sim: Simulator, stimuli: torch.Tensor, targets: torch.Tensor |
             rate, pot, sent, vd, weights, dwf, factor, target_f, last, applied, flags,
             t["soma_pop_off"], t["soma_size"], t["soma_dyn"], t["soma_act"], t["soma_d_start"], t["soma_d_end"],
             t["soma_n_start"], t["soma_n_end"], lay.floats["soma_g_dend"], lay.floats["soma_g_teacher"],
-            lay.floats["soma_tau_r"], t["dend_off"], t["dend_p_start"], t["dend_p_end"], lay.floats["dend_g"],
-            t["dend_projs"], t["nudge_src"], lay.floats["nudge_g"], t["proj_src_off"], t["proj_pre"],
-            t["proj_post"], t["proj_w_off"], t["proj_pre_off"], lay.n_pre, t["tied"],
+            lay.floats["soma_tau_r"], t["soma_orig"], t["dend_off"], t["dend_p_start"], t["dend_p_end"],
+            lay.floats["dend_g"], t["dend_projs"], t["nudge_src"], lay.floats["nudge_g"], t["proj_src_off"],
+            t["proj_pre"], t["proj_post"], t["proj_w_off"], t["proj_pre_off"], lay.n_pre, t["tied"],
             lay.floats["proj_tau_s"], t["proj_delay_len"], t["proj_delays"], syn, dbuf, clock, int(bool(sim.synapses)),
             pl_int, pl_flt, pl_q, pl_eta, pl_target, mem_post, mem_pre, uni,
             pr_int, rec, ap_off, ap_size, outputs, apical_out)
@@ -525,7 +529,7 @@ def _phi(code, x):
 def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
             rate, pot, sent, vd, weights, dwf, factor, target_f, last, applied, flags,
             soma_pop_off, soma_size, soma_dyn, soma_act, soma_d_start, soma_d_end, soma_n_start, soma_n_end,
-            soma_g_dend, soma_g_teacher, soma_tau_r, dend_off, dend_p_start, dend_p_end, dend_g, dend_projs,
+            soma_g_dend, soma_g_teacher, soma_tau_r, soma_orig, dend_off, dend_p_start, dend_p_end, dend_g, dend_projs,
             nudge_src, nudge_g, proj_src_off, proj_pre, proj_post, proj_w_off, proj_pre_off, n_pre, tied,
             proj_tau_s, proj_delay_len, proj_delays, syn, dbuf, clock, uses_clock,
             pl_int, pl_flt, pl_q, pl_eta, pl_target, mem_post, mem_pre, uni,
@@ -690,6 +694,7 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
                                 u_rate = u + base * factor[po + nn, c] * du
                                 if learning:
                                     learn[po + nn, c] += (u_rate - current[c] / g_tot) * du
+                                u_rate = u_next if soma_orig[s, c] == 1 else u_rate  # an orig circuit among LE ones
                             else:  # orig: r = phi(u(t + dt))
                                 u_rate = u_next
                             if has_noise:

@@ -394,6 +394,7 @@ def execute(prepared: PreparedRun) -> int:
                     guard.settle()
                     manifest.update(status="diverged", diagnosis=err.diagnosis)
                     code = EXIT_FAILED
+                run_dir.sync()  # the metric rows and recordings since the last checkpoint
             except RunDirError as err:
                 guard.settle()
                 failure, code = str(err), EXIT_IO

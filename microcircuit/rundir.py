@@ -8,13 +8,19 @@ Layout::
       config.resolved.yaml   presets, defaults and $references resolved, --set applied
       manifest.json          versions, seeds, device, dtype, status, fingerprints, checkpoint checksums
       log.txt                log messages
-      metrics.csv            long form: phase,epoch,seed,metric,value (whole lines appended, fsynced per epoch)
+      metrics.csv            long form: phase,epoch,seed,metric,value (whole lines appended)
       recordings/index.json  per variable: every, reduce, units, phases
       recordings/<phase>/epoch_<NNNN>.npz   chunks of [sample, circuit, batch(, neuron)] + '<var>.t' in ms
       checkpoints/<name>.pt  loadable with torch.load(weights_only=True); sha256 in the manifest
       figures/
 
 Every I/O failure is raised as :class:`RunDirError`, which names the path and the operation.
+
+Durability: config, manifest and checkpoints are fsynced before they are renamed into place. Metric
+rows and recording chunks (one each per epoch) are appended or renamed at once, so a killed process
+leaves them whole, but they are fsynced together, at most every :data:`SYNC_SECONDS` and always before
+a checkpoint is written and when a run ends: a crash of the machine loses at most the rows and chunks after
+the newest checkpoint, which ``--resume`` cuts back and writes again.
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ METRICS_HEADER = ",".join(METRIC_COLUMNS) + "\n"
 #: files and folders a run writes (removed by ``--overwrite``; nothing else in the folder is touched)
 RUN_FILES = ("config.yaml", "config.resolved.yaml", "manifest.json", "log.txt", "metrics.csv", "baseline.csv")
 RUN_FOLDERS = ("recordings", "checkpoints", "figures")
+#: metric rows and recording chunks are fsynced at most this often (seconds; and before each checkpoint)
+SYNC_SECONDS = 2.0
 
 
 class RunDirError(Exception):
@@ -74,8 +82,8 @@ def io_operation(path: Path | str, operation: str) -> Iterator[None]:
         raise RunDirError(path, operation, err) from None
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder, fsync and rename.
+def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder, fsync (if ``durable``) and rename.
 
     Raises OSError (the temporary file is removed); :class:`RunDir` wraps it in a RunDirError."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,7 +93,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -153,6 +162,8 @@ class RunDir:
         self._lock_fd: int | None = None
         self._metric_rows = 0
         self._metric_digest = hashlib.sha256()
+        self._unsynced: dict[Path, None] = {}  # files written but not yet fsynced, in order
+        self._unsynced_since: float | None = None
 
     # ------------------------------------------------------------------ creation and locking
     @classmethod
@@ -276,9 +287,31 @@ class RunDir:
         self.manifest = data
         return data
 
+    # ------------------------------------------------------------------ durability
+    def _written(self, path: Path) -> None:
+        """Note a file written without fsync; fsync all such files once the oldest is SYNC_SECONDS old."""
+        self._unsynced[path] = None
+        now = time.monotonic()
+        if self._unsynced_since is None:
+            self._unsynced_since = now
+        elif now - self._unsynced_since >= SYNC_SECONDS:
+            self.sync()
+
+    def sync(self) -> None:
+        """fsync every metric and recording file written since the last sync (see the module docstring)."""
+        for path in list(self._unsynced):
+            with io_operation(path, "sync"):
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            del self._unsynced[path]
+        self._unsynced_since = None
+
     # ------------------------------------------------------------------ metrics
     def append_metrics(self, rows: list[tuple]) -> None:
-        """Append rows (phase, epoch, seed, metric, value) as whole lines and fsync; the header once.
+        """Append rows (phase, epoch, seed, metric, value) as whole lines (one ``write``); the header once.
 
         On a failed write (full disk, ...) the file is cut back to its earlier length, so that no torn
         line stays behind, and a :class:`RunDirError` is raised."""
@@ -293,13 +326,13 @@ class RunDir:
                     view = memoryview(data)
                     while view:
                         view = view[os.write(fd, view):]
-                    os.fsync(fd)
                 except OSError:
                     with contextlib.suppress(OSError):
                         os.ftruncate(fd, before)
                     raise
             finally:
                 os.close(fd)
+        self._written(path)
         self._metric_digest.update(text.encode())
         self._metric_rows += len(rows)
 
@@ -343,12 +376,13 @@ class RunDir:
             atomic_write_text(path, json.dumps(index, indent=2) + "\n")
 
     def write_chunk(self, phase: str, epoch: int, arrays: dict[str, np.ndarray]) -> None:
-        """One recording chunk, written whole (temp file + rename)."""
+        """One recording chunk, written whole (temp file + rename; fsynced with the next :meth:`sync`)."""
         buf = io.BytesIO()
         np.savez_compressed(buf, **arrays)
         path = self.path / "recordings" / phase / f"epoch_{epoch:04d}.npz"
         with io_operation(path, "write the recording"):
-            atomic_write_bytes(path, buf.getvalue())
+            atomic_write_bytes(path, buf.getvalue(), durable=False)
+        self._written(path)
 
     # ------------------------------------------------------------------ checkpoints
     def write_checkpoint(self, name: str, payload: dict) -> Path:
@@ -357,6 +391,7 @@ class RunDir:
         torch.save(payload, buf)
         data = buf.getvalue()
         path = self.path / "checkpoints" / f"{name}.pt"
+        self.sync()  # the rows and chunks the checkpoint's cursor counts are durable before it is
         with io_operation(path, "write the checkpoint"):
             atomic_write_bytes(path, data)
         cursor = payload.get("cursor", {})

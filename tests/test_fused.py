@@ -18,7 +18,7 @@ from microcircuit.circuit import Circuit
 from microcircuit.engine import PhasePlan, Probe, Simulator, State
 from microcircuit.experiment import Experiment, RunOptions
 from microcircuit.fused import _softplus, choose_engine, unsupported_features
-from microcircuit.spec import load_spec_text
+from microcircuit.spec import load_spec, load_spec_text
 from tests.conftest import CIRCUITS, build
 
 F64 = torch.float64
@@ -201,3 +201,33 @@ def test_checkpointed_state_holds_rule_filters_and_tau_r_factors():
     restored.load_tensors(flat)
     assert_states_match(restored, sim.state, 0.0)
     assert PhasePlan().learns is False
+
+
+@pytest.mark.parametrize("engine", ["eager", "compiled"])
+def test_orig_and_le_circuits_of_one_simulation_equal_each_circuit_alone(engine):
+    """``dynamics_per_circuit``: circuit 0 LE, circuit 1 orig in one simulation; each gives the outputs, weights
+    and teacher delay of its own run alone, with somatic noise on the same streams (float64, 1e-12)."""
+    def simulate(dynamics: str | None, seeds: list[int]):
+        sets = ["dtype=float64", "populations.pyr_1.noise=0.02"]
+        per_circuit = None
+        if dynamics is None:
+            per_circuit = {p: ["latent_equilibrium", "orig"] for p in ("pyr_1", "int_1", "out")}
+        else:
+            sets.append(f"defaults.population.dynamics={dynamics}")
+        spec = load_spec(CIRCUITS / "bars_le.yaml", sets)[0]
+        sim = Simulator(Circuit(spec), seeds, dtype=F64, engine=engine, dynamics_per_circuit=per_circuit)
+        assert sim.engine == engine
+        gen = torch.Generator().manual_seed(0)
+        x = torch.rand(6, 1, 1, 9, generator=gen, dtype=F64).expand(6, len(seeds), 1, 9)
+        y = torch.rand(6, 1, 1, 3, generator=gen, dtype=F64).expand(6, len(seeds), 1, 3)
+        out = sim.present_many(x, y, 30, sim.plastic_plan({"up_1": 0.05, "up_2": 0.01, "ip_1": 0.02}))
+        return sim, out
+
+    batched, out = simulate(None, [3, 4])
+    assert batched.target_delays.tolist() == [1, 0]  # LE output: one step per area after the first; orig: none
+    for c, dynamics in enumerate(["latent_equilibrium", "orig"]):
+        alone, alone_out = simulate(dynamics, [3 + c])
+        assert int(alone.target_delays[0]) == int(batched.target_delays[c])
+        assert relative_difference(out.outputs[:, c], alone_out.outputs[:, 0]) <= 1e-12
+        for name, w in alone.state.weights.items():
+            assert relative_difference(batched.state.weights[name][c], w[0]) <= 1e-12, name

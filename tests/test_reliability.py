@@ -465,3 +465,39 @@ def test_circuit_i_of_a_batch_equals_the_single_run_of_seed_master_plus_i(tmp_pa
     for key in (k for k in a if k.startswith("weights/")):
         scale = b[key][0].abs().max()
         assert (a[key][2] - b[key][0]).abs().max() <= tolerance * scale, key
+
+
+def test_metric_rows_and_chunks_are_synced_before_a_checkpoint(tmp_path, monkeypatch):
+    """Per-epoch rows and chunks are not fsynced one by one, but all of them before a checkpoint is written
+    (so that a machine crash loses only what --resume redoes), and once the oldest is SYNC_SECONDS old."""
+    import microcircuit.rundir as rundir
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(Path(os.readlink(f"/proc/self/fd/{fd}")).name)
+        real_fsync(fd)
+
+    monkeypatch.setattr(rundir.os, "fsync", recording_fsync)
+    clock = [100.0]
+    monkeypatch.setattr(rundir.time, "monotonic", lambda: clock[0])
+    run = RunDir.create(tmp_path, "sync_test", "x: 1\n")
+    synced.clear()
+    run.append_metrics([("train", 1, 0, "loss", 0.5)])
+    run.write_chunk("train", 1, {"a": np.zeros(3)})
+    run.append_metrics([("train", 2, 0, "loss", 0.4)])
+    assert synced == []  # nothing durable yet: within the window
+    run.write_checkpoint("epoch_0002", {"cursor": {"phase": 0, "epoch": 2}})
+    # the rows and the chunk first, then the checkpoint (fsynced before its rename), then the manifest
+    assert synced[:2] == ["metrics.csv", "epoch_0001.npz"]
+    assert synced[2].startswith(".epoch_0002.pt.") and synced[3].startswith(".manifest.json.")
+    synced.clear()
+    run.append_metrics([("train", 3, 0, "loss", 0.3)])
+    clock[0] += rundir.SYNC_SECONDS - 0.5
+    run.write_chunk("train", 3, {"a": np.zeros(3)})
+    assert synced == []
+    clock[0] += 1.0  # the oldest unsynced write is now older than SYNC_SECONDS: the next write syncs all
+    run.append_metrics([("train", 4, 0, "loss", 0.2)])
+    assert synced == ["metrics.csv", "epoch_0003.npz"]
+    run.close()

@@ -124,12 +124,51 @@ metrics: [test/accuracy]
     p = plan(load_sweep(path))
     assert len(p.runs) == 12
     assert [r.axes["eta"] for r in p.runs[:3]] == [0.5, 1.0, 2.0]
-    assert [len(t.runs) for t in p.tasks] == [3, 3, 3, 3]  # one per (variant, t_pres); the etas batch
-    assert all(t.batched_over == ["seed", "eta"] for t in p.tasks)
+    assert [len(t.runs) for t in p.tasks] == [6, 6]  # one per t_pres; the variants and the etas batch
+    assert all(t.batched_over == ["seed", "variant", "eta"] for t in p.tasks)
     sweep = load_sweep(path)
     sweep.max_circuits = 4  # batch: {max_circuits: 4}
     small = plan(sweep)
     assert all(t.n_circuits <= 4 for t in small.tasks) and len(small.tasks) == 12
+    # LE and orig do not share a simulation where a phase learns tau_r (orig has no tau_r to report)
+    learning = plan(load_sweep(sweep_file(tmp_path, """axes:
+  variant: {key: defaults.population.dynamics, values: {LE: latent_equilibrium, orig: orig}}
+seeds: 2
+metrics: [test/accuracy]
+""", name="tau_r_learning", sets="  protocol.0.epochs: 1\n  protocol.0.tau_r_eta: 0.1\n")))
+    assert [len(t.runs) for t in learning.tasks] == [1, 1]
+
+
+def test_le_and_orig_runs_share_a_simulation_and_each_equals_the_run_alone(tmp_path):
+    """orig and LE runs (every soma, or only the output's) batch into one simulation: each circuit takes its
+    own rate potential and teacher delay, with somatic noise on the same streams; every run's weights and
+    rows equal the run alone (float64, 1e-12), and only the LE circuits report tau_r errors."""
+    path = sweep_file(tmp_path, """axes:
+  variant:
+    key: defaults.population.dynamics
+    values: {LE: latent_equilibrium, orig: orig}
+  output:
+    key: populations.out.dynamics
+    values: {same: null, orig: orig}
+seeds: 2
+metrics: [test/accuracy, test/loss, run/tau_r_error]
+""", sets="  protocol.0.epochs: 3\n  parameters.t_pres: 5\n  dtype: float64\n  populations.pyr_1.noise: 0.02\n")
+    p = plan(load_sweep(path))
+    assert len(p.tasks) == 1 and p.tasks[0].n_circuits == 8
+    assert p.tasks[0].batched_over == ["seed", "variant", "output"]
+    grouped = _simulate(p.runs, "cpu")
+    assert grouped["status"] == "done" and grouped["engine"] == "compiled"
+    for k, run in enumerate(p.runs):
+        experiment = Experiment(run.spec, RunOptions(n_seeds=2, seed=run.seeds[0], progress=False))
+        alone = experiment.run()
+        for name, w in experiment.sim.state.weights.items():
+            torch.testing.assert_close(grouped["weights"][k][name], w, rtol=0, atol=1e-12)
+        rows = [r for r in grouped["rows"][k] if r[0] != "run"]
+        assert len(rows) == len(alone.rows)
+        for (p1, e1, s1, m1, v1), (p2, e2, s2, m2, v2) in zip(rows, alone.rows, strict=True):
+            assert (p1, e1, s1, m1) == (p2, e2, s2, m2) and abs(v1 - v2) <= 1e-12
+        tau_r_rows = [r for r in grouped["rows"][k] if r[3] == "tau_r_error"]
+        assert len(tau_r_rows) == (2 if run.axes["variant"] == "LE" else 0)  # LE hidden areas: one row per seed
 
 
 # ---------------------------------------------------------------------- errors

@@ -9,11 +9,16 @@ differ between the runs of one simulation:
   ``eta`` overrides and its ``eta_scale`` batch;
 - the **mismatch** of the LE prospective time constants (``dynamics: {latent_equilibrium: {mismatch: ...}}``,
   spread and distribution): it only sets the initial tau_r factors, which live in the state per circuit;
+- the **dynamics**, ``orig`` or ``latent_equilibrium``, of a microcircuit's somas: the simulator takes the
+  rate potential of each circuit's own choice (u(t + dt) or u_breve, model.md sec. 2) and its teacher delay,
+  unless a phase learns tau_r (orig has no tau_r factors to report) or the output's averaging window
+  follows the dynamics (``average_from: reference_lag``);
 - keys that do not reach the simulation (``name``, ``description``, ``checkpoint_every``).
 
 Everything else makes separate simulations, because the engine holds it once for all circuits: the
-presentation time (``present_many`` takes one ``steps``), the dynamics (orig and LE differ in the
-rate-potential equation and in the teacher delay), conductances and nudging (floats of the soma plans),
+presentation time (``present_many`` takes one ``steps``; a short and a long one in one simulation would
+leave the short one idle for most of the steps), the dynamics where the exceptions above apply and the
+dynamics of prospective networks, conductances and nudging (floats of the soma plans),
 noise levels, a fixed ``tau_r``, tau_r learning (one ``tau_r_eta`` per plan),
 sizes, schedule, rules, epochs, the task, dtype and engine.
 
@@ -31,13 +36,16 @@ from typing import Any
 
 import yaml
 
+from microcircuit.spec.conventions import resolve_conventions
 from microcircuit.spec.schema import Spec
 from microcircuit.sweep.spec import Run
 
 #: what may differ between the runs of one simulation (for messages and the docs)
 BATCHED_KEYS = ("seed", "projections.*.rule.*.eta", "defaults.projection.rule.*.eta", "protocol.*.eta",
-                "protocol.*.eta_scale", "*.dynamics.latent_equilibrium.mismatch", "name", "description",
-                "checkpoint_every")
+                "protocol.*.eta_scale", "*.dynamics.latent_equilibrium.mismatch", "*.dynamics (orig or LE)",
+                "name", "description", "checkpoint_every")
+#: what a microcircuit soma's dynamics is blanked to where orig and plain LE can share a simulation
+EITHER_DYNAMICS = "orig|latent_equilibrium"
 
 
 def run_id(run: Run, device: str) -> str:
@@ -65,10 +73,18 @@ def structure_key(spec: Spec) -> str:
             return {"latent_equilibrium": params} if params else "latent_equilibrium"
         return value
 
-    for population in data.get("populations", {}).values():
-        population["dynamics"] = plain_dynamics(population.get("dynamics"))
+    either = mixes_dynamics(spec)
+
+    def blank_dynamics(value: Any) -> Any:
+        value = plain_dynamics(value)
+        return EITHER_DYNAMICS if either and value in ("orig", "latent_equilibrium") else value
+
     population_defaults = (data.get("defaults") or {}).get("population") or {}
-    population_defaults["dynamics"] = plain_dynamics(population_defaults.get("dynamics"))
+    default_dynamics = population_defaults.get("dynamics")
+    for population in data.get("populations", {}).values():  # the dynamics each population has
+        own = population.get("dynamics")
+        population["dynamics"] = blank_dynamics(default_dynamics if own is None else own)
+    population_defaults["dynamics"] = blank_dynamics(default_dynamics)
     for projection in data.get("projections", {}).values():
         blank_rule(projection.get("rule"))
     blank_rule(((data.get("defaults") or {}).get("projection") or {}).get("rule"))
@@ -76,6 +92,17 @@ def structure_key(spec: Spec) -> str:
         phase["eta"] = None
         phase["eta_scale"] = None
     return json.dumps(data, sort_keys=True)
+
+
+def mixes_dynamics(spec: Spec) -> bool:
+    """Whether circuits of ``spec``'s structure may differ in orig vs LE somas within one simulation (a
+    microcircuit, no tau_r learning, no output window that follows the dynamics; see the module docstring)."""
+    if any(p.cell == "prospective" for p in spec.populations.values()):
+        return False
+    if any(phase.tau_r_eta > 0.0 for phase in spec.protocol):
+        return False
+    windows = [resolve_conventions(spec).average_from, *(phase.average_from for phase in spec.protocol)]
+    return "reference_lag" not in windows
 
 
 def circuit_bytes(spec: Spec) -> int:
@@ -156,4 +183,5 @@ def group(runs: list[Run], ids: list[str], device: str, max_circuits: int, memor
     return tasks
 
 
-__all__ = ["BATCHED_KEYS", "Task", "circuit_bytes", "group", "run_id", "structure_key"]
+__all__ = ["BATCHED_KEYS", "EITHER_DYNAMICS", "Task", "circuit_bytes", "group", "mixes_dynamics", "run_id",
+           "structure_key"]

@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 import yaml
 
-from microcircuit.circuit import Circuit
+from microcircuit.circuit import Circuit, tagged
 from microcircuit.engine import POTENTIAL_BOUND, WEIGHT_BOUND, Simulator
 from microcircuit.experiment import METRIC_COLUMNS, Experiment, RunOptions, effective_learning_rates
 from microcircuit.model.dynamics import make_dynamics
@@ -68,8 +68,8 @@ class GroupExperiment(Experiment):
     """
 
     def __init__(self, members: list[tuple[Spec, int]], options: RunOptions):
-        super().__init__(members[0][0], options)
         self.members = [(Circuit(spec), spec, n) for spec, n in members]
+        super().__init__(members[0][0], options)
         if self.probe is not None:
             self.probe = _ByCircuit(self.probe)
         start = 0
@@ -83,6 +83,16 @@ class GroupExperiment(Experiment):
                     continue
                 factor[start:start + n] = own.to(factor.device, factor.dtype)
             start += n
+
+    def make_simulator(self) -> Simulator:
+        """The template's simulator, each soma with the dynamics (orig or LE) of each member's circuits."""
+        if self.circuit.is_prospective:
+            return super().make_simulator()
+        per_circuit = {name: [tagged(circuit.populations[name].dynamics)[0] for circuit, _spec, n in self.members
+                              for _ in range(n)]
+                       for name, p in self.circuit.populations.items() if p.cell.has_soma}
+        return Simulator(self.circuit, self.seeds, n_batch=1, dtype=self.dtype, device=self.device,
+                         engine=self.options.engine or self.spec.engine, dynamics_per_circuit=per_circuit)
 
     def learning_rates(self, phase: Phase) -> dict[str, float | torch.Tensor]:
         """eta per plastic projection: a float where every circuit has the same, else a tensor [circuit]."""
@@ -119,10 +129,21 @@ def runaway_circuits(sim: Simulator) -> set[int]:
     return bad
 
 
-def tau_r_errors(sim: Simulator) -> list[float] | None:
-    """Mean |tau_r / tau_eff - 1| over every LE neuron, per circuit (None without LE populations)."""
-    factors = [f.flatten(1) for f in sim.state.tau_r_factor.values()]
-    return (torch.cat(factors, dim=1) - 1).abs().mean(dim=1).tolist() if factors else None
+def tau_r_errors(sim: Simulator) -> list[float | None] | None:
+    """Mean |tau_r / tau_eff - 1| over every LE neuron, per circuit (None without LE populations; a circuit's
+    entry is None where it has none of its own: an orig circuit batched with LE ones)."""
+    factors = {name: f.flatten(1) for name, f in sim.state.tau_r_factor.items()}
+    if not factors:
+        return None
+    orig = {soma.name: soma.orig_circuits.reshape(-1).tolist() for soma in getattr(sim, "somas", [])
+            if soma.orig_circuits is not None}
+    if not orig:
+        return (torch.cat(list(factors.values()), dim=1) - 1).abs().mean(dim=1).tolist()
+    errors: list[float | None] = []
+    for c in range(sim.n_circuits):  # the LE populations of circuit c, in the order a run of it alone has them
+        own = [f[c] for name, f in factors.items() if not (name in orig and orig[name][c])]
+        errors.append(float((torch.cat(own)[None] - 1).abs().mean(dim=1)) if own else None)
+    return errors
 
 
 def _run_rows(experiment: Experiment, initial: list[float] | None, diverged: bool) -> list[tuple]:
@@ -133,7 +154,7 @@ def _run_rows(experiment: Experiment, initial: list[float] | None, diverged: boo
     rows = []
     for c in range(len(experiment.seeds)):
         rows.append(("run", 0, c, "diverged", float(diverged)))
-        if initial is not None and final is not None and not diverged:
+        if initial is not None and final is not None and final[c] is not None and not diverged:
             rows += [("run", 0, c, "tau_r_error_initial", float(initial[c])),
                      ("run", 0, c, "tau_r_error", float(final[c]))]
     return rows
