@@ -64,7 +64,8 @@ class Setup:
 def build(label: str, dynamics: str, plastic: bool, batch: int, device: str, dtype: torch.dtype) -> Setup:
     """Simulator of one shipped circuit with ``dynamics`` for every population and ``batch`` stimuli."""
     spec = load_spec(ROOT / CIRCUITS[label], [f"defaults.population.dynamics={dynamics}"])[0]
-    populations = {n: p.model_copy(update={"dynamics": None}) for n, p in spec.populations.items()}
+    populations = {n: p.model_copy(update={"dynamics": spec.defaults.population.dynamics})
+                   for n, p in spec.populations.items()}
     spec = spec.model_copy(update={"populations": populations})
     circuit = Circuit(spec)
     sim = Simulator(circuit, [spec.seed], n_batch=batch, dtype=dtype, device=device)

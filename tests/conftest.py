@@ -44,6 +44,7 @@ SLOW: dict[str, str] = {
         "two bars circuits stepped against a golden trace, about 40 s of CPU",
     "test_sweep.py::test_in_process_and_a_local_cluster_give_the_same_table": "starts a local Dask cluster",
     "test_sweep.py::test_a_sweep_killed_mid_way_reruns_only_the_unfinished_runs": "a sweep in a subprocess, killed",
+    "test_benchmarks.py::test_a_benchmark_runs": "60 s, the benchmark scripts at their smallest settings",
 }
 
 
