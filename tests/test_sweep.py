@@ -53,6 +53,18 @@ curves: [train/accuracy]
 
 
 # ---------------------------------------------------------------------- batching
+def assert_equals_the_run_alone(grouped: dict, k: int, experiment: Experiment) -> None:
+    """Run ``experiment`` (one run of a sweep, built alone); its weights and metric rows equal those of the
+    ``k``-th run of the ``grouped`` simulation to 1e-12 (float64)."""
+    alone = experiment.run()
+    for name, w in experiment.sim.state.weights.items():
+        torch.testing.assert_close(grouped["weights"][k][name], w, rtol=0, atol=1e-12)
+    rows = [r for r in grouped["rows"][k] if r[0] != "run"]
+    assert len(rows) == len(alone.rows)
+    for (p1, e1, s1, m1, v1), (p2, e2, s2, m2, v2) in zip(rows, alone.rows, strict=True):
+        assert (p1, e1, s1, m1) == (p2, e2, s2, m2) and abs(v1 - v2) <= 1e-12
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_a_grouped_run_equals_the_run_alone(tmp_path, dtype):
     """Runs that differ in learning rates (a rule's eta and a phase's eta_scale) and in the LE mismatch share
@@ -159,14 +171,8 @@ metrics: [test/accuracy, test/loss, run/tau_r_error]
     grouped = _simulate(p.runs, "cpu")
     assert grouped["status"] == "done" and grouped["engine"] == "compiled"
     for k, run in enumerate(p.runs):
-        experiment = Experiment(run.spec, RunOptions(n_seeds=2, seed=run.seeds[0], progress=False))
-        alone = experiment.run()
-        for name, w in experiment.sim.state.weights.items():
-            torch.testing.assert_close(grouped["weights"][k][name], w, rtol=0, atol=1e-12)
-        rows = [r for r in grouped["rows"][k] if r[0] != "run"]
-        assert len(rows) == len(alone.rows)
-        for (p1, e1, s1, m1, v1), (p2, e2, s2, m2, v2) in zip(rows, alone.rows, strict=True):
-            assert (p1, e1, s1, m1) == (p2, e2, s2, m2) and abs(v1 - v2) <= 1e-12
+        assert_equals_the_run_alone(grouped, k, Experiment(run.spec, RunOptions(n_seeds=2, seed=run.seeds[0],
+                                                                                progress=False)))
         tau_r_rows = [r for r in grouped["rows"][k] if r[3] == "tau_r_error"]
         assert len(tau_r_rows) == (2 if run.axes["variant"] == "LE" else 0)  # LE hidden areas: one row per seed
 
@@ -361,13 +367,7 @@ metrics: [test/accuracy, run/tau_r_error]
             if run.axes["variant"] == "LE_0.3":
                 assert not torch.equal(experiment.sim.state.tau_r_factor["h_1"],
                                        torch.ones_like(experiment.sim.state.tau_r_factor["h_1"]))
-            alone = experiment.run()
-            for name, w in experiment.sim.state.weights.items():
-                torch.testing.assert_close(grouped["weights"][k][name], w, rtol=0, atol=1e-12)
-            rows = [r for r in grouped["rows"][k] if r[0] != "run"]
-            assert len(rows) == len(alone.rows)
-            for (p1, e1, s1, m1, v1), (p2, e2, s2, m2, v2) in zip(rows, alone.rows, strict=True):
-                assert (p1, e1, s1, m1) == (p2, e2, s2, m2) and abs(v1 - v2) <= 1e-12
+            assert_equals_the_run_alone(grouped, k, experiment)
 
 
 def test_plot_title_names_only_the_axes_it_averages_over():
