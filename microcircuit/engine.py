@@ -84,8 +84,8 @@ class SomaPlan:
     g_tot_teacher: float  # the same with the teacher's g_som (= g_tot where the teacher does not nudge), 1/ms
     phi: Activation
     dynamics: Dynamics
-    noise: float  # sigma of the somatic noise, potential / sqrt(ms)
-    rate_noise: float  # standard deviation of the rate-potential noise per step
+    noise: tuple[float, ...]  # per circuit: sigma of the somatic noise, potential / sqrt(ms)
+    rate_noise: tuple[float, ...]  # per circuit: standard deviation of the rate-potential noise per step
     #: [circuit, 1, 1] bool: the orig circuits of an LE soma batched with orig ones (their rate potential
     #: is u(t + dt)); None where every circuit has ``dynamics``
     orig_circuits: torch.Tensor | None = None
@@ -119,6 +119,9 @@ class Simulator:
             (a sweep batches LE and orig runs; model.md sec. 2): each circuit's soma takes its own rate
             potential and its output its own teacher delay. An LE population's parameters are the
             circuit's; default: the circuit's dynamics for every circuit.
+        noise_per_circuit: the noise level of each circuit where they differ, keyed as :meth:`draw_noise`'s
+            result: ``<population>`` the somatic sigma, ``<population>.rate`` the rate noise; each circuit
+            draws from its own stream only where its level is above 0, as it does alone.
     """
 
     def __init__(
@@ -130,6 +133,7 @@ class Simulator:
         device: str | torch.device = "cpu",
         engine: str = "eager",
         dynamics_per_circuit: dict[str, list[str]] | None = None,
+        noise_per_circuit: dict[str, list[float]] | None = None,
     ):
         self.circuit = circuit
         self.seeds = list(seeds)
@@ -145,6 +149,11 @@ class Simulator:
         teacher = circuit.spec.inputs.teacher
         self.teacher_tau_0 = float(teacher.tau_0)
         self.dynamics_per_circuit = self._dynamics_per_circuit(dynamics_per_circuit or {})
+        self.noise_per_circuit = dict(noise_per_circuit or {})
+        for key, levels in self.noise_per_circuit.items():
+            if len(levels) != self.n_circuits or min(levels) < 0.0:
+                raise ValueError(f"noise_per_circuit['{key}']: one level >= 0 per circuit ({self.n_circuits}); "
+                                 f"got {levels}")
         self.somas = [self._soma_plan(name) for name in circuit.update_order()]
         self.noise_generators = [
             torch.Generator().manual_seed(derive_seed(s, "noise")) for s in self.seeds
@@ -242,8 +251,8 @@ class Simulator:
             g_tot_teacher=c.soma_conductance(name, teacher=True),
             phi=ACTIVATIONS.get(p.activation),
             dynamics=make_dynamics(dynamics, p.size, mismatch_rngs),
-            noise=p.noise,
-            rate_noise=p.rate_noise,
+            noise=tuple(self.noise_per_circuit.get(name, [p.noise] * self.n_circuits)),
+            rate_noise=tuple(self.noise_per_circuit.get(f"{name}.rate", [p.rate_noise] * self.n_circuits)),
             orig_circuits=orig_circuits,
         )
 
@@ -269,7 +278,7 @@ class Simulator:
 
     @property
     def has_noise(self) -> bool:
-        return any(s.noise > 0.0 or s.rate_noise > 0.0 for s in self.somas)
+        return any(max(s.noise) > 0.0 or max(s.rate_noise) > 0.0 for s in self.somas)
 
     def plastic_plan(self, learning: dict[str, float | torch.Tensor], tau_r_eta: float = 0.0) -> PhasePlan:
         """The :class:`PhasePlan` of a phase in which the projections ``learning`` learn.
@@ -349,21 +358,20 @@ class Simulator:
     # ------------------------------------------------------------------ stepping
     def draw_noise(self, steps: int) -> dict[str, torch.Tensor]:
         """Noise for ``steps`` steps, [step, circuit, batch, neuron], one stream per circuit: somatic
-        sigma sqrt(dt) xi under the population's name, rate-potential noise under ``<name>.rate``."""
+        sigma sqrt(dt) xi under the population's name, rate-potential noise under ``<name>.rate``. A circuit
+        whose level is 0 draws nothing (its entries are 0), so that its stream stays that of the circuit alone."""
         noise = {}
         for soma in self.somas:
-            if soma.noise > 0.0:
+            for key, levels, scale in ((soma.name, soma.noise, math.sqrt(self.dt)),
+                                       (f"{soma.name}.rate", soma.rate_noise, 1.0)):
+                if max(levels) == 0.0:
+                    continue
                 xi = torch.stack([
-                    torch.randn(steps, self.n_batch, soma.size, generator=g, dtype=torch.float64)
-                    for g in self.noise_generators
+                    level * scale * torch.randn(steps, self.n_batch, soma.size, generator=g, dtype=torch.float64)
+                    if level > 0.0 else torch.zeros(steps, self.n_batch, soma.size, dtype=torch.float64)
+                    for g, level in zip(self.noise_generators, levels, strict=True)
                 ], dim=1)
-                noise[soma.name] = (soma.noise * math.sqrt(self.dt) * xi).to(self.device, self.dtype)
-            if soma.rate_noise > 0.0:
-                xi = torch.stack([
-                    torch.randn(steps, self.n_batch, soma.size, generator=g, dtype=torch.float64)
-                    for g in self.noise_generators
-                ], dim=1)
-                noise[f"{soma.name}.rate"] = (soma.rate_noise * xi).to(self.device, self.dtype)
+                noise[key] = xi.to(self.device, self.dtype)
         return noise
 
     def step(

@@ -105,6 +105,28 @@ metrics: [test/accuracy, test/loss, train/angle_apical_bp/pyr_1, run/tau_r_error
             assert abs(v1 - v2) <= (1e-12 if dtype == "float64" else 1e-4 * max(1.0, abs(v2)))
 
 
+def test_noise_levels_share_a_simulation_and_each_run_equals_the_run_alone(tmp_path):
+    """Runs that differ in somatic and rate noise levels (0 included: no draws from that circuit's stream) share
+    one simulation on the compiled engine and on the eager one; each equals the run alone (float64, 1e-12)."""
+    for engine in ("compiled", "eager"):
+        path = sweep_file(tmp_path, """axes:
+  level:
+    zip:
+      soma: {key: populations.pyr_1.noise, values: [0.0, 0.05, 0.0]}
+      rate: {key: populations.out.rate_noise, values: [0.02, 0.0, 0.0]}
+seeds: 2
+metrics: [test/accuracy, test/loss]
+""", name=f"noise_{engine}", sets="  protocol.0.epochs: 2\n  parameters.t_pres: 5\n  dtype: float64\n"
+                          f"  engine: {engine}\n")
+        p = plan(load_sweep(path))
+        assert len(p.tasks) == 1 and p.tasks[0].batched_over == ["seed", "soma", "rate"]
+        grouped = _simulate(p.runs, "cpu")
+        assert grouped["status"] == "done" and grouped["engine"] == engine
+        for k, run in enumerate(p.runs):
+            assert_equals_the_run_alone(grouped, k, Experiment(run.spec, RunOptions(n_seeds=2, seed=run.seeds[0],
+                                                                                    progress=False)))
+
+
 def test_divergence_per_circuit_runs_the_other_circuits_alone(tmp_path):
     """``divergence: circuit``: a run's runaway circuits are recorded as diverged, its others are simulated alone
     and give the numbers of ``microcircuit run --seed S``."""

@@ -13,13 +13,15 @@ differ between the runs of one simulation:
   rate potential of each circuit's own choice (u(t + dt) or u_breve, model.md sec. 2) and its teacher delay,
   unless a phase learns tau_r (orig has no tau_r factors to report) or the output's averaging window
   follows the dynamics (``average_from: reference_lag``);
+- the **noise levels** of a microcircuit's somas (``noise``, ``rate_noise``): the simulator scales each
+  circuit's own draws by its level and draws nothing where it is 0, as the circuit alone does;
 - keys that do not reach the simulation (``name``, ``description``, ``checkpoint_every``).
 
 Everything else makes separate simulations, because the engine holds it once for all circuits: the
 presentation time (``present_many`` takes one ``steps``; a short and a long one in one simulation would
 leave the short one idle for most of the steps), the dynamics where the exceptions above apply and the
-dynamics of prospective networks, conductances and nudging (floats of the soma plans),
-noise levels, a fixed ``tau_r``, tau_r learning (one ``tau_r_eta`` per plan),
+dynamics and noise levels of prospective networks, conductances and nudging (floats of the soma plans),
+a fixed ``tau_r``, tau_r learning (one ``tau_r_eta`` per plan),
 sizes, schedule, rules, epochs, the task, dtype and engine.
 
 A group is cut into simulations of at most ``max_circuits`` circuits and an estimated ``memory_mb``.
@@ -43,6 +45,7 @@ from microcircuit.sweep.spec import Run
 #: what may differ between the runs of one simulation (for messages and the docs)
 BATCHED_KEYS = ("seed", "projections.*.rule.*.eta", "defaults.projection.rule.*.eta", "protocol.*.eta",
                 "protocol.*.eta_scale", "*.dynamics.latent_equilibrium.mismatch", "*.dynamics (orig or LE)",
+                "*.noise", "*.rate_noise",
                 "name", "description", "checkpoint_every")
 #: what a microcircuit soma's dynamics is blanked to where orig and plain LE can share a simulation
 EITHER_DYNAMICS = "orig|latent_equilibrium"
@@ -85,6 +88,9 @@ def structure_key(spec: Spec) -> str:
         own = population.get("dynamics")
         population["dynamics"] = blank_dynamics(default_dynamics if own is None else own)
     population_defaults["dynamics"] = blank_dynamics(default_dynamics)
+    if not is_prospective(spec):  # noise levels are per circuit in a microcircuit's simulation
+        for group in (*data.get("populations", {}).values(), population_defaults):
+            group["noise"] = group["rate_noise"] = None
     for projection in data.get("projections", {}).values():
         blank_rule(projection.get("rule"))
     blank_rule(((data.get("defaults") or {}).get("projection") or {}).get("rule"))
@@ -94,10 +100,15 @@ def structure_key(spec: Spec) -> str:
     return json.dumps(data, sort_keys=True)
 
 
+def is_prospective(spec: Spec) -> bool:
+    """Whether ``spec`` is a prospective network (model.md sec. 10), simulated by its own engine."""
+    return any(p.cell == "prospective" for p in spec.populations.values())
+
+
 def mixes_dynamics(spec: Spec) -> bool:
     """Whether circuits of ``spec``'s structure may differ in orig vs LE somas within one simulation (a
     microcircuit, no tau_r learning, no output window that follows the dynamics; see the module docstring)."""
-    if any(p.cell == "prospective" for p in spec.populations.values()):
+    if is_prospective(spec):
         return False
     if any(phase.tau_r_eta > 0.0 for phase in spec.protocol):
         return False

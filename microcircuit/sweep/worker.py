@@ -56,8 +56,9 @@ class _ByCircuit:
 
 
 class GroupExperiment(Experiment):
-    """One experiment over the circuits of several runs that differ only in seeds, learning rates and the
-    LE mismatch (see :mod:`microcircuit.sweep.grouping`).
+    """One experiment over the circuits of several runs that differ only in values the engine holds per
+    circuit: seeds, learning rates, the LE mismatch, orig vs LE and noise levels
+    (see :mod:`microcircuit.sweep.grouping`).
 
     Args:
         members: (spec, circuits) of each run, in circuit order; the first spec is the template.
@@ -85,14 +86,23 @@ class GroupExperiment(Experiment):
             start += n
 
     def make_simulator(self) -> Simulator:
-        """The template's simulator, each soma with the dynamics (orig or LE) of each member's circuits."""
+        """The template's simulator, each soma with the dynamics (orig or LE) and noise levels of each
+        member's circuits."""
         if self.circuit.is_prospective:
             return super().make_simulator()
         per_circuit = {name: [tagged(circuit.populations[name].dynamics)[0] for circuit, _spec, n in self.members
                               for _ in range(n)]
                        for name, p in self.circuit.populations.items() if p.cell.has_soma}
+        noise = {}
+        for name, p in self.circuit.populations.items():
+            if not p.cell.has_soma:
+                continue
+            for key, level in ((name, lambda q: q.noise), (f"{name}.rate", lambda q: q.rate_noise)):
+                noise[key] = [float(level(circuit.populations[name])) for circuit, _spec, n in self.members
+                              for _ in range(n)]
         return Simulator(self.circuit, self.seeds, n_batch=1, dtype=self.dtype, device=self.device,
-                         engine=self.options.engine or self.spec.engine, dynamics_per_circuit=per_circuit)
+                         engine=self.options.engine or self.spec.engine, dynamics_per_circuit=per_circuit,
+                         noise_per_circuit=noise)
 
     def learning_rates(self, phase: Phase) -> dict[str, float | torch.Tensor]:
         """eta per plastic projection: a float where every circuit has the same, else a tensor [circuit]."""
