@@ -45,6 +45,10 @@ SLOW: dict[str, str] = {
     "test_sweep.py::test_in_process_and_a_local_cluster_give_the_same_table": "starts a local Dask cluster",
     "test_sweep.py::test_a_sweep_killed_mid_way_reruns_only_the_unfinished_runs": "a sweep in a subprocess, killed",
     "test_benchmarks.py::test_a_benchmark_runs": "60 s, the benchmark scripts at their smallest settings",
+    "test_prospective.py::test_a_prospective_network_learns_bars_and_batched_equals_alone":
+        "20 s, bars training of dense and convolutional prospective networks",
+    "test_analyses.py::test_latency_vs_depth": "10 s, the program for several depths",
+    "test_pal.py::test_pal_aligns_in_a_short_run": "7 s of training with noise",
 }
 
 
