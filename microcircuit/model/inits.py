@@ -47,16 +47,12 @@ class Zeros(Init):
 
 
 @INITS.register("self_predicting")
-class SelfPredicting(Init):
+class SelfPredicting(Zeros):
     """The self-predicting state of interneuron projections (model.md sec. 4): W_pi = -W_down, W_ip the
-    analytic value from the area above. Drawn as zeros, then set by
+    analytic value from the area above. Drawn as zeros (:class:`Zeros`), then set by
     :meth:`~microcircuit.circuit.Circuit.apply_self_predicting`."""
 
     name = "self_predicting"
-
-    @staticmethod
-    def draw(value, shape, gen):
-        return np.zeros(shape)
 
 
 @INITS.register("uniform")
