@@ -404,3 +404,71 @@ def test_plot_title_names_only_the_axes_it_averages_over():
     assert averaged_over(data, columns, "t_pres", "variant") == ["eta"]
     assert averaged_over(data[data["eta"] == 1.0], columns, "t_pres", "variant") == []
     assert averaged_over(data, columns, "t_pres", None) == ["variant", "tau_r_eta", "eta"]
+
+
+class _Clock:
+    """perf_counter stand-in: seconds set by the test."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _tasks(*costs: float) -> list:
+    from types import SimpleNamespace
+
+    return [SimpleNamespace(number=k, cost=c) for k, c in enumerate(costs)]
+
+
+def test_the_time_estimate_schedules_what_is_left_on_the_workers(monkeypatch):
+    """Two workers, one simulation of cost 10 and four of cost 1, at 1 s per unit of cost: exact answers
+    of the schedule (no tolerance beyond float rounding). The long one runs from 0 to 10 s whatever the
+    short ones do, so the estimate is 10 s minus the time now, not the 13 units left at the sweep's mean
+    rate (which counted the long one's running time as if it produced nothing)."""
+    from microcircuit.sweep import runner
+
+    clock = _Clock()
+    monkeypatch.setattr(runner.time, "perf_counter", clock)
+    progress = runner.Progress(total=5, skipped=0, quiet=True)
+    tasks = _tasks(10.0, 1.0, 1.0, 1.0, 1.0)
+    progress.begin(tasks, workers=2)
+    assert progress.eta_seconds() is None  # nothing finished: no rate yet
+    for k in range(1, 5):
+        clock.now = float(k)
+        progress.finish(tasks[k], 1.0)
+        assert progress.eta_seconds() == pytest.approx(10.0 - k, abs=1e-12)
+    clock.now = 10.0
+    progress.finish(tasks[0], 10.0)
+    assert progress.eta_seconds() == 0.0
+
+
+def test_the_time_estimate_counts_queued_simulations_and_learns_nothing_from_failures(monkeypatch):
+    """One worker. A failed simulation leaves the schedule but teaches no rate; after one of cost 5 took
+    10 s (2 s per unit), the running one of cost 1 and the queued one of cost 3 take 2 + 6 s."""
+    from microcircuit.sweep import runner
+
+    clock = _Clock()
+    monkeypatch.setattr(runner.time, "perf_counter", clock)
+    progress = runner.Progress(total=4, skipped=0, quiet=True)
+    tasks = _tasks(2.0, 5.0, 1.0, 3.0)
+    progress.begin(tasks, workers=1)
+    clock.now = 0.5
+    progress.finish(tasks[0], None)  # an error after 0.5 s: no rate
+    assert progress.eta_seconds() is None
+    clock.now = 4.5
+    progress.finish(tasks[1], 10.0)
+    assert progress.eta_seconds() == pytest.approx(1.0 * 2.0 + 3.0 * 2.0, abs=1e-12)
+    clock.now = 5.5  # the running one, started at 4.5, has 1 s left
+    assert progress.eta_seconds() == pytest.approx(1.0 + 6.0, abs=1e-12)
+
+
+def test_a_simulations_wall_time_comes_from_its_finished_runs():
+    from microcircuit.sweep.runner import _wall_seconds
+
+    done = [{"status": "done", "started": 100.0, "finished": 130.0}, {"status": "done", "started": 100.0,
+                                                                     "finished": 131.0}]
+    assert _wall_seconds(done) == 31.0
+    assert _wall_seconds([{"status": "error", "started": 100.0, "finished": 100.1}]) is None
+    assert _wall_seconds([{"status": "diverged", "started": 100.0, "finished": 101.0}]) is None

@@ -15,6 +15,7 @@ when the sweep asks for curves, and ``runs.csv`` (one row per run: status, error
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import os
@@ -88,22 +89,78 @@ def _format_seconds(s: float) -> str:
 
 
 class Progress:
-    """Runs done, running and failed, and the estimated time left, on stderr."""
+    """Runs done, running and failed, and the estimated time left, on stderr.
+
+    The estimate schedules what is left on the workers: a unit of cost takes the seconds that the
+    finished simulations took per unit (their own wall time, not the sweep's, so that a long
+    simulation still running on one worker does not slow the estimate of the others); a running
+    simulation is counted from when it started (when its worker finished the one before), and the
+    queued ones go, longest first, to whichever worker is free first.
+    """
 
     def __init__(self, total: int, skipped: int, quiet: bool):
         self.total, self.done, self.failed, self.quiet = total, skipped, 0, quiet
         self.started = time.perf_counter()
-        self.cost_done = 0.0
-        self.cost_left = 0.0
+        self.cost_done = 0.0  # cost of the finished simulations
+        self.busy_s = 0.0  # their wall seconds, summed
+        self.workers = 1
+        self.costs: dict[int, float] = {}  # task number -> cost, of every unfinished simulation
+        self.queued: list[int] = []  # task numbers not started, in the order they will start
+        self.running: dict[int, float] = {}  # task number -> start (perf_counter seconds)
+
+    def begin(self, tasks: list[Task], workers: int) -> None:
+        """``tasks`` in the order they will start; ``workers`` simulations run at once."""
+        self.workers = max(1, workers)
+        self.costs = {t.number: t.cost for t in tasks}
+        self.queued = [t.number for t in tasks]
+        self._start_queued()
+
+    def _start_queued(self) -> None:
+        now = time.perf_counter()
+        while self.queued and len(self.running) < self.workers:
+            self.running[self.queued.pop(0)] = now
+
+    def finish(self, task: Task, seconds: float | None) -> None:
+        """``task`` left the workers; it ran ``seconds`` of wall time, or None where it did not run to its
+        end (an error, a lost worker), which then teaches the estimate nothing."""
+        self.running.pop(task.number, None)
+        if task.number in self.queued:
+            self.queued.remove(task.number)
+        self.costs.pop(task.number, None)
+        if seconds is not None and seconds > 0.0:
+            self.busy_s += seconds
+            self.cost_done += task.cost
+        self._start_queued()
+
+    def eta_seconds(self) -> float | None:
+        """Estimated wall seconds until every simulation has finished; None before one has."""
+        if self.cost_done <= 0.0 or self.busy_s <= 0.0:
+            return None
+        per_cost, now = self.busy_s / self.cost_done, time.perf_counter()
+        free = [max(now, start + per_cost * self.costs[n]) for n, start in self.running.items()]
+        free += [now] * (self.workers - len(free))
+        heapq.heapify(free)
+        for number in self.queued:
+            heapq.heappush(free, heapq.heappop(free) + per_cost * self.costs[number])
+        return max(free) - now
 
     def report(self, running: int, message: str = "") -> None:
         if self.quiet:
             return
         elapsed = time.perf_counter() - self.started
-        eta = (f"ETA {_format_seconds(elapsed / self.cost_done * self.cost_left)}" if self.cost_done > 0
-               else "ETA unknown")
+        left = self.eta_seconds()
+        eta = f"ETA {_format_seconds(left)}" if left is not None else "ETA unknown"
         print(f"sweep: {self.done}/{self.total} runs done, {running} running, {self.failed} failed, {eta}"
               f" ({_format_seconds(elapsed)} elapsed){'; ' + message if message else ''}", file=sys.stderr, flush=True)
+
+
+def _wall_seconds(records: list[dict]) -> float | None:
+    """A simulation's wall time from its runs' records (started/finished where it ran); None where none
+    of its runs ran to its end (done)."""
+    records = [r for r in records if r.get("status") == "done"]  # a diverged run may stop early
+    starts = [r["started"] for r in records if isinstance(r.get("started"), (int, float))]
+    ends = [r["finished"] for r in records if isinstance(r.get("finished"), (int, float))]
+    return max(ends) - min(starts) if starts and ends else None
 
 
 def execute(p: SweepPlan, sweep_dir: Path, workers: int = 0, scheduler: str | None = None, quiet: bool = False,
@@ -137,7 +194,6 @@ def execute(p: SweepPlan, sweep_dir: Path, workers: int = 0, scheduler: str | No
         "simulations": [{"runs": t.ids, "circuits": t.n_circuits, "batched_over": t.batched_over} for t in tasks],
     }, indent=2, default=str) + "\n")
     progress = Progress(len(set(p.ids)), len(finished), quiet)
-    progress.cost_left = sum(t.cost for t in tasks)
     if not quiet:
         where = (f"the Dask cluster at {scheduler}" if scheduler else
                  f"a local Dask cluster of {workers} worker process(es)" if workers > 0 else "this process")
@@ -149,21 +205,22 @@ def execute(p: SweepPlan, sweep_dir: Path, workers: int = 0, scheduler: str | No
         progress.done += sum(r["status"] in FINAL for r in records)
         bad = [r for r in records if r["status"] != "done"]
         progress.failed += len(bad)
-        progress.cost_done += task.cost
-        progress.cost_left -= task.cost
+        progress.finish(task, _wall_seconds(records))
         note = "; ".join(f"run {r['index']} {r['status']}: {_last_line(r['error'])[:200]}" for r in bad)
         progress.report(running, note)
 
     if scheduler is None and workers <= 0:
+        progress.begin(order, 1)
         progress.report(len(order[0].runs) if order else 0)
         for k, task in enumerate(order):
             finished_task(task, run_task(task), len(order[k + 1].runs) if k + 1 < len(order) else 0)
     else:
-        _execute_dask(order, workers, scheduler, finished_task)
+        _execute_dask(order, workers, scheduler, progress, finished_task)
     return collect(p, sweep_dir)
 
 
-def _execute_dask(tasks: list[Task], workers: int, scheduler: str | None, finished_task) -> None:
+def _execute_dask(tasks: list[Task], workers: int, scheduler: str | None, progress: Progress,
+                  finished_task) -> None:
     from distributed import Client, LocalCluster, as_completed
 
     quiet = logging.getLogger("distributed")  # Dask's info lines (scheduler, nannies, workers) are not ours
@@ -182,6 +239,7 @@ def _execute_dask(tasks: list[Task], workers: int, scheduler: str | None, finish
     else:
         client = Client(scheduler)
     try:
+        progress.begin(tasks, len(client.scheduler_info().get("workers", {})) or workers or 1)
         futures = {client.submit(run_task, t, key=f"microcircuit-sweep-{t.number}-{t.ids[0]}", pure=False,
                                  priority=len(tasks) - k): t for k, t in enumerate(tasks)}
         for future in as_completed(list(futures)):
