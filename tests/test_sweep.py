@@ -419,7 +419,7 @@ class _Clock:
 def _tasks(*costs: float) -> list:
     from types import SimpleNamespace
 
-    return [SimpleNamespace(number=k, cost=c) for k, c in enumerate(costs)]
+    return [SimpleNamespace(number=k, cost=c, runs=[k]) for k, c in enumerate(costs)]
 
 
 def test_the_time_estimate_schedules_what_is_left_on_the_workers(monkeypatch):

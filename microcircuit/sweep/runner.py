@@ -105,6 +105,7 @@ class Progress:
         self.busy_s = 0.0  # their wall seconds, summed
         self.workers = 1
         self.costs: dict[int, float] = {}  # task number -> cost, of every unfinished simulation
+        self.runs: dict[int, int] = {}  # task number -> runs it holds
         self.queued: list[int] = []  # task numbers not started, in the order they will start
         self.running: dict[int, float] = {}  # task number -> start (perf_counter seconds)
 
@@ -112,6 +113,7 @@ class Progress:
         """``tasks`` in the order they will start; ``workers`` simulations run at once."""
         self.workers = max(1, workers)
         self.costs = {t.number: t.cost for t in tasks}
+        self.runs = {t.number: len(t.runs) for t in tasks}
         self.queued = [t.number for t in tasks]
         self._start_queued()
 
@@ -144,9 +146,10 @@ class Progress:
             heapq.heappush(free, heapq.heappop(free) + per_cost * self.costs[number])
         return max(free) - now
 
-    def report(self, running: int, message: str = "") -> None:
+    def report(self, message: str = "") -> None:
         if self.quiet:
             return
+        running = sum(self.runs[n] for n in self.running)
         elapsed = time.perf_counter() - self.started
         left = self.eta_seconds()
         eta = f"ETA {_format_seconds(left)}" if left is not None else "ETA unknown"
@@ -201,19 +204,19 @@ def execute(p: SweepPlan, sweep_dir: Path, workers: int = 0, scheduler: str | No
               f"simulation(s) to run in {where}; writing {sweep_dir}", file=sys.stderr, flush=True)
     order = sorted(tasks, key=lambda t: -t.cost)  # longest first, so that the workers finish together
 
-    def finished_task(task: Task, records: list[dict], running: int) -> None:
+    def finished_task(task: Task, records: list[dict]) -> None:
         progress.done += sum(r["status"] in FINAL for r in records)
         bad = [r for r in records if r["status"] != "done"]
         progress.failed += len(bad)
         progress.finish(task, _wall_seconds(records))
         note = "; ".join(f"run {r['index']} {r['status']}: {_last_line(r['error'])[:200]}" for r in bad)
-        progress.report(running, note)
+        progress.report(note)
 
     if scheduler is None and workers <= 0:
         progress.begin(order, 1)
-        progress.report(len(order[0].runs) if order else 0)
-        for k, task in enumerate(order):
-            finished_task(task, run_task(task), len(order[k + 1].runs) if k + 1 < len(order) else 0)
+        progress.report()
+        for task in order:
+            finished_task(task, run_task(task))
     else:
         _execute_dask(order, workers, scheduler, progress, finished_task)
     return collect(p, sweep_dir)
@@ -248,10 +251,8 @@ def _execute_dask(tasks: list[Task], workers: int, scheduler: str | None, progre
                 records = future.result()
             except Exception as err:  # noqa: BLE001 - a lost worker: record the task's runs as errors
                 records = [_lost(task, run, rid, err) for run, rid in zip(task.runs, task.ids, strict=True)]
-            # the unfinished simulations of highest priority are the ones the workers hold
-            n_workers = max(1, len(client.scheduler_info().get("workers", {})))
-            unfinished = [t for f, t in futures.items() if not f.done()][:n_workers]
-            finished_task(task, records, sum(len(t.runs) for t in unfinished))
+            progress.workers = max(1, len(client.scheduler_info().get("workers", {})))  # a cluster may scale
+            finished_task(task, records)
     finally:
         client.close()
         if cluster is not None:
