@@ -503,12 +503,6 @@ def _softplus(x):
     return x if x > 20.0 else soft
 
 
-@_njit(inline="always")
-def _softplus_scalar(x):
-    """log(1 + exp(x)) by libm, linear above 20 as torch (for one circuit, where nothing vectorises)."""
-    return x if x > 20.0 else math.log1p(math.exp(x))
-
-
 @_njit
 def _phi(code, x):
     """phi by activation code (model.md sec. 2); a call (the soft_relu loops inline _softplus instead)."""
@@ -566,6 +560,15 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
     learn = np.zeros(factor.shape, dtype=np.float64)
     out_sum = np.zeros((n_b, n_out, n_c), dtype=np.float64)
     counts = np.zeros(pr_int.shape[0], dtype=np.int64)
+    # flat views of the contiguous [batch, neuron, circuit] arrays, for the passes that vectorise over neurons
+    n_neurons, n_dend = rate.shape[1], vd.shape[1]
+    rate_flat, sent_flat, vd_flat = rate.reshape(-1), sent.reshape(-1), vd.reshape(-1)
+    weights_flat, carried_flat = weights.reshape(-1), carried.reshape(-1)
+    error_rows = 1
+    for k in range(n_plastic):
+        error_rows = max(error_rows, proj_post[pl_int[k, 0]])
+    error = np.zeros((n_b, error_rows, n_c), dtype=np.float64)  # r_post - phi(c v) of one projection
+    error_flat = error.reshape(-1)
     for p in range(n_pres):
         out_sum[:] = 0.0
         for i in range(steps):
@@ -644,13 +647,24 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
                         if n_c == 1:  # one circuit: scalar sums (nothing to vectorise over)
                             cur = 0.0
                             for d in range(soma_d_start[s], soma_d_end[s]):
-                                v1 = 0.0  # v_c = sum_proj W r_pre
+                                # v_c = sum_proj W r_pre, in four interleaved partial sums (independent chains)
+                                v0, v1, v2, v3 = 0.0, 0.0, 0.0, 0.0
                                 for m in range(dend_p_start[d], dend_p_end[d]):
                                     q = dend_projs[m]
                                     pre, co = proj_pre[q], proj_pre_off[q]
                                     wo = proj_w_off[q] + nn * pre
-                                    for j in range(pre):
-                                        v1 += weights[wo + j, 0] * carried[b, co + j, 0]
+                                    cb = b * carried.shape[1] + co
+                                    j = 0
+                                    while j + 4 <= pre:
+                                        v0 += weights_flat[wo + j] * carried_flat[cb + j]
+                                        v1 += weights_flat[wo + j + 1] * carried_flat[cb + j + 1]
+                                        v2 += weights_flat[wo + j + 2] * carried_flat[cb + j + 2]
+                                        v3 += weights_flat[wo + j + 3] * carried_flat[cb + j + 3]
+                                        j += 4
+                                    while j < pre:
+                                        v0 += weights_flat[wo + j] * carried_flat[cb + j]
+                                        j += 1
+                                v1 = (v0 + v1) + (v2 + v3)
                                 vd[b, dend_off[d] + nn, 0] = v1
                                 cur += dend_g[d] * v1
                             for k in range(soma_n_start[s], soma_n_end[s]):
@@ -701,14 +715,13 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
                                 u_rate += noise_r[t, b, po + nn, c]
                             pot[b, po + nn, c] = u_next
                             sent[b, po + nn, c] = u_rate
-                        if act == 0 and n_c == 1:  # one circuit: nothing to vectorise, libm is faster
-                            rate[b, po + nn, 0] = _softplus_scalar(np.float64(sent[b, po + nn, 0]))
-                        elif act == 0:
-                            for c in range(n_c):
-                                rate[b, po + nn, c] = _softplus(np.float64(sent[b, po + nn, c]))
-                        else:
+                        if act != 0:
                             for c in range(n_c):
                                 rate[b, po + nn, c] = _phi(act, np.float64(sent[b, po + nn, c]))
+                    if act == 0:  # r = phi(u_breve) over the population's neurons and circuits in one pass
+                        first = (b * n_neurons + po) * n_c
+                        for ix in range(first, first + n * n_c):
+                            rate_flat[ix] = _softplus(np.float64(sent_flat[ix]))
                 if learning:  # tau_r rule, batch mean, m >= 0
                     for nn in range(n):
                         for c in range(n_c):
@@ -737,13 +750,16 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
                                     mem_post[b, m_post + nn, c] = x
                                 mem_post[b, m_post + nn, c] += alpha * (x - mem_post[b, m_post + nn, c])
                     pl_int[k, 9] = 1
+                if rule == 0 and act == 0:  # dendritic prediction r_post - phi(c v), all neurons in one pass
+                    for b in range(n_b):
+                        r0, v0, e0 = (b * n_neurons + to) * n_c, (b * n_dend + pred) * n_c, b * error_rows * n_c
+                        for ix in range(post * n_c):
+                            error_flat[e0 + ix] = rate_flat[r0 + ix] - _softplus(att * vd_flat[v0 + ix])
                 for nn in range(post):
                     for b in range(n_b):
-                        if rule == 0 and act == 0 and n_c == 1:
-                            post_f[b, 0] = rate[b, to + nn, 0] - _softplus_scalar(att * vd[b, pred + nn, 0])
-                        elif rule == 0 and act == 0:  # dendritic prediction: r_post - phi(c v)
+                        if rule == 0 and act == 0:
                             for c in range(n_c):
-                                post_f[b, c] = rate[b, to + nn, c] - _softplus(att * vd[b, pred + nn, c])
+                                post_f[b, c] = error[b, nn, c]
                         elif rule == 0:
                             for c in range(n_c):
                                 post_f[b, c] = rate[b, to + nn, c] - _phi(act, att * vd[b, pred + nn, c])
@@ -753,7 +769,15 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
                         else:  # hebbian alignment: hp(phi(vhat))
                             for c in range(n_c):
                                 post_f[b, c] = _phi(act, att * vd[b, pred + nn, c]) - mem_post[b, m_post + nn, c]
-                    if n_b == 1 and tau_w == 0.0 and rule != 2 and rounding == 0 and n_c > 1:  # the common case:
+                    if n_b == 1 and tau_w == 0.0 and rule != 2 and rounding == 0 and n_c == 1:  # one circuit:
+                        g = dt * pl_eta[k, 0]  # W += (dt eta) (f_post r_pre) along the row, in one pass
+                        f = post_f[0, 0]
+                        row = wo + nn * pre
+                        for j in range(pre):
+                            w = weights_flat[row + j] + g * (f * carried_flat[co + j])
+                            weights_flat[row + j] = min(max(w, -w_max), w_max)
+                        continue
+                    if n_b == 1 and tau_w == 0.0 and rule != 2 and rounding == 0:  # the common case:
                         for c in range(n_c):  # W += (dt eta f_post) r_pre, four synapses per pass over circuits
                             acc[c] = dt * pl_eta[k, c] * post_f[0, c]
                         row = wo + nn * pre
@@ -778,10 +802,6 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
                         continue
                     for j in range(pre):
                         w_index = wo + nn * pre + j
-                        if n_b == 1 and tau_w == 0.0 and rule != 2 and rounding == 0:  # one circuit
-                            w = weights[w_index, 0] + dt * pl_eta[k, 0] * (post_f[0, 0] * carried[0, co + j, 0])
-                            weights[w_index, 0] = min(max(w, -w_max), w_max)
-                            continue
                         for c in range(n_c):
                             acc[c] = 0.0
                         for b in range(n_b):

@@ -75,6 +75,13 @@ def test_compiled_equals_eager_on_shipped_circuits(name, dtype):
     assert_runs_match(eager, compiled, RTOL[dtype])
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_one_circuit_equals_eager(dtype):
+    """One circuit takes the kernel's own paths (partial sums of four, plasticity along whole rows)."""
+    eager, compiled = run_both(build(CIRCUITS / "bars_le.yaml", FAST), n_seeds=1, dtype=dtype)
+    assert_runs_match(eager, compiled, RTOL[dtype])
+
+
 def test_compiled_equals_eager_on_yinyang_with_batches():
     spec = build(CIRCUITS / "yinyang_le.yaml", ("task.yin_yang.train=64", "task.yin_yang.validation=16",
                                                 "task.yin_yang.test=16", "protocol.0.epochs=2", "protocol.1.batch=16",

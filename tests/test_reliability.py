@@ -454,9 +454,9 @@ def test_only_the_asked_for_images_are_kept_in_memory(tmp_path):
 @pytest.mark.parametrize("dtype, tolerance", [("float64", 1e-12), ("float32", 1e-4)])
 def test_circuit_i_of_a_batch_equals_the_single_run_of_seed_master_plus_i(tmp_path, dtype, tolerance):
     """README: circuit i of --seeds N is the run of --seed master+i. Float64: equal to 1e-12 (relative,
-    weights after 30 epochs of learning); float32: to 1e-4, since a one-circuit run rounds some
-    activations differently (libm instead of the vectorised series, model.md sec. 2) and learning
-    amplifies those last-bit differences (measured: 1.1e-6 absolute in weights of about 1)."""
+    weights after 30 epochs of learning); float32: to 1e-4, since a one-circuit run sums and rounds in
+    another order than a batch (docs/reliability.md, "Reproducibility") and learning amplifies those
+    last-bit differences (measured: 6e-7 absolute in weights of about 1)."""
     args = ["run", BARS, *TINY, "--dtype", dtype]
     assert main([*args, "--seeds", "3", "--run-dir", str(tmp_path / "batch")]) == 0
     assert main([*args, "--seed", "3", "--run-dir", str(tmp_path / "single")]) == 0
