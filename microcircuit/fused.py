@@ -644,7 +644,7 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
                                         syn[b, co + j, c] = r
                                         carried[b, co + j, c] = r
                     for nn in range(n):
-                        if n_c == 1:  # one circuit: scalar sums (nothing to vectorise over)
+                        if n_c == 1:  # one circuit: scalar sums over the presynaptic neurons
                             cur = 0.0
                             for d in range(soma_d_start[s], soma_d_end[s]):
                                 # v_c = sum_proj W r_pre, in four interleaved partial sums (independent chains)
@@ -752,9 +752,9 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
                     pl_int[k, 9] = 1
                 if rule == 0 and act == 0:  # dendritic prediction r_post - phi(c v), all neurons in one pass
                     for b in range(n_b):
-                        r0, v0, e0 = (b * n_neurons + to) * n_c, (b * n_dend + pred) * n_c, b * error_rows * n_c
+                        r_at, v_at, e_at = (b * n_neurons + to) * n_c, (b * n_dend + pred) * n_c, b * error_rows * n_c
                         for ix in range(post * n_c):
-                            error_flat[e0 + ix] = rate_flat[r0 + ix] - _softplus(att * vd_flat[v0 + ix])
+                            error_flat[e_at + ix] = rate_flat[r_at + ix] - _softplus(att * vd_flat[v_at + ix])
                 for nn in range(post):
                     for b in range(n_b):
                         if rule == 0 and act == 0:
@@ -771,10 +771,10 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
                                 post_f[b, c] = _phi(act, att * vd[b, pred + nn, c]) - mem_post[b, m_post + nn, c]
                     if n_b == 1 and tau_w == 0.0 and rule != 2 and rounding == 0 and n_c == 1:  # one circuit:
                         g = dt * pl_eta[k, 0]  # W += (dt eta) (f_post r_pre) along the row, in one pass
-                        f = post_f[0, 0]
+                        f_post = post_f[0, 0]
                         row = wo + nn * pre
                         for j in range(pre):
-                            w = weights_flat[row + j] + g * (f * carried_flat[co + j])
+                            w = weights_flat[row + j] + g * (f_post * carried_flat[co + j])
                             weights_flat[row + j] = min(max(w, -w_max), w_max)
                         continue
                     if n_b == 1 and tau_w == 0.0 and rule != 2 and rounding == 0:  # the common case:
