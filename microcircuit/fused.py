@@ -451,7 +451,7 @@ def _njit(fn=None, *, inline: str = "never"):
 @_njit(inline="always")
 def _softplus(x):
     """log(1 + exp(x)) (soft_relu, model.md sec. 2) in float64 from arithmetic only, so that loops over
-    circuits vectorise: max(x, 0) + log1p(exp(-|x|)) with exp(-|x|) = exp(-|x| / 64)^64 (Taylor polynomial
+    neurons and circuits vectorise: max(x, 0) + log1p(exp(-|x|)) with exp(-|x|) = exp(-|x| / 64)^64 (Taylor polynomial
     of degree 16 on [-0.63, 0]) and log1p(z) = 2 atanh(z / (2 + z)) by its series. Above 20: x, as torch;
     below -40: 0 (the true value is below 4.3e-18). Relative error below 5e-14 on [-40, 20]
     (tests/test_fused.py checks it against torch)."""
@@ -757,7 +757,7 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
                             error_flat[e_at + ix] = rate_flat[r_at + ix] - _softplus(att * vd_flat[v_at + ix])
                 for nn in range(post):
                     for b in range(n_b):
-                        if rule == 0 and act == 0:
+                        if rule == 0 and act == 0:  # rounded to the state's precision, as the other rules
                             for c in range(n_c):
                                 post_f[b, c] = error[b, nn, c]
                         elif rule == 0:
