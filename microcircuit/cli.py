@@ -107,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", action="append", choices=["curves", "traces", "apical"], default=None)
     p.add_argument("--x", default=None, metavar="AXIS", help="sweep directory: the axis on the x axis")
     p.add_argument("--metric", default=None, metavar="NAME", help="sweep directory: the metric, e.g. test/accuracy")
-    p.add_argument("--hue", default=None, metavar="AXIS", help="sweep directory: one line per value of this axis")
+    p.add_argument("--hue", default=None, metavar="AXIS", help="sweep directory: one colour per value of this axis")
+    p.add_argument("--style", default=None, metavar="AXIS",
+                   help="sweep directory: one line style and marker per value of this axis")
 
     from microcircuit.sweep.command import add_arguments as sweep_arguments
 
@@ -342,7 +344,7 @@ def cmd_plot(args, argv) -> int:
     if (args.run_dir / "sweep.json").exists():
         from microcircuit.sweep.plot import main as plot_sweep
 
-        return plot_sweep(args.run_dir, args.x, args.metric, args.hue)
+        return plot_sweep(args.run_dir, args.x, args.metric, args.hue, args.style)
     if not (args.run_dir / "metrics.csv").exists():
         print(f"error: {args.run_dir} is not a run directory (no metrics.csv)", file=sys.stderr)
         return EXIT_SPEC

@@ -52,6 +52,35 @@ curves: [train/accuracy]
 """
 
 
+SHIPPED_SWEEPS = sorted((CIRCUITS / "sweeps").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED_SWEEPS, ids=lambda p: p.name)
+def test_shipped_sweeps_plan(path: Path):
+    """Every shipped sweep file expands into valid circuits (what ``--dry-run`` checks), one run per point of
+    its axes, each in exactly one simulation."""
+    sweep = load_sweep(path)
+    p = plan(sweep)
+    points = 1
+    for axis in sweep.axes:
+        points *= len(axis)
+    assert len(p.runs) == points > 1
+    assert sorted(id(r) for t in p.tasks for r in t.runs) == sorted(id(r) for r in p.runs)
+
+
+def test_both_conventions_sweep_batches_what_the_engine_allows():
+    """The Fig. 3 sweep under both conventions: with the package's, LE and orig of one presentation time
+    share a simulation; with the reference program's the output window follows the dynamics (orig averages
+    after its lag), so they do not."""
+    p = plan(load_sweep(CIRCUITS / "sweeps" / "tpres_bars_conventions.yaml"))
+    sizes = {}
+    for task in p.tasks:
+        conventions = {r.axes["conventions"] for r in task.runs}
+        assert len(conventions) == 1
+        sizes.setdefault(conventions.pop(), []).append(task.n_circuits)
+    assert sizes == {"package": [20] * 11, "reference_code": [10] * 22}
+
+
 # ---------------------------------------------------------------------- batching
 def assert_equals_the_run_alone(grouped: dict, k: int, experiment: Experiment) -> None:
     """Run ``experiment`` (one run of a sweep, built alone); its weights and metric rows equal those of the
@@ -343,6 +372,41 @@ def test_plot_a_sweep(tmp_path, capsys):
     assert figure.parent == sweep_dir / "figures" and figure.stat().st_size > 20_000
     assert cli(["plot", str(sweep_dir), "--x", "t_pre", "--metric", "test/loss"]) == 2
     assert "'t_pre' is not an axis" in capsys.readouterr().err
+
+
+def test_plot_a_sweep_with_a_style_axis(tmp_path, capsys, monkeypatch):
+    """``--style`` draws one line style and marker per value of a second axis beside ``--hue``'s colours:
+    2 etas x 2 conventions make 4 lines, labelled by both, and nothing is averaged over."""
+    import microcircuit.sweep.plot as sweep_plot
+
+    body = SMALL.replace("seeds: 2", """  conventions:
+    key: conventions
+    values: [package, reference_code]
+seeds: 2""")
+    path = sweep_file(tmp_path, body, sets="  protocol.0.epochs: 1\n")
+    sweep_dir = tmp_path / "out" / "small"
+    execute(plan(load_sweep(path)), sweep_dir, quiet=True)
+    drawn = []
+    save = sweep_plot.save_figure
+    monkeypatch.setattr(sweep_plot, "save_figure", lambda fig, where: (drawn.append(fig), save(fig, where))[1])
+    argv = ["plot", str(sweep_dir), "--x", "t_pres", "--metric", "test/loss", "--hue", "eta"]
+    assert cli([*argv, "--style", "conventions"]) == 0
+    figure = Path(capsys.readouterr().out.splitlines()[-1])
+    assert figure == sweep_dir / "figures" / "test_loss_vs_t_pres_by_eta_and_conventions.png"
+    ax = drawn[-1].axes[0]
+    lines = {line.get_label(): (line.get_linestyle(), line.get_marker()) for line in ax.get_lines()}
+    assert lines == {
+        "eta=5.0, conventions=package: mean and range over 2 seed(s)": ("-", "o"),
+        "eta=5.0, conventions=reference_code: mean and range over 2 seed(s)": ("--", "s"),
+        "eta=10.0, conventions=package: mean and range over 2 seed(s)": ("-", "o"),
+        "eta=10.0, conventions=reference_code: mean and range over 2 seed(s)": ("--", "s"),
+    }
+    assert "averaged over" not in ax.get_title()
+    assert cli([*argv]) == 0  # without --style the conventions are averaged over, as the title says
+    assert "(averaged over conventions)" in drawn[-1].axes[0].get_title()
+    capsys.readouterr()
+    assert cli([*argv, "--style", "eta"]) == 2
+    assert "--style 'eta' is already --hue" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------- prospective networks
