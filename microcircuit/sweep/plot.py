@@ -26,7 +26,7 @@ def averaged_over(data: pd.DataFrame, columns: list[str], x: str, hue: str | Non
                   style: str | None = None) -> list[str]:
     """The axis columns a point of the plot averages over: those that take more than one value at some
     (x, hue, style) point; a zip member that moves with ``x``, ``hue`` or ``style`` is not one of them."""
-    keys = [x] + [k for k in dict.fromkeys((hue, style)) if k is not None]
+    keys = [k for k in (x, hue, style) if k is not None]
     others = [c for c in columns if c not in keys]
     if data.empty:
         return others
@@ -65,6 +65,7 @@ def plot_sweep(sweep_dir: Path, x: str, metric: str, hue: str | None = None, pat
     styles = list(dict.fromkeys(data[style])) if style else [None]
     palette = dict(zip(groups, sns.color_palette("colorblind", len(groups)), strict=True))
     looks = {s: LINE_STYLES[k % len(LINE_STYLES)] for k, s in enumerate(styles)}
+    band = 0.2 if len(styles) == 1 else 0.12  # the min-max bands' opacity: fainter where they overlap
     with styled() as plt:
         fig, ax = plt.subplots(figsize=(7.2, 4.6))
         rng = np.random.default_rng(0)
@@ -81,7 +82,6 @@ def plot_sweep(sweep_dir: Path, x: str, metric: str, hue: str | None = None, pat
                 n_seeds = sub["seed"].nunique()
                 names = [f"{a}={v}" for a, v in ((hue, g), (style, s)) if a is not None]
                 label = (", ".join(names) + ": " if names else "") + f"mean and range over {n_seeds} seed(s)"
-                band = 0.2 if len(styles) == 1 else 0.12
                 if numeric:
                     ax.fill_between(xs, stats["min"], stats["max"], color=colour, alpha=band, lw=0)
                     ax.plot(xs, stats["mean"], marker=marker, ls=line, color=colour, label=label)
