@@ -14,7 +14,11 @@ reference, ours, ...), ``--repeats`` of each.
   ``(16 * epochs + 16) * t_pres`` steps.
 - ours: ``python -m microcircuit.cli run circuits/bars_le.yaml`` with ``protocol.0.epochs=N``,
   ``protocol.0.validate_every=0`` and ``record=[]``: 8 training patterns per epoch and 8 test
-  patterns at the end: ``(8 * epochs + 8) * t_pres`` steps. It uses a private, initially empty numba
+  patterns at the end: ``(8 * epochs + 8) * t_pres`` steps. With ``--readme-command`` ours is the
+  README's first command as a user runs it (only ``protocol.0.epochs`` changed, when ``--epochs`` is
+  not 1000): the spec's validation on the 8 patterns every 100 epochs, its recordings (output and
+  target in the test phase, the mean apical potential every 10 steps throughout) and the three figures;
+  ``(8 * epochs + 8 * (epochs // 100) + 8) * t_pres`` steps. It uses a private, initially empty numba
   cache, so that its first run compiles the fused engine and the later runs load the cache.
 
 Units: steps per second, a step being one dt of the one simulated circuit, counted over the whole
@@ -68,6 +72,7 @@ SPEC = ROOT / "circuits" / "bars_le.yaml"
 TRAIN_PATTERNS = 8  # bars patterns per training epoch (both programs)
 VALIDATION_PATTERNS = 8  # the reference's validation chunk per epoch (n_val_samples, n_vals_per_epoch = 1)
 TEST_PATTERNS = 8  # ours: the test phase; the reference evaluates on train and test: 2 x 8
+README_VALIDATE_EVERY = 100  # ours with --readme-command: the shipped spec validates on 8 patterns every 100 epochs
 
 #: the reference's throughput measured earlier on the development machines, steps/s
 RECORDED_REFERENCE: dict[str, float] = {
@@ -277,8 +282,10 @@ class Reference:
 class Ours:
     """This package through its CLI: one timed run."""
 
-    def __init__(self, python: str, epochs: int, t_pres: int, engine: str, tmp: Path) -> None:
+    def __init__(self, python: str, epochs: int, t_pres: int, engine: str, tmp: Path,
+                 readme_command: bool = False) -> None:
         self.epochs = epochs
+        self.readme_command = readme_command
         self.t_pres = t_pres
         self.engine = engine
         self.tmp = tmp
@@ -301,7 +308,17 @@ class Ours:
 
     @property
     def presentations(self) -> int:
-        return self.epochs * TRAIN_PATTERNS + TEST_PATTERNS
+        validations = self.epochs // README_VALIDATE_EVERY * TRAIN_PATTERNS if self.readme_command else 0
+        return self.epochs * TRAIN_PATTERNS + validations + TEST_PATTERNS
+
+    def arguments(self) -> list[str]:
+        """What follows ``run circuits/bars_le.yaml`` (before ``--out``)."""
+        sets = [f"protocol.0.epochs={self.epochs}", f"parameters.t_pres={self.t_pres}"]
+        if self.readme_command:
+            return [a for s in sets for a in ("--set", s)] + ["--threads", "1", "--engine", self.engine]
+        sets[1:1] = ["protocol.0.validate_every=0", "record=[]"]
+        return [a for s in sets for a in ("--set", s)] + ["-q", "--no-plot", "--threads", "1",
+                                                           "--engine", self.engine]
 
     @property
     def steps(self) -> int:
@@ -311,12 +328,7 @@ class Ours:
         self.runs += 1
         out = self.tmp / f"ours_{self.runs}"
         out.mkdir()
-        cmd = [*self.prefix, "run", str(SPEC),
-               "--set", f"protocol.0.epochs={self.epochs}",
-               "--set", "protocol.0.validate_every=0",
-               "--set", "record=[]",
-               "--set", f"parameters.t_pres={self.t_pres}",
-               "-q", "--no-plot", "--out", str(out), "--threads", "1", "--engine", self.engine]
+        cmd = [*self.prefix, "run", str(SPEC), *self.arguments(), "--out", str(out)]
         log = self.tmp / f"ours_{self.runs}.txt"
         env = child_env({"NUMBA_CACHE_DIR": str(self.cache)})
         cache_before = self.cache_state()
@@ -390,6 +402,9 @@ def main(argv: list[str] | None = None) -> int:
                              "(default 100)")
     parser.add_argument("--reference-python", default=sys.executable,
                         help="interpreter for the reference (default: this one)")
+    parser.add_argument("--readme-command", action="store_true",
+                        help="time ours as the README's first command: with the spec's validation every 100 "
+                             "epochs, its recordings and the three figures (default: without them)")
     parser.add_argument("--no-reference-records", action="store_true",
                         help="empty the reference config's recorded_quants (it records 3 traces by default; "
                              "ours records none)")
@@ -408,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.reference is not None:
                 reference = Reference(args.reference.resolve(), args.reference_python, args.epochs, args.t_pres,
                                       not args.no_reference_records, tmp)
-            ours = Ours(sys.executable, args.epochs, args.t_pres, args.engine, tmp)
+            ours = Ours(sys.executable, args.epochs, args.t_pres, args.engine, tmp, args.readme_command)
             print()
             if reference is not None:
                 print(f"reference steps: {args.epochs} epochs x ({TRAIN_PATTERNS} train + {VALIDATION_PATTERNS} "
@@ -419,12 +434,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  run as: run_bars.py train <copy of bars_le_tpres_{args.t_pres}.yaml with n_epochs: "
                       f"{args.epochs}" + (", recorded_quants emptied" if args.no_reference_records else "")
                       + ">, through the np.save wrapper")
-            print(f"ours steps:      {args.epochs} epochs x {TRAIN_PATTERNS} train + {TEST_PATTERNS} test = "
-                  f"{ours.presentations} presentations x {args.t_pres} = {ours.steps} steps "
+            validation = (f" + {args.epochs // README_VALIDATE_EVERY} x {TRAIN_PATTERNS} validation"
+                          if args.readme_command else "")
+            print(f"ours steps:      {args.epochs} epochs x {TRAIN_PATTERNS} train{validation} + {TEST_PATTERNS} "
+                  f"test = {ours.presentations} presentations x {args.t_pres} = {ours.steps} steps "
                   f"({args.epochs * TRAIN_PATTERNS * args.t_pres} plastic); self-timed: Experiment.run, same steps")
-            print(f"  run as: microcircuit run circuits/bars_le.yaml --set protocol.0.epochs={args.epochs} "
-                  f"--set protocol.0.validate_every=0 --set record=[] -q --no-plot --threads 1 "
-                  f"--engine {args.engine} (fresh numba cache: run 1 compiles)")
+            print(f"  run as: microcircuit run circuits/bars_le.yaml {' '.join(ours.arguments())} "
+                  f"(fresh numba cache: run 1 compiles"
+                  + ("; the spec's recordings and the three figures written" if args.readme_command else "")
+                  + ")")
             for _ in range(args.repeats):
                 for program in (reference, ours):
                     if program is None:

@@ -32,6 +32,7 @@ are updated bottom-up and read the newest values, so a stimulus crosses all area
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -380,6 +381,7 @@ class Simulator:
         target: torch.Tensor | None,
         plan: PhasePlan | list = (),
         noise: dict[str, torch.Tensor] | None = None,
+        teacher_on: torch.Tensor | None = None,
     ) -> None:
         """Advance every population by one dt (the eager reference path).
 
@@ -388,6 +390,9 @@ class Simulator:
             target: teacher target potential [circuit, batch, n_out], or None (teacher off).
             plan: the phase's :class:`PhasePlan` (or a list of (PlasticPlan, eta) pairs).
             noise: this step's noise per population, [circuit, batch, neuron].
+            teacher_on: [circuit] bool, the circuits the ``target`` nudges where that is not all of them
+                (the delayed teacher switch with per-circuit target delays); None: all. A circuit left out
+                integrates as with the teacher off, its teacher filter kept (set to 0 if no circuit's was set).
         """
         plan = as_phase_plan(plan)
         st, dt = self.state, self.dt
@@ -395,8 +400,12 @@ class Simulator:
             st.rate[self.input] = st.rate[self.input] + dt / self.input_tau_0 * (stimulus - st.rate[self.input])
         else:
             st.rate[self.input] = stimulus
+        on = None if teacher_on is None or target is None else teacher_on.view(-1, 1, 1)
         if target is not None and self.teacher_tau_0 > 0.0:
-            st.target = target if st.target is None else st.target + dt / self.teacher_tau_0 * (target - st.target)
+            filtered = target if st.target is None else st.target + dt / self.teacher_tau_0 * (target - st.target)
+            if on is not None:  # the circuits the teacher does not nudge keep their filter
+                filtered = torch.where(on, filtered, torch.zeros_like(target) if st.target is None else st.target)
+            st.target = filtered
             target = st.target
         rates, pots, sent = st.rate, st.u, st.u_breve
         read_rate, read_sent = (rates, sent) if self.propagating else (dict(rates), dict(sent))
@@ -425,15 +434,18 @@ class Simulator:
             for source, g in soma.nudges:
                 current = current.add_(read_sent[source], alpha=g)
             g_rate = None
-            if soma.teacher_g > 0.0 and target is not None:
-                current = current.add_(target, alpha=soma.teacher_g)
-                g_tot = soma.g_tot_teacher
-            elif soma.teacher_g > 0.0 and self.relax_with_teacher:
-                g_rate = soma.g_tot_teacher  # teacher off, reference convention (model.md sec. 9)
             u = pots[soma.name]
-            du = torch.sub(current, u, alpha=g_tot)  # du/dt = sum_x g_x (v_x - u) - g_l u = current - g_tot u
-            if g_rate is not None:  # du/dt = g_rate (I / g_tot - u): same fixed point, relaxed at g_rate
-                du = du.mul_(g_rate / g_tot)
+            if soma.teacher_g > 0.0 and target is not None and on is not None:  # the teacher nudges some circuits
+                current, du, g_tot, g_rate = self._partly_nudged(soma, current, u, target, on)
+            else:
+                if soma.teacher_g > 0.0 and target is not None:
+                    current = current.add_(target, alpha=soma.teacher_g)
+                    g_tot = soma.g_tot_teacher
+                elif soma.teacher_g > 0.0 and self.relax_with_teacher:
+                    g_rate = soma.g_tot_teacher  # teacher off, reference convention (model.md sec. 9)
+                du = torch.sub(current, u, alpha=g_tot)  # du/dt = sum_x g_x (v_x - u) - g_l u = current - g_tot u
+                if g_rate is not None:  # du/dt = g_rate (I / g_tot - u): same fixed point, relaxed at g_rate
+                    du = du.mul_(g_rate / g_tot)
             u_next = torch.add(u, du, alpha=dt)  # forward Euler
             if noise and soma.name in noise:
                 u_next = u_next + noise[soma.name]
@@ -514,7 +526,7 @@ class Simulator:
         step_offset: int = 0,
         apical: list[str] = (),
         teacher: bool = True,
-        average_from: int = 0,
+        average_from: int | Sequence[int] = 0,
     ) -> dict[str, torch.Tensor]:
         """Present one stimulus for ``steps`` steps (eager, step by step).
 
@@ -525,14 +537,15 @@ class Simulator:
             stimulus: [circuit, batch, n_in]. target: the task's target [circuit, batch, n_out] or None.
             plan: the phase's :class:`PhasePlan` (or a list of (PlasticPlan, eta) pairs).
             teacher: whether the target nudges the output (else it is only recorded as ``target``).
-            average_from: steps into the presentation after which the output is averaged.
+            average_from: steps into the presentation after which the output is averaged; one for all
+                circuits or one per circuit.
             observers: (every, callback(global_step)) pairs called after every ``every``-th step.
             step_offset: global index of the first step (for observer cadence).
             apical: populations whose mean |v_apical| is accumulated.
 
         Under the reference conventions (model.md sec. 9) the delayed target before a run's first
         presentation is zero (``initial_target``), and the teacher's on/off flag lags with the target
-        (``teacher_switch``).
+        (``teacher_switch``), for each circuit during its own ``target_delays`` steps.
 
         Returns:
             ``output``: the output's rate potential (u_breve in LE, u in orig: what the output
@@ -549,17 +562,25 @@ class Simulator:
         if self.conventions.teacher_switch == "delayed" and st.last_teacher is not None:
             previous_teacher = bool(st.last_teacher)
         out_sum = self.zeros(self.circuit.populations[self.output].size)
+        windows = self.output_windows(average_from)
+        first = int(windows[0])
+        in_window = None if bool((windows == first).all()) else windows.to(self.device).view(-1, 1, 1)
         apical_sum = {p: torch.zeros(self.n_circuits, dtype=self.dtype, device=self.device) for p in apical}
         for i in range(steps):
-            tgt, nudged = target, teacher
+            tgt, nudged, teacher_on = target, teacher, None
             if target is not None and i < self.target_delay:
-                tgt = previous if self._uniform_target_delay else torch.where(
-                    (i < self.target_delays).view(-1, 1, 1), previous, target)
-                nudged = previous_teacher  # (differs from teacher only under the delayed switch)
+                delayed = i < self.target_delays
+                tgt = previous if self._uniform_target_delay else torch.where(delayed.view(-1, 1, 1), previous, target)
+                if previous_teacher != teacher:  # the delayed switch: the earlier flag while a circuit's target lags
+                    nudged = previous_teacher if self._uniform_target_delay else True
+                    if not self._uniform_target_delay:
+                        teacher_on = delayed if previous_teacher else ~delayed
             self.step(stimulus, tgt if nudged else None, plan,
-                      {k: n[i] for k, n in noise.items()} if noise else None)
+                      {k: n[i] for k, n in noise.items()} if noise else None, teacher_on)
             st.applied_target = tgt
-            if i >= average_from:
+            if in_window is not None:
+                out_sum += torch.where(in_window <= i, st.u_breve[self.output], 0.0)
+            elif i >= first:
                 out_sum += st.u_breve[self.output]
             for p in apical:
                 apical_sum[p] += st.v[f"{p}.apical"].abs().mean(dim=(1, 2))
@@ -568,9 +589,37 @@ class Simulator:
                     callback(step_offset + i + 1)
         st.last_target = target
         st.last_teacher = torch.tensor(bool(teacher))
-        result = {"output": out_sum / (steps - average_from)}
+        result = {"output": out_sum / (steps - first if in_window is None else
+                                       (steps - in_window).to(self.dtype))}
         result.update({f"apical/{p}": s / steps for p, s in apical_sum.items()})
         return result
+
+    def _partly_nudged(self, soma: SomaPlan, current: torch.Tensor, u: torch.Tensor, target: torch.Tensor,
+                       on: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float | None]:
+        """The output soma's current I, du/dt and g_tot [circuit, 1, 1] and g_rate (1/ms, None: g_tot) where the
+        teacher nudges the circuits ``on`` [circuit, 1, 1] and not the others: each circuit's terms as alone."""
+        current = torch.where(on, current.add(target, alpha=soma.teacher_g), current)
+        du_on = torch.sub(current, u, alpha=soma.g_tot_teacher)
+        du_off = torch.sub(current, u, alpha=soma.g_tot)
+        g_on, g_off = (torch.tensor(g, dtype=self.dtype, device=self.device) for g in (soma.g_tot_teacher, soma.g_tot))
+        g_rate = None
+        if self.relax_with_teacher:  # teacher off: relaxed at g_tot_teacher (model.md sec. 9), as the others
+            du_off = du_off.mul_(soma.g_tot_teacher / soma.g_tot)
+            g_rate = soma.g_tot_teacher
+        return current, torch.where(on, du_on, du_off), torch.where(on, g_on, g_off), g_rate
+
+    def output_le_circuits(self) -> list[bool]:
+        """Whether each circuit's output soma is LE (its rate potential the prospective u_breve), [circuit]."""
+        return [d == "latent_equilibrium" for d in self.dynamics_per_circuit[self.output]]
+
+    def output_windows(self, average_from: int | Sequence[int]) -> torch.Tensor:
+        """The step of a presentation from which each circuit's output is averaged, [circuit] int64."""
+        if isinstance(average_from, int):
+            return torch.full((self.n_circuits,), average_from, dtype=torch.int64)
+        windows = torch.as_tensor(list(average_from), dtype=torch.int64)
+        if windows.shape != (self.n_circuits,):
+            raise ValueError(f"average_from: one step per circuit ({self.n_circuits}), got {list(average_from)}")
+        return windows
 
     def read_probe(self, probe: Probe) -> torch.Tensor:
         """The current value of a probe's variable, reduced: [circuit, batch] or [circuit, batch, neuron]."""
@@ -594,7 +643,7 @@ class Simulator:
         step_offset: int = 0,
         apical: list[str] = (),
         teacher: bool = True,
-        average_from: int = 0,
+        average_from: int | Sequence[int] = 0,
     ) -> Presented:
         """Present ``stimuli`` one after the other, ``steps`` steps each, on the chosen engine.
 

@@ -27,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 import microcircuit
-from microcircuit.circuit import Circuit, tagged
+from microcircuit.circuit import Circuit
 from microcircuit.devices import resolve_device
 from microcircuit.engine import Diverged, PhasePlan, Simulator
 from microcircuit.model.activations import numpy_activation
@@ -152,13 +152,6 @@ class Experiment:
         problems = self.task.check_sizes(n_in, n_out)
         if problems:
             raise ValueError(f"task '{self.task.name}' does not fit the circuit: " + "; ".join(problems))
-        output_is_le = tagged(self.circuit.populations[self.circuit.output_population].dynamics)[0] == \
-            "latent_equilibrium"
-        for phase in spec.protocol:
-            lag = average_from_steps(spec, phase, output_is_le)
-            if lag >= phase.t_pres:
-                raise ValueError(f"phase '{phase.phase}': the output is averaged from step {lag} of each "
-                                 f"presentation (average_from), but a presentation lasts t_pres = {phase.t_pres} steps")
         arch = architecture(self.circuit)
         self.splits: dict[str, Split] = self.task.splits(arch)
         #: phase index -> given stimulus order [circuit, epoch, sample] (phases with ``order: {file}``)
@@ -170,6 +163,11 @@ class Experiment:
             if hasattr(self.task, "teacher_weights") else {}
         )
         self.sim = self.make_simulator()
+        for phase in spec.protocol:
+            lag = max(self.output_windows(phase))
+            if lag >= phase.t_pres:
+                raise ValueError(f"phase '{phase.phase}': the output is averaged from step {lag} of each "
+                                 f"presentation (average_from), but a presentation lasts t_pres = {phase.t_pres} steps")
         log.info("engine: %s (%s)", self.sim.engine, self.sim.engine_reason)
         self.recorder = Recorder(list(spec.record), self.sim)
         self.order_rngs = [rng(s, "order") for s in self.seeds]
@@ -356,7 +354,8 @@ class Experiment:
         fill = np.arange(n_presentations * batch - n) % n  # the last batch is filled from the start (wraps)
         padded = np.concatenate([order, order[:, fill]], axis=1)
         probing = self.probe is not None and phase.teacher and data.targets is not None
-        average_from = average_from_steps(self.spec, phase, sim.output_is_le)
+        windows = self.output_windows(phase)
+        average_from = windows[0] if len(set(windows)) == 1 else windows
         chunk = 1 if probing else CHECK_EVERY
         outputs, apical = [], []
         for first in range(0, n_presentations, chunk):
@@ -437,6 +436,11 @@ class Experiment:
         return rows
 
     # ------------------------------------------------------------------ checkpoints
+    def output_windows(self, phase: Phase) -> list[int]:
+        """The step of each presentation of ``phase`` from which each circuit's output is averaged, [circuit]
+        (model.md sec. 9: under ``average_from: reference_lag`` it follows each circuit's output dynamics)."""
+        return [average_from_steps(self.spec, phase, le) for le in self.sim.output_le_circuits()]
+
     def payload(self) -> dict:
         """Everything needed to continue exactly from the current epoch boundary: weights, neuron state,
         RNG states, protocol cursor and the number of metric rows written. Tensors and primitives only

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -222,7 +223,7 @@ def _circuit_first(x: np.ndarray) -> torch.Tensor:
 
 def present_fused(sim: Simulator, stimuli: torch.Tensor, targets: torch.Tensor | None, steps: int,
                   plan: PhasePlan, probes: list[Probe], step_offset: int, apical: list[str],
-                  teacher: bool, average_from: int = 0) -> Presented:
+                  teacher: bool, average_from: int | Sequence[int] = 0) -> Presented:
     """:meth:`Simulator.present_many` on the kernel: pack the state, integrate, write it back.
 
     The kernel's arrays hold the circuit as their last (innermost, contiguous) dimension, so that
@@ -364,9 +365,10 @@ def present_fused(sim: Simulator, stimuli: torch.Tensor, targets: torch.Tensor |
         teacher_before = bool(st.last_teacher)
     config = np.array([steps, int(sim.propagating), int(teacher), int(has_targets), int(sim.has_noise),
                        lay.pop_off[sim.input], c.populations[sim.input].size, lay.pop_off[sim.output], n_out,
-                       step_offset, int(teacher_before), int(sim.relax_with_teacher), average_from], dtype=np.int64)
+                       step_offset, int(teacher_before), int(sim.relax_with_teacher)], dtype=np.int64)
+    windows = sim.output_windows(average_from).cpu().numpy().astype(np.int64)
     t = lay.ints
-    _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
+    _kernel(config, scalars, stim, tgts, delays, windows, noise_u, noise_r,
             rate, pot, sent, vd, weights, dwf, factor, target_f, last, applied, flags,
             t["soma_pop_off"], t["soma_size"], t["soma_dyn"], t["soma_act"], t["soma_d_start"], t["soma_d_end"],
             t["soma_n_start"], t["soma_n_end"], lay.floats["soma_g_dend"], lay.floats["soma_g_teacher"],
@@ -520,7 +522,7 @@ def _phi(code, x):
 
 
 @_njit
-def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
+def _kernel(config, scalars, stim, tgts, delays, windows, noise_u, noise_r,
             rate, pot, sent, vd, weights, dwf, factor, target_f, last, applied, flags,
             soma_pop_off, soma_size, soma_dyn, soma_act, soma_d_start, soma_d_end, soma_n_start, soma_n_end,
             soma_g_dend, soma_g_teacher, soma_tau_r, soma_orig, dend_off, dend_p_start, dend_p_end, dend_g, dend_projs,
@@ -535,16 +537,15 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
     dwf (tau_w low-pass of dW/dt) [synapse, circuit], factor (LE tau_r / base) [neuron, circuit],
     target_f / last / applied [batch, n_out, circuit], syn (tau_s filters) [batch, presynaptic neuron,
     circuit], dbuf (delay ring buffers) [slot, batch, presynaptic neuron, circuit], mem_post / mem_pre
-    (hebbian_alignment low-pass filters), clock [1]; all are updated in place.
+    (hebbian_alignment low-pass filters), clock [1]; all are updated in place. delays (the teacher target's
+    lag) and windows (the first step of the output average) are steps per circuit [circuit].
     """
     steps, propagating, teacher, has_targets, has_noise = config[0], config[1], config[2], config[3], config[4]
     in_off, in_size, out_off, n_out, step_offset = config[5], config[6], config[7], config[8], config[9]
-    # conventions (model.md sec. 9): the teacher flag before this call's first presentation (the delayed switch), the
-    # output's teacher-off relaxation with g_som, the step from which the output is averaged
-    teacher_before, relax_with_teacher, average_from = config[10], config[11], config[12]
-    max_delay = 0
-    for c in range(delays.shape[0]):
-        max_delay = max(max_delay, delays[c])
+    # conventions (model.md sec. 9): the teacher flag before this call's first presentation (the delayed switch,
+    # during each circuit's first delays[c] steps) and the output's teacher-off relaxation with g_som; the output
+    # is averaged from step windows[c] of each presentation on (per circuit)
+    teacher_before, relax_with_teacher = config[10], config[11]
     dt, input_tau_0, teacher_tau_0, tau_r_eta = scalars[0], scalars[1], scalars[2], scalars[3]
     n_pres, n_b, n_c = stim.shape[0], stim.shape[1], stim.shape[3]
     n_somas = soma_pop_off.shape[0]
@@ -560,6 +561,11 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
     learn = np.zeros(factor.shape, dtype=np.float64)
     out_sum = np.zeros((n_b, n_out, n_c), dtype=np.float64)
     counts = np.zeros(pr_int.shape[0], dtype=np.int64)
+    # whom the teacher nudges this step, and the output soma's conductances where that differs between circuits
+    teach_c = np.zeros(n_c, dtype=np.bool_)
+    g_tot_c = np.zeros(n_c, dtype=np.float64)
+    scale_c = np.zeros(n_c, dtype=np.float64)
+    base_c = np.zeros(n_c, dtype=np.float64)
     # flat views of the contiguous [batch, neuron, circuit] arrays, for the passes that vectorise over neurons
     n_neurons, n_dend = rate.shape[1], vd.shape[1]
     rate_flat, sent_flat, vd_flat = rate.reshape(-1), sent.reshape(-1), vd.reshape(-1)
@@ -581,9 +587,9 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
                             rate[b, in_off + j, c] += dt / input_tau_0 * (stim[p, b, j, c] - rate[b, in_off + j, c])
                         else:
                             rate[b, in_off + j, c] = stim[p, b, j, c]
-            # the target of this step: the previous presentation's during the first delay steps
-            teach = False
-            teacher_now = teacher_before if p == 0 and i < max_delay else teacher
+            # the target of this step: the previous presentation's during each circuit's first delay steps, and
+            # with it the teacher's on/off flag of before this call (the delayed switch; else the same flag)
+            teach, mixed = False, False
             if has_targets:
                 for b in range(n_b):
                     for j in range(n_out):
@@ -591,16 +597,24 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
                             use_last = flags[1] == 1 and i < delays[c]
                             applied[b, j, c] = last[b, j, c] if use_last else tgts[p, b, j, c]
                 flags[2] = 1
-                if teacher_now:
-                    teach = True
-                    if teacher_tau_0 > 0.0 and flags[0] == 1:
-                        for b in range(n_b):
-                            for j in range(n_out):
-                                for c in range(n_c):
+                for c in range(n_c):
+                    teach_c[c] = (teacher_before if p == 0 and i < delays[c] else teacher) == 1
+                teach = teach_c[0]
+                for c in range(n_c):
+                    mixed = mixed or teach_c[c] != teach
+                if teach or mixed:
+                    filtering = teacher_tau_0 > 0.0 and flags[0] == 1
+                    for b in range(n_b):
+                        for j in range(n_out):
+                            for c in range(n_c):
+                                if not teach_c[c]:
+                                    continue
+                                if filtering:
                                     target_f[b, j, c] += dt / teacher_tau_0 * (applied[b, j, c] - target_f[b, j, c])
-                    else:
-                        target_f[:] = applied
-                        flags[0] = 1 if teacher_tau_0 > 0.0 else flags[0]
+                                else:
+                                    target_f[b, j, c] = applied[b, j, c]
+                    if teacher_tau_0 > 0.0:
+                        flags[0] = 1
             else:
                 flags[2] = 0
             # reference schedule: every population reads the previous step (after the input update)
@@ -611,15 +625,23 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
             s_src = sent if propagating else sent_read
             for s in range(n_somas):
                 po, n, act, le = soma_pop_off[s], soma_size[s], soma_act[s], soma_dyn[s] == 1
-                g_tot = soma_g_dend[s]
+                g_off = soma_g_dend[s]
                 for k in range(soma_n_start[s], soma_n_end[s]):
-                    g_tot += nudge_g[k]
-                g_teach = soma_g_teacher[s] if teach else 0.0
-                g_tot += g_teach
+                    g_off += nudge_g[k]
+                g_teacher = soma_g_teacher[s]
+                g_teach = g_teacher if teach else 0.0
+                g_tot = g_off + g_teach
                 # teacher off under the reference convention: relaxed at g_rate towards the same potential
-                g_rate = g_tot + soma_g_teacher[s] if relax_with_teacher and not teach else g_tot
+                g_rate = g_tot + g_teacher if relax_with_teacher and not teach else g_tot
                 rate_scale = g_rate / g_tot
                 base = soma_tau_r[s] if soma_tau_r[s] > 0.0 else 1.0 / g_rate
+                per_circuit = mixed and g_teacher > 0.0  # the teacher nudges some circuits' output, not all
+                if per_circuit:
+                    for c in range(n_c):
+                        g_c = g_off + g_teacher if teach_c[c] else g_off
+                        g_r = g_c + g_teacher if relax_with_teacher and not teach_c[c] else g_c
+                        g_tot_c[c], scale_c[c] = g_c, g_r / g_c
+                        base_c[c] = soma_tau_r[s] if soma_tau_r[s] > 0.0 else 1.0 / g_r
                 learning = tau_r_eta > 0.0 and le
                 for b in range(n_b):
                     # presynaptic rates as carried this step (kept for plasticity)
@@ -693,21 +715,28 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
                                 g, src = nudge_g[k], nudge_src[k] + nn
                                 for c in range(n_c):
                                     current[c] += g * s_src[b, src, c]
-                            if g_teach > 0.0:
+                            if per_circuit:
+                                for c in range(n_c):
+                                    if teach_c[c]:
+                                        current[c] += g_teacher * target_f[b, nn, c]
+                            elif g_teach > 0.0:
                                 for c in range(n_c):
                                     current[c] += g_teach * target_f[b, nn, c]
                         for c in range(n_c):
                             u = pot[b, po + nn, c]
-                            du = current[c] - g_tot * u  # du/dt = I - g_tot u
-                            if rate_scale != 1.0:
-                                du = du * rate_scale
+                            g_c, scale, base_r = g_tot, rate_scale, base
+                            if per_circuit:
+                                g_c, scale, base_r = g_tot_c[c], scale_c[c], base_c[c]
+                            du = current[c] - g_c * u  # du/dt = I - g_tot u
+                            if scale != 1.0:
+                                du = du * scale
                             u_next = u + dt * du  # forward Euler
                             if has_noise:
                                 u_next += noise_u[t, b, po + nn, c]
                             if le:  # LE: u_breve = u + tau_r du/dt
-                                u_rate = u + base * factor[po + nn, c] * du
+                                u_rate = u + base_r * factor[po + nn, c] * du
                                 if learning:
-                                    learn[po + nn, c] += (u_rate - current[c] / g_tot) * du
+                                    learn[po + nn, c] += (u_rate - current[c] / g_c) * du
                                 u_rate = u_next if soma_orig[s, c] == 1 else u_rate  # an orig circuit among LE ones
                             else:  # orig: r = phi(u(t + dt))
                                 u_rate = u_next
@@ -725,7 +754,8 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
                 if learning:  # tau_r rule, batch mean, m >= 0
                     for nn in range(n):
                         for c in range(n_c):
-                            f = factor[po + nn, c] - dt * tau_r_eta / base * (learn[po + nn, c] / n_b)
+                            base_r = base_c[c] if per_circuit else base
+                            f = factor[po + nn, c] - dt * tau_r_eta / base_r * (learn[po + nn, c] / n_b)
                             factor[po + nn, c] = max(f, 0.0)
                             learn[po + nn, c] = 0.0
             # plasticity: W += dt eta dW/dt (tau_w low-pass, clip at w_max, round to the precision)
@@ -839,11 +869,11 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
                                 weights[proj_w_off[dst] + a * cols + bb, c] = w_src
             if uses_clock:
                 clock[0] += 1
-            # what the presentation reports (from step average_from on)
-            if i >= average_from:
-                for b in range(n_b):
-                    for j in range(n_out):
-                        for c in range(n_c):
+            # what the presentation reports (from step windows[c] on)
+            for b in range(n_b):
+                for j in range(n_out):
+                    for c in range(n_c):
+                        if i >= windows[c]:
                             out_sum[b, j, c] += sent[b, out_off + j, c]
             for a in range(ap_off.shape[0]):
                 for c in range(n_c):
@@ -891,7 +921,7 @@ def _kernel(config, scalars, stim, tgts, delays, noise_u, noise_r,
         for b in range(n_b):
             for j in range(n_out):
                 for c in range(n_c):
-                    outputs[p, b, j, c] = out_sum[b, j, c] / (steps - average_from)
+                    outputs[p, b, j, c] = out_sum[b, j, c] / (steps - windows[c])
         if has_targets:
             last[:] = tgts[p]
             flags[1] = 1

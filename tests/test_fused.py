@@ -210,6 +210,69 @@ def test_checkpointed_state_holds_rule_filters_and_tau_r_factors():
     assert PhasePlan().learns is False
 
 
+def present_train_test_train(sim: Simulator, average_from: int | list[int]) -> torch.Tensor:
+    """Three calls of plastic presentations, teacher on, off, on (two switches), each circuit's output averaged
+    from its own step; the outputs [presentation, circuit, batch, n_out]."""
+    gen = torch.Generator().manual_seed(0)
+    n = sim.n_circuits
+    x = torch.rand(6, 1, 1, 9, generator=gen, dtype=F64).expand(6, n, 1, 9)
+    y = torch.rand(6, 1, 1, 3, generator=gen, dtype=F64).expand(6, n, 1, 3)
+    plan = sim.plastic_plan({"up_1": 0.05, "up_2": 0.01, "ip_1": 0.02})
+    return torch.cat([sim.present_many(x[:3], y[:3], 30, plan, teacher=True, average_from=average_from).outputs,
+                      sim.present_many(x[3:], y[3:], 30, plan, teacher=False, average_from=average_from).outputs,
+                      sim.present_many(x[:2], y[:2], 30, plan, teacher=True, average_from=average_from).outputs])
+
+
+@pytest.mark.parametrize("engine", ["eager", "compiled"])
+def test_orig_and_le_under_the_reference_conventions_equal_each_circuit_alone(engine):
+    """Under ``conventions: reference_code`` an LE and an orig circuit of one simulation differ in their teacher
+    delay (1 and 0 steps), so in the steps for which the delayed teacher switch keeps the earlier flag, and in
+    their output windows (from steps 0 and 7): each gives the outputs and weights of its run alone, through
+    two teacher switches (float64, 1e-12)."""
+    windows = {"latent_equilibrium": 0, "orig": 7}
+
+    def simulate(dynamics: str | None, seeds: list[int]):
+        sets = ["dtype=float64", "conventions=reference_code", "populations.pyr_1.noise=0.02"]
+        per_circuit = None
+        if dynamics is None:
+            per_circuit = {p: ["latent_equilibrium", "orig"] for p in ("pyr_1", "int_1", "out")}
+        else:
+            sets.append(f"defaults.population.dynamics={dynamics}")
+        spec = load_spec(CIRCUITS / "bars_le.yaml", sets)[0]
+        sim = Simulator(Circuit(spec), seeds, dtype=F64, engine=engine, dynamics_per_circuit=per_circuit)
+        assert sim.engine == engine
+        average_from = [windows[d] for d in per_circuit["out"]] if dynamics is None else windows[dynamics]
+        return sim, present_train_test_train(sim, average_from)
+
+    batched, out = simulate(None, [3, 4])
+    assert batched.target_delays.tolist() == [1, 0]
+    for c, dynamics in enumerate(["latent_equilibrium", "orig"]):
+        alone, alone_out = simulate(dynamics, [3 + c])
+        assert relative_difference(out[:, c], alone_out[:, 0]) <= 1e-12
+        for name, w in alone.state.weights.items():
+            assert relative_difference(batched.state.weights[name][c], w[0]) <= 1e-12, name
+
+
+@pytest.mark.parametrize("engine", ["eager", "compiled"])
+def test_jittered_delays_under_the_delayed_teacher_switch_equal_each_circuit_alone(engine):
+    """Seeds whose jittered transmission delays give their targets different lags: under the delayed teacher
+    switch each circuit keeps the earlier flag for its own lag, as it does alone (float64, 1e-12)."""
+    sets = ["dtype=float64", "conventions={base: reference_code, teacher_delay: depth}",
+            "projections.up_1.delay={steps: 2, jitter: 2}", "projections.up_2.delay={steps: 2, jitter: 2}"]
+    spec = load_spec(CIRCUITS / "bars_le.yaml", sets)[0]
+    seeds = [11, 12, 13, 14]
+    batched = Simulator(Circuit(spec), seeds, dtype=F64, engine=engine)
+    assert len(set(batched.target_delays.tolist())) > 1
+    out = present_train_test_train(batched, 0)
+    for c, seed in enumerate(seeds):
+        alone = Simulator(Circuit(spec), [seed], dtype=F64, engine=engine)
+        assert int(alone.target_delays[0]) == int(batched.target_delays[c])
+        alone_out = present_train_test_train(alone, 0)
+        assert relative_difference(out[:, c], alone_out[:, 0]) <= 1e-12
+        for name, w in alone.state.weights.items():
+            assert relative_difference(batched.state.weights[name][c], w[0]) <= 1e-12, name
+
+
 @pytest.mark.parametrize("engine", ["eager", "compiled"])
 def test_orig_and_le_circuits_of_one_simulation_equal_each_circuit_alone(engine):
     """``dynamics_per_circuit``: circuit 0 LE, circuit 1 orig in one simulation; each gives the outputs, weights

@@ -69,16 +69,15 @@ def test_shipped_sweeps_plan(path: Path):
 
 
 def test_both_conventions_sweep_batches_what_the_engine_allows():
-    """The Fig. 3 sweep under both conventions: with the package's, LE and orig of one presentation time
-    share a simulation; with the reference program's the output window follows the dynamics (orig averages
-    after its lag), so they do not."""
+    """The Fig. 3 sweep under both conventions: under each, LE and orig of one presentation time share a
+    simulation (under the reference program's, each circuit's output window follows its dynamics)."""
     p = plan(load_sweep(CIRCUITS / "sweeps" / "tpres_bars_conventions.yaml"))
     sizes = {}
     for task in p.tasks:
         conventions = {r.axes["conventions"] for r in task.runs}
         assert len(conventions) == 1
         sizes.setdefault(conventions.pop(), []).append(task.n_circuits)
-    assert sizes == {"package": [20] * 11, "reference_code": [10] * 22}
+    assert sizes == {"package": [20] * 11, "reference_code": [20] * 11}
 
 
 # ---------------------------------------------------------------------- batching
@@ -202,10 +201,13 @@ metrics: [test/accuracy]
     assert [len(t.runs) for t in learning.tasks] == [1, 1]
 
 
-def test_le_and_orig_runs_share_a_simulation_and_each_equals_the_run_alone(tmp_path):
+@pytest.mark.parametrize("conventions", ["package", "reference_code"])
+def test_le_and_orig_runs_share_a_simulation_and_each_equals_the_run_alone(tmp_path, conventions):
     """orig and LE runs (every soma, or only the output's) batch into one simulation: each circuit takes its
-    own rate potential and teacher delay, with somatic noise on the same streams; every run's weights and
-    rows equal the run alone (float64, 1e-12), and only the LE circuits report tau_r errors."""
+    own rate potential and teacher delay (under the reference conventions also its output window and, at the
+    switch to the test phase, the teacher flag during its own delay), with somatic noise on the same streams;
+    every run's weights and rows equal the run alone (float64, 1e-12), and only the LE circuits report tau_r
+    errors."""
     path = sweep_file(tmp_path, """axes:
   variant:
     key: defaults.population.dynamics
@@ -215,7 +217,8 @@ def test_le_and_orig_runs_share_a_simulation_and_each_equals_the_run_alone(tmp_p
     values: {same: null, orig: orig}
 seeds: 2
 metrics: [test/accuracy, test/loss, run/tau_r_error]
-""", sets="  protocol.0.epochs: 3\n  parameters.t_pres: 5\n  dtype: float64\n  populations.pyr_1.noise: 0.02\n")
+""", sets="  protocol.0.epochs: 3\n  parameters.t_pres: 5\n  dtype: float64\n  populations.pyr_1.noise: 0.02\n"
+                      f"  conventions: {conventions}\n")
     p = plan(load_sweep(path))
     assert len(p.tasks) == 1 and p.tasks[0].n_circuits == 8
     assert p.tasks[0].batched_over == ["seed", "variant", "output"]

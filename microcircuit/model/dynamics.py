@@ -134,17 +134,24 @@ class LatentEquilibrium(Dynamics):
         """m at the start of a run, [circuit, 1, neuron] float64; the simulator keeps it in its state."""
         return torch.as_tensor(self._draws)
 
-    def base(self, g_tot: float) -> float:
+    def base(self, g_tot: float | torch.Tensor) -> float | torch.Tensor:
         return self.tau_r if self.tau_r is not None else 1.0 / g_tot
 
     def rate_potential(self, u, du, u_next, g_tot, factor):
         return u + (self.base(g_tot) * factor) * du  # u_breve = u + tau_r du/dt, tau_r = m base
 
     def learn(self, factor: torch.Tensor, u_breve: torch.Tensor, current: torch.Tensor, du: torch.Tensor,
-              g_tot: float, eta: float, dt: float) -> None:
-        """One Euler step of the tau_r rule (batch-averaged) on the state's ``factor``, in place: m >= 0."""
+              g_tot: float | torch.Tensor, eta: float, dt: float) -> None:
+        """One Euler step of the tau_r rule (batch-averaged) on the state's ``factor``, in place: m >= 0.
+
+        ``g_tot``: 1/ms, one value or one per circuit [circuit, 1, 1]."""
         mismatch = u_breve - current / g_tot  # u_breve - u_ss
-        factor.add_((mismatch * du).mean(dim=1, keepdim=True), alpha=-dt * eta / self.base(g_tot))
+        change = (mismatch * du).mean(dim=1, keepdim=True)
+        rate = dt * eta / self.base(g_tot)
+        if isinstance(rate, torch.Tensor):
+            factor.sub_(rate * change)
+        else:
+            factor.add_(change, alpha=-rate)
         factor.clamp_(min=0.0)
 
 

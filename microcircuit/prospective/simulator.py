@@ -132,6 +132,10 @@ class ProspectiveSimulator:
         self.reset_neurons()
 
     # ------------------------------------------------------------------ set-up
+    def output_le_circuits(self) -> list[bool]:
+        """Whether each circuit's output area is LE (all circuits of a prospective network share it), [circuit]."""
+        return [self.output_is_le] * self.n_circuits
+
     def _area(self, projection: str) -> Area:
         c = self.circuit
         q = c.projections[projection]

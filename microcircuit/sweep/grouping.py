@@ -10,16 +10,17 @@ differ between the runs of one simulation:
 - the **mismatch** of the LE prospective time constants (``dynamics: {latent_equilibrium: {mismatch: ...}}``,
   spread and distribution): it only sets the initial tau_r factors, which live in the state per circuit;
 - the **dynamics**, ``orig`` or ``latent_equilibrium``, of a microcircuit's somas: the simulator takes the
-  rate potential of each circuit's own choice (u(t + dt) or u_breve, model.md sec. 2) and its teacher delay,
-  unless a phase learns tau_r (orig has no tau_r factors to report) or the output's averaging window
-  follows the dynamics (``average_from: reference_lag``);
+  rate potential of each circuit's own choice (u(t + dt) or u_breve, model.md sec. 2), its teacher delay (with
+  the delayed teacher switch of the reference conventions during that circuit's own delay) and its output's
+  averaging window (``average_from: reference_lag`` follows the dynamics), unless a phase learns tau_r (orig
+  has no tau_r factors to report);
 - the **noise levels** of a microcircuit's somas (``noise``, ``rate_noise``): the simulator scales each
   circuit's own draws by its level and draws nothing where it is 0, as the circuit alone does;
 - keys that do not reach the simulation (``name``, ``description``, ``checkpoint_every``).
 
 Everything else makes separate simulations, because the engine holds it once for all circuits: the
 presentation time (``present_many`` takes one ``steps``; a short and a long one in one simulation would
-leave the short one idle for most of the steps), the dynamics where the exceptions above apply and the
+leave the short one idle for most of the steps), the dynamics where the exception above applies and the
 dynamics and noise levels of prospective networks, conductances and nudging (floats of the soma plans),
 a fixed ``tau_r``, tau_r learning (one ``tau_r_eta`` per plan),
 sizes, schedule, rules, epochs, the task, dtype and engine.
@@ -38,7 +39,6 @@ from typing import Any
 
 import yaml
 
-from microcircuit.spec.conventions import resolve_conventions
 from microcircuit.spec.schema import Spec
 from microcircuit.sweep.spec import Run
 
@@ -107,13 +107,10 @@ def is_prospective(spec: Spec) -> bool:
 
 def mixes_dynamics(spec: Spec) -> bool:
     """Whether circuits of ``spec``'s structure may differ in orig vs LE somas within one simulation (a
-    microcircuit, no tau_r learning, no output window that follows the dynamics; see the module docstring)."""
+    microcircuit without tau_r learning; see the module docstring)."""
     if is_prospective(spec):
         return False
-    if any(phase.tau_r_eta > 0.0 for phase in spec.protocol):
-        return False
-    windows = [resolve_conventions(spec).average_from, *(phase.average_from for phase in spec.protocol)]
-    return "reference_lag" not in windows
+    return not any(phase.tau_r_eta > 0.0 for phase in spec.protocol)
 
 
 def circuit_bytes(spec: Spec) -> int:
