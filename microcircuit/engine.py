@@ -40,7 +40,7 @@ import torch
 from microcircuit.circuit import Circuit, tagged
 from microcircuit.fused import choose_engine, present_fused
 from microcircuit.model.activations import ACTIVATIONS, Activation
-from microcircuit.model.dynamics import Dynamics, make_dynamics
+from microcircuit.model.dynamics import Dynamics, LatentEquilibrium, make_dynamics
 from microcircuit.model.rules import RULES
 from microcircuit.prospective.layers import operator_of
 from microcircuit.seeds import derive_seed, rng
@@ -123,6 +123,8 @@ class Simulator:
         noise_per_circuit: the noise level of each circuit where they differ, keyed as :meth:`draw_noise`'s
             result: ``<population>`` the somatic sigma, ``<population>.rate`` the rate noise; each circuit
             draws from its own stream only where its level is above 0, as it does alone.
+        tau_r_per_circuit: LE population -> each circuit's fixed base tau_r in ms (None: tau_eff), where the
+            circuits of one simulation differ in it (a sweep batches LE runs with different ``tau_r``).
     """
 
     def __init__(
@@ -135,6 +137,7 @@ class Simulator:
         engine: str = "eager",
         dynamics_per_circuit: dict[str, list[str]] | None = None,
         noise_per_circuit: dict[str, list[float]] | None = None,
+        tau_r_per_circuit: dict[str, list[float | None]] | None = None,
     ):
         self.circuit = circuit
         self.seeds = list(seeds)
@@ -155,6 +158,11 @@ class Simulator:
             if len(levels) != self.n_circuits or min(levels) < 0.0:
                 raise ValueError(f"noise_per_circuit['{key}']: one level >= 0 per circuit ({self.n_circuits}); "
                                  f"got {levels}")
+        self.tau_r_per_circuit = dict(tau_r_per_circuit or {})
+        for key, values in self.tau_r_per_circuit.items():
+            if len(values) != self.n_circuits or any(v is not None and not v > 0.0 for v in values):
+                raise ValueError(f"tau_r_per_circuit['{key}']: one tau_r > 0 ms (or None) per circuit "
+                                 f"({self.n_circuits}); got {values}")
         self.somas = [self._soma_plan(name) for name in circuit.update_order()]
         self.noise_generators = [
             torch.Generator().manual_seed(derive_seed(s, "noise")) for s in self.seeds
@@ -241,6 +249,14 @@ class Simulator:
             orig_circuits = torch.tensor([n == "orig" for n in names], device=self.device).view(-1, 1, 1)
         elif names[0] != tagged(p.dynamics)[0]:
             dynamics = names[0]
+        soma_dynamics = make_dynamics(dynamics, p.size, mismatch_rngs)
+        tau_r = self.tau_r_per_circuit.get(name)
+        if tau_r is not None and isinstance(soma_dynamics, LatentEquilibrium):
+            if len(set(tau_r)) == 1:
+                soma_dynamics.tau_r = tau_r[0]
+            else:
+                soma_dynamics.tau_r_circuits = torch.tensor(
+                    [math.nan if v is None else v for v in tau_r], dtype=self.dtype, device=self.device).view(-1, 1, 1)
         return SomaPlan(
             name=name,
             size=p.size,
@@ -251,7 +267,7 @@ class Simulator:
             g_tot=c.soma_conductance(name, teacher=False),
             g_tot_teacher=c.soma_conductance(name, teacher=True),
             phi=ACTIVATIONS.get(p.activation),
-            dynamics=make_dynamics(dynamics, p.size, mismatch_rngs),
+            dynamics=soma_dynamics,
             noise=tuple(self.noise_per_circuit.get(name, [p.noise] * self.n_circuits)),
             rate_noise=tuple(self.noise_per_circuit.get(f"{name}.rate", [p.rate_noise] * self.n_circuits)),
             orig_circuits=orig_circuits,

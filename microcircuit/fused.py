@@ -140,7 +140,8 @@ def build_layout(sim: Simulator) -> Layout:
         pre += c.populations[q.source].size
     proj_index = {n: i for i, n in enumerate(projs)}
     soma_cols = {k: [] for k in ("pop_off", "size", "dyn", "act", "d_start", "d_end", "n_start", "n_end")}
-    soma_f = {k: [] for k in ("g_dend", "g_teacher", "tau_r")}
+    soma_f = {k: [] for k in ("g_dend", "g_teacher")}
+    soma_tau_r = []  # [soma, circuit]: the fixed base tau_r in ms, -1 for tau_eff
     dend_cols = {k: [] for k in ("off", "p_start", "p_end")}
     dend_g, dend_projs, nudge_src, nudge_g = [], [], [], []
     for soma in sim.somas:
@@ -151,7 +152,7 @@ def build_layout(sim: Simulator) -> Layout:
         soma_cols["act"].append(ACTIVATION_CODES[c.populations[soma.name].activation])
         soma_f["g_dend"].append(soma.g_dendritic)
         soma_f["g_teacher"].append(soma.teacher_g)
-        soma_f["tau_r"].append(soma.dynamics.tau_r if le and soma.dynamics.tau_r is not None else -1.0)
+        soma_tau_r.append(_fixed_tau_r(soma.dynamics, sim.n_circuits))
         soma_cols["d_start"].append(len(dend_cols["off"]))
         for d in soma.dendrites:
             dend_cols["off"].append(dend_off[f"{soma.name}.{d.compartment}"])
@@ -196,11 +197,22 @@ def build_layout(sim: Simulator) -> Layout:
                                else soma.orig_circuits.reshape(-1).cpu().numpy() for soma in sim.somas]
                               ).reshape(len(sim.somas), sim.n_circuits)
     floats = {f"soma_{k}": np.asarray(v, dtype=np.float64) for k, v in soma_f.items()}
+    floats["soma_tau_r"] = np.asarray(soma_tau_r, dtype=np.float64).reshape(len(sim.somas), sim.n_circuits)
     floats["dend_g"] = np.asarray(dend_g, dtype=np.float64)
     floats["nudge_g"] = np.asarray(nudge_g, dtype=np.float64)
     floats["proj_tau_s"] = np.asarray(proj_tau_s, dtype=np.float64)
     return Layout(pops, pop_off, n_neurons, dend_keys, dend_off, n_dend, projs, w_off, w, pre_off, pre,
                   table, floats)
+
+
+def _fixed_tau_r(dynamics, n_circuits: int) -> np.ndarray:
+    """A soma's fixed base tau_r in ms per circuit [circuit], -1 where it is tau_eff (or the soma is not LE)."""
+    if not isinstance(dynamics, LatentEquilibrium):
+        return np.full(n_circuits, -1.0)
+    if dynamics.tau_r_circuits is not None:
+        values = dynamics.tau_r_circuits.reshape(-1).cpu().double().numpy()
+        return np.where(np.isnan(values), -1.0, values)
+    return np.full(n_circuits, dynamics.tau_r if dynamics.tau_r is not None else -1.0)
 
 
 def _layout(sim: Simulator) -> Layout:
@@ -617,6 +629,7 @@ def _kernel(config, scalars, stim, tgts, delays, windows, noise_u, noise_r,
                         flags[0] = 1
             else:
                 flags[2] = 0
+                teach_c[:] = False
             # reference schedule: every population reads the previous step (after the input update)
             if not propagating:
                 rate_read[:] = rate
@@ -634,14 +647,17 @@ def _kernel(config, scalars, stim, tgts, delays, windows, noise_u, noise_r,
                 # teacher off under the reference convention: relaxed at g_rate towards the same potential
                 g_rate = g_tot + g_teacher if relax_with_teacher and not teach else g_tot
                 rate_scale = g_rate / g_tot
-                base = soma_tau_r[s] if soma_tau_r[s] > 0.0 else 1.0 / g_rate
-                per_circuit = mixed and g_teacher > 0.0  # the teacher nudges some circuits' output, not all
+                base = soma_tau_r[s, 0] if soma_tau_r[s, 0] > 0.0 else 1.0 / g_rate
+                # per circuit where the teacher nudges some circuits' output and not all, or the fixed tau_r differs
+                per_circuit = mixed and g_teacher > 0.0
+                for c in range(n_c):
+                    per_circuit = per_circuit or soma_tau_r[s, c] != soma_tau_r[s, 0]
                 if per_circuit:
                     for c in range(n_c):
                         g_c = g_off + g_teacher if teach_c[c] else g_off
                         g_r = g_c + g_teacher if relax_with_teacher and not teach_c[c] else g_c
                         g_tot_c[c], scale_c[c] = g_c, g_r / g_c
-                        base_c[c] = soma_tau_r[s] if soma_tau_r[s] > 0.0 else 1.0 / g_r
+                        base_c[c] = soma_tau_r[s, c] if soma_tau_r[s, c] > 0.0 else 1.0 / g_r
                 learning = tau_r_eta > 0.0 and le
                 for b in range(n_b):
                     # presynaptic rates as carried this step (kept for plasticity)
@@ -715,7 +731,7 @@ def _kernel(config, scalars, stim, tgts, delays, windows, noise_u, noise_r,
                                 g, src = nudge_g[k], nudge_src[k] + nn
                                 for c in range(n_c):
                                     current[c] += g * s_src[b, src, c]
-                            if per_circuit:
+                            if per_circuit and g_teacher > 0.0:
                                 for c in range(n_c):
                                     if teach_c[c]:
                                         current[c] += g_teacher * target_f[b, nn, c]

@@ -210,14 +210,29 @@ def test_checkpointed_state_holds_rule_filters_and_tau_r_factors():
     assert PhasePlan().learns is False
 
 
-def present_train_test_train(sim: Simulator, average_from: int | list[int]) -> torch.Tensor:
+def le_and_orig_simulator(dynamics: str | None, seeds: list[int], engine: str, sets: list[str] = ()) -> Simulator:
+    """The bars circuit in float64 with somatic noise in its hidden area: with ``dynamics`` None circuit 0 LE and
+    circuit 1 orig in one simulation (``dynamics_per_circuit``), else every circuit ``dynamics``."""
+    sets = ["dtype=float64", "populations.pyr_1.noise=0.02", *sets]
+    per_circuit = None
+    if dynamics is None:
+        per_circuit = {p: ["latent_equilibrium", "orig"] for p in ("pyr_1", "int_1", "out")}
+    else:
+        sets.append(f"defaults.population.dynamics={dynamics}")
+    spec = load_spec(CIRCUITS / "bars_le.yaml", sets)[0]
+    sim = Simulator(Circuit(spec), seeds, dtype=F64, engine=engine, dynamics_per_circuit=per_circuit)
+    assert sim.engine == engine
+    return sim
+
+
+def present_train_test_train(sim: Simulator, average_from: int | list[int], tau_r_eta: float = 0.0) -> torch.Tensor:
     """Three calls of plastic presentations, teacher on, off, on (two switches), each circuit's output averaged
     from its own step; the outputs [presentation, circuit, batch, n_out]."""
     gen = torch.Generator().manual_seed(0)
     n = sim.n_circuits
     x = torch.rand(6, 1, 1, 9, generator=gen, dtype=F64).expand(6, n, 1, 9)
     y = torch.rand(6, 1, 1, 3, generator=gen, dtype=F64).expand(6, n, 1, 3)
-    plan = sim.plastic_plan({"up_1": 0.05, "up_2": 0.01, "ip_1": 0.02})
+    plan = sim.plastic_plan({"up_1": 0.05, "up_2": 0.01, "ip_1": 0.02}, tau_r_eta)
     return torch.cat([sim.present_many(x[:3], y[:3], 30, plan, teacher=True, average_from=average_from).outputs,
                       sim.present_many(x[3:], y[3:], 30, plan, teacher=False, average_from=average_from).outputs,
                       sim.present_many(x[:2], y[:2], 30, plan, teacher=True, average_from=average_from).outputs])
@@ -232,17 +247,9 @@ def test_orig_and_le_under_the_reference_conventions_equal_each_circuit_alone(en
     windows = {"latent_equilibrium": 0, "orig": 7}
 
     def simulate(dynamics: str | None, seeds: list[int]):
-        sets = ["dtype=float64", "conventions=reference_code", "populations.pyr_1.noise=0.02"]
-        per_circuit = None
-        if dynamics is None:
-            per_circuit = {p: ["latent_equilibrium", "orig"] for p in ("pyr_1", "int_1", "out")}
-        else:
-            sets.append(f"defaults.population.dynamics={dynamics}")
-        spec = load_spec(CIRCUITS / "bars_le.yaml", sets)[0]
-        sim = Simulator(Circuit(spec), seeds, dtype=F64, engine=engine, dynamics_per_circuit=per_circuit)
-        assert sim.engine == engine
-        average_from = [windows[d] for d in per_circuit["out"]] if dynamics is None else windows[dynamics]
-        return sim, present_train_test_train(sim, average_from)
+        sim = le_and_orig_simulator(dynamics, seeds, engine, ["conventions=reference_code"])
+        average_from = [windows[d] for d in sim.dynamics_per_circuit["out"]]
+        return sim, present_train_test_train(sim, average_from if dynamics is None else average_from[0])
 
     batched, out = simulate(None, [3, 4])
     assert batched.target_delays.tolist() == [1, 0]
@@ -251,6 +258,37 @@ def test_orig_and_le_under_the_reference_conventions_equal_each_circuit_alone(en
         assert relative_difference(out[:, c], alone_out[:, 0]) <= 1e-12
         for name, w in alone.state.weights.items():
             assert relative_difference(batched.state.weights[name][c], w[0]) <= 1e-12, name
+
+
+@pytest.mark.parametrize("tau_r_eta", [0.0, 0.5])
+@pytest.mark.parametrize("engine", ["eager", "compiled"])
+def test_circuits_with_their_own_fixed_tau_r_equal_each_circuit_alone(engine, tau_r_eta):
+    """``tau_r_per_circuit``: the hidden and output somas of three circuits with tau_r = tau_eff, 0.5 ms and
+    2 ms (and the mismatch drawn per circuit) in one simulation; each gives the outputs, weights and tau_r
+    factors of its run alone, with and without tau_r learning, under the reference conventions' teacher-off
+    relaxation (float64, 1e-12)."""
+    values = [None, 0.5, 2.0]
+
+    def spec_of(tau_r: float | None):
+        le = "{latent_equilibrium: {mismatch: {spread: 0.2}" + ("" if tau_r is None else f", tau_r: {tau_r}") + "}}"
+        return load_spec(CIRCUITS / "bars_le.yaml", ["dtype=float64", "conventions=reference_code",
+                                                     f"defaults.population.dynamics={le}"])[0]
+
+    seeds = [5, 6, 7]
+    batched = Simulator(Circuit(spec_of(None)), seeds, dtype=F64, engine=engine,
+                        tau_r_per_circuit={p: values for p in ("pyr_1", "int_1", "out")})
+    assert batched.engine == engine
+    out = present_train_test_train(batched, 0, tau_r_eta)
+    for c, (seed, tau_r) in enumerate(zip(seeds, values, strict=True)):
+        alone = Simulator(Circuit(spec_of(tau_r)), [seed], dtype=F64, engine=engine)
+        alone_out = present_train_test_train(alone, 0, tau_r_eta)
+        assert relative_difference(out[:, c], alone_out[:, 0]) <= 1e-12
+        for name, w in alone.state.weights.items():
+            assert relative_difference(batched.state.weights[name][c], w[0]) <= 1e-12, name
+        for name, f in alone.state.tau_r_factor.items():
+            assert relative_difference(batched.state.tau_r_factor[name][c], f[0]) <= 1e-12, name
+    with pytest.raises(ValueError, match="one tau_r > 0 ms"):
+        Simulator(Circuit(spec_of(None)), seeds, dtype=F64, tau_r_per_circuit={"out": [1.0, 2.0]})
 
 
 @pytest.mark.parametrize("engine", ["eager", "compiled"])
@@ -278,15 +316,7 @@ def test_orig_and_le_circuits_of_one_simulation_equal_each_circuit_alone(engine)
     """``dynamics_per_circuit``: circuit 0 LE, circuit 1 orig in one simulation; each gives the outputs, weights
     and teacher delay of its own run alone, with somatic noise on the same streams (float64, 1e-12)."""
     def simulate(dynamics: str | None, seeds: list[int]):
-        sets = ["dtype=float64", "populations.pyr_1.noise=0.02"]
-        per_circuit = None
-        if dynamics is None:
-            per_circuit = {p: ["latent_equilibrium", "orig"] for p in ("pyr_1", "int_1", "out")}
-        else:
-            sets.append(f"defaults.population.dynamics={dynamics}")
-        spec = load_spec(CIRCUITS / "bars_le.yaml", sets)[0]
-        sim = Simulator(Circuit(spec), seeds, dtype=F64, engine=engine, dynamics_per_circuit=per_circuit)
-        assert sim.engine == engine
+        sim = le_and_orig_simulator(dynamics, seeds, engine)
         gen = torch.Generator().manual_seed(0)
         x = torch.rand(6, 1, 1, 9, generator=gen, dtype=F64).expand(6, len(seeds), 1, 9)
         y = torch.rand(6, 1, 1, 3, generator=gen, dtype=F64).expand(6, len(seeds), 1, 3)

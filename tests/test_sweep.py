@@ -155,6 +155,31 @@ metrics: [test/accuracy, test/loss]
                                                                                     progress=False)))
 
 
+def test_fixed_tau_r_values_share_a_simulation_and_each_run_equals_the_run_alone(tmp_path):
+    """Runs whose LE somas have different fixed tau_r (tau_eff among them), with orig beside them, share one
+    simulation; each equals the run alone (float64, 1e-12)."""
+    path = sweep_file(tmp_path, """axes:
+  tau_r:
+    key: defaults.population.dynamics
+    values:
+      tau_eff: latent_equilibrium
+      fast: {latent_equilibrium: {tau_r: 0.3}}
+      slow: {latent_equilibrium: {tau_r: 0.8}}
+      orig: orig
+seeds: 2
+metrics: [test/accuracy, test/loss]
+""", name="tau_r", sets="  protocol.0.epochs: 2\n  parameters.t_pres: 5\n  dtype: float64\n")
+    p = plan(load_sweep(path))
+    assert len(p.tasks) == 1 and p.tasks[0].n_circuits == 8 and p.tasks[0].batched_over == ["seed", "tau_r"]
+    grouped = _simulate(p.runs, "cpu")
+    assert grouped["status"] == "done" and grouped["engine"] == "compiled"
+    for k, run in enumerate(p.runs):
+        assert_equals_the_run_alone(grouped, k, Experiment(run.spec, RunOptions(n_seeds=2, seed=run.seeds[0],
+                                                                                progress=False)))
+    losses = {run.axes["tau_r"]: [r[4] for r in grouped["rows"][k] if r[3] == "loss"] for k, run in enumerate(p.runs)}
+    assert losses["fast"] != losses["tau_eff"] != losses["slow"]  # the values do reach the simulation
+
+
 def test_divergence_per_circuit_runs_the_other_circuits_alone(tmp_path):
     """``divergence: circuit``: a run's runaway circuits are recorded as diverged, its others are simulated alone
     and give the numbers of ``microcircuit run --seed S``."""

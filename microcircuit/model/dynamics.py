@@ -119,6 +119,9 @@ class LatentEquilibrium(Dynamics):
         super().__init__(params, size, rngs)
         #: fixed base tau_r in ms, or None for tau_eff = 1/g_tot of the current step
         self.tau_r: float | None = self.settings.tau_r
+        #: where the circuits of one simulation differ in it: each circuit's fixed base tau_r in ms
+        #: [circuit, 1, 1], NaN for tau_eff (set by the simulator; None: ``tau_r`` for all circuits)
+        self.tau_r_circuits: torch.Tensor | None = None
         mismatch = self.settings.mismatch or Mismatch()
         spread = mismatch.spread
         if spread > 0.0:
@@ -135,6 +138,10 @@ class LatentEquilibrium(Dynamics):
         return torch.as_tensor(self._draws)
 
     def base(self, g_tot: float | torch.Tensor) -> float | torch.Tensor:
+        """The base of tau_r in ms: the fixed ``tau_r`` or tau_eff = 1 / g_tot (g_tot in 1/ms, one value or
+        [circuit, 1, 1]); [circuit, 1, 1] where the circuits differ in it."""
+        if self.tau_r_circuits is not None:
+            return torch.where(torch.isnan(self.tau_r_circuits), 1.0 / g_tot, self.tau_r_circuits)
         return self.tau_r if self.tau_r is not None else 1.0 / g_tot
 
     def rate_potential(self, u, du, u_next, g_tot, factor):

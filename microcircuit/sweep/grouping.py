@@ -9,6 +9,8 @@ differ between the runs of one simulation:
   ``eta`` overrides and its ``eta_scale`` batch;
 - the **mismatch** of the LE prospective time constants (``dynamics: {latent_equilibrium: {mismatch: ...}}``,
   spread and distribution): it only sets the initial tau_r factors, which live in the state per circuit;
+- a microcircuit's fixed LE **tau_r** (``dynamics: {latent_equilibrium: {tau_r: ...}}``, or tau_eff without
+  it): the simulator takes each circuit's own base of tau_r;
 - the **dynamics**, ``orig`` or ``latent_equilibrium``, of a microcircuit's somas: the simulator takes the
   rate potential of each circuit's own choice (u(t + dt) or u_breve, model.md sec. 2), its teacher delay (with
   the delayed teacher switch of the reference conventions during that circuit's own delay) and its output's
@@ -21,8 +23,8 @@ differ between the runs of one simulation:
 Everything else makes separate simulations, because the engine holds it once for all circuits: the
 presentation time (``present_many`` takes one ``steps``; a short and a long one in one simulation would
 leave the short one idle for most of the steps), the dynamics where the exception above applies and the
-dynamics and noise levels of prospective networks, conductances and nudging (floats of the soma plans),
-a fixed ``tau_r``, tau_r learning (one ``tau_r_eta`` per plan),
+dynamics, noise levels and fixed ``tau_r`` of prospective networks, conductances and nudging (floats of the
+soma plans), tau_r learning (one ``tau_r_eta`` per plan),
 sizes, schedule, rules, epochs, the task, dtype and engine.
 
 A group is cut into simulations of at most ``max_circuits`` circuits and an estimated ``memory_mb``.
@@ -45,7 +47,7 @@ from microcircuit.sweep.spec import Run
 #: what may differ between the runs of one simulation (for messages and the docs)
 BATCHED_KEYS = ("seed", "projections.*.rule.*.eta", "defaults.projection.rule.*.eta", "protocol.*.eta",
                 "protocol.*.eta_scale", "*.dynamics.latent_equilibrium.mismatch", "*.dynamics (orig or LE)",
-                "*.noise", "*.rate_noise",
+                "*.dynamics.latent_equilibrium.tau_r", "*.noise", "*.rate_noise",
                 "name", "description", "checkpoint_every")
 #: what a microcircuit soma's dynamics is blanked to where orig and plain LE can share a simulation
 EITHER_DYNAMICS = "orig|latent_equilibrium"
@@ -69,10 +71,13 @@ def structure_key(spec: Spec) -> str:
                 if isinstance(params, dict) and "eta" in params:
                     params["eta"] = None
 
+    per_circuit = ("mismatch",) if is_prospective(spec) else ("mismatch", "tau_r")
+
     def plain_dynamics(value: Any) -> Any:
-        """LE without its mismatch (drawn into the state per circuit); no params left: the plain name."""
+        """LE without what the simulator takes per circuit (the mismatch, drawn into the state per circuit, and
+        in a microcircuit the fixed tau_r); no params left: the plain name."""
         if isinstance(value, dict) and isinstance(value.get("latent_equilibrium"), dict):
-            params = {k: v for k, v in value["latent_equilibrium"].items() if k != "mismatch" and v is not None}
+            params = {k: v for k, v in value["latent_equilibrium"].items() if k not in per_circuit and v is not None}
             return {"latent_equilibrium": params} if params else "latent_equilibrium"
         return value
 

@@ -86,8 +86,8 @@ class GroupExperiment(Experiment):
             start += n
 
     def make_simulator(self) -> Simulator:
-        """The template's simulator, each soma with the dynamics (orig or LE) and noise levels of each
-        member's circuits."""
+        """The template's simulator, each soma with the dynamics (orig or LE), fixed tau_r and noise levels of
+        each member's circuits."""
         if self.circuit.is_prospective:
             return super().make_simulator()
         per_circuit = {name: [tagged(circuit.populations[name].dynamics)[0] for circuit, _spec, n in self.members
@@ -100,9 +100,12 @@ class GroupExperiment(Experiment):
             for key, level in ((name, lambda q: q.noise), (f"{name}.rate", lambda q: q.rate_noise)):
                 noise[key] = [float(level(circuit.populations[name])) for circuit, _spec, n in self.members
                               for _ in range(n)]
+        tau_r = {name: [fixed_tau_r(circuit.populations[name].dynamics) for circuit, _spec, n in self.members
+                        for _ in range(n)]
+                 for name, p in self.circuit.populations.items() if p.cell.has_soma}
         return Simulator(self.circuit, self.seeds, n_batch=1, dtype=self.dtype, device=self.device,
                          engine=self.options.engine or self.spec.engine, dynamics_per_circuit=per_circuit,
-                         noise_per_circuit=noise)
+                         noise_per_circuit=noise, tau_r_per_circuit=tau_r)
 
     def learning_rates(self, phase: Phase) -> dict[str, float | torch.Tensor]:
         """eta per plastic projection: a float where every circuit has the same, else a tensor [circuit]."""
@@ -137,6 +140,12 @@ def runaway_circuits(sim: Simulator) -> set[int]:
             flags = (~torch.isfinite(x) | (x.abs() > bound)).flatten(1).any(dim=1)
             bad |= {int(i) for i in torch.nonzero(flags).flatten()}
     return bad
+
+
+def fixed_tau_r(dynamics) -> float | None:
+    """The fixed base tau_r (ms) of a population's dynamics value, None for tau_eff or without LE."""
+    name, params = tagged(dynamics)
+    return params.get("tau_r") if name == "latent_equilibrium" else None
 
 
 def tau_r_errors(sim: Simulator) -> list[float | None] | None:
