@@ -508,10 +508,12 @@ def _draw_family(ax: Axes, df: pd.DataFrame, family: str, phases: Sequence[str],
                 ax.errorbar(stats.index, stats["mean"], yerr=yerr, fmt=marker,
                             color=colour, ms=6 if hollow else 5, capsize=3, mec=colour if hollow else "white",
                             mfc="none" if hollow else colour, mew=1.2 if hollow else 0.6, zorder=4 if hollow else 3)
-            else:
-                sns.lineplot(data=rows, x="x", y="value", errorbar=("pi", 100), color=colour, ax=ax, legend=False,
-                             linestyle=line, marker=marker if n_x <= 30 else None,
-                             markersize=3, markeredgewidth=0)
+            else:  # the mean over seeds, with their min-max range as a band
+                stats = rows.groupby("x")["value"].agg(["mean", "min", "max"])
+                ax.plot(stats.index, stats["mean"], color=colour, linestyle=line, marker=marker if n_x <= 30 else None,
+                        markersize=3, markeredgewidth=0)
+                if (stats["max"] > stats["min"]).any():
+                    ax.fill_between(stats.index, stats["min"], stats["max"], color=colour, alpha=0.2)
     title, ylabel = _family_labels(family)
     ax.set_ylabel(ylabel)
     if family == "accuracy":
