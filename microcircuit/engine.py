@@ -63,6 +63,10 @@ class Diverged(RuntimeError):
         self.diagnosis = diagnosis
 
 
+#: a conductance in 1/ms: one value for all circuits, or [circuit, 1, 1] where they differ
+Conductance = float | torch.Tensor
+
+
 @dataclass
 class DendritePlan:
     compartment: str
@@ -79,10 +83,12 @@ class SomaPlan:
     size: int
     g_dendritic: float  # g_l + sum of dendritic g, 1/ms
     dendrites: list[DendritePlan]
-    nudges: list[tuple[str, float]]  # (source population, g_som)
-    teacher_g: float  # g_som of the teacher (output only; 0 elsewhere)
-    g_tot: float  # g_l + sum of dendritic g + sum of nudging g_som (teacher off), 1/ms
-    g_tot_teacher: float  # the same with the teacher's g_som (= g_tot where the teacher does not nudge), 1/ms
+    # The nudging conductances and the totals they enter, 1/ms: one value for all circuits, or [circuit, 1, 1]
+    # where the circuits of one simulation differ in them (a sweep over g_som)
+    nudges: list[tuple[str, float | torch.Tensor]]  # (source population, g_som)
+    teacher_g: float | torch.Tensor  # g_som of the teacher (output only; 0 elsewhere)
+    g_tot: float | torch.Tensor  # g_l + sum of dendritic g + sum of nudging g_som (teacher off)
+    g_tot_teacher: float | torch.Tensor  # the same with the teacher's g_som (= g_tot where the teacher does not nudge)
     phi: Activation
     dynamics: Dynamics
     noise: tuple[float, ...]  # per circuit: sigma of the somatic noise, potential / sqrt(ms)
@@ -90,6 +96,22 @@ class SomaPlan:
     #: [circuit, 1, 1] bool: the orig circuits of an LE soma batched with orig ones (their rate potential
     #: is u(t + dt)); None where every circuit has ``dynamics``
     orig_circuits: torch.Tensor | None = None
+
+    @property
+    def taught(self) -> bool:
+        """Whether the teacher nudges this soma (in any circuit)."""
+        g = self.teacher_g
+        return bool((g > 0.0).any()) if isinstance(g, torch.Tensor) else g > 0.0
+
+
+def add_scaled_(x: torch.Tensor, y: torch.Tensor, g: float | torch.Tensor) -> torch.Tensor:
+    """x += g y in place; g a conductance (1/ms), one value or [circuit, 1, 1]."""
+    return x.add_(y, alpha=g) if not isinstance(g, torch.Tensor) else x.addcmul_(y, g)
+
+
+def minus_scaled(x: torch.Tensor, y: torch.Tensor, g: float | torch.Tensor) -> torch.Tensor:
+    """x - g y; g a conductance (1/ms), one value or [circuit, 1, 1]."""
+    return torch.sub(x, y, alpha=g) if not isinstance(g, torch.Tensor) else torch.addcmul(x, y, g, value=-1.0)
 
 
 @dataclass
@@ -125,6 +147,9 @@ class Simulator:
             draws from its own stream only where its level is above 0, as it does alone.
         tau_r_per_circuit: LE population -> each circuit's fixed base tau_r in ms (None: tau_eff), where the
             circuits of one simulation differ in it (a sweep batches LE runs with different ``tau_r``).
+        nudging_per_circuit: each circuit's somatic nudging conductance g_som in 1/ms, keyed by the name of
+            the projection that nudges (``target: <population>.soma``) or ``teacher`` for the teacher's,
+            where the circuits of one simulation differ in them (a sweep over g_som).
     """
 
     def __init__(
@@ -138,6 +163,7 @@ class Simulator:
         dynamics_per_circuit: dict[str, list[str]] | None = None,
         noise_per_circuit: dict[str, list[float]] | None = None,
         tau_r_per_circuit: dict[str, list[float | None]] | None = None,
+        nudging_per_circuit: dict[str, list[float]] | None = None,
     ):
         self.circuit = circuit
         self.seeds = list(seeds)
@@ -163,6 +189,12 @@ class Simulator:
             if len(values) != self.n_circuits or any(v is not None and not v > 0.0 for v in values):
                 raise ValueError(f"tau_r_per_circuit['{key}']: one tau_r > 0 ms (or None) per circuit "
                                  f"({self.n_circuits}); got {values}")
+        self.nudging_per_circuit = dict(nudging_per_circuit or {})
+        nudging = {q.name for q in circuit.projections.values() if q.compartment == "soma"} | {"teacher"}
+        for key, values in self.nudging_per_circuit.items():
+            if key not in nudging or len(values) != self.n_circuits or min(values) < 0.0:
+                raise ValueError(f"nudging_per_circuit['{key}']: one g_som >= 0 per circuit ({self.n_circuits}) "
+                                 f"of a nudging projection or the teacher ({', '.join(sorted(nudging))}); got {values}")
         self.somas = [self._soma_plan(name) for name in circuit.update_order()]
         self.noise_generators = [
             torch.Generator().manual_seed(derive_seed(s, "noise")) for s in self.seeds
@@ -240,7 +272,15 @@ class Simulator:
             DendritePlan(comp, p.conductances[g], c.attenuation(name, comp), [q.name for q in c.into(name, comp)])
             for comp, g in p.cell.dendrites.items()
         ]
-        nudges = [(q.source, q.conductance) for q in c.into(name, "soma")]
+        nudging = [self.nudging_per_circuit.get(q.name, [q.conductance] * self.n_circuits)
+                   for q in c.into(name, "soma")]
+        teacher = (self.nudging_per_circuit.get("teacher", [c.teacher_conductance] * self.n_circuits)
+                   if name == self.output else [0.0] * self.n_circuits)
+        # g_tot per circuit, teacher off and on, each summed as the circuit alone sums it
+        g_tot = [p.cell.soma_conductance(p.conductances, [g[k] for g in nudging], 0.0) for k in range(self.n_circuits)]
+        g_tot_teacher = [p.cell.soma_conductance(p.conductances, [g[k] for g in nudging], teacher[k])
+                         for k in range(self.n_circuits)]
+        nudges = [(q.source, self._conductance(g)) for q, g in zip(c.into(name, "soma"), nudging, strict=True)]
         mismatch_rngs = [rng(s, f"mismatch/{name}") for s in self.seeds]
         names = self.dynamics_per_circuit[name]
         dynamics, orig_circuits = p.dynamics, None
@@ -263,15 +303,22 @@ class Simulator:
             g_dendritic=c.dendritic_conductance(name),
             dendrites=dendrites,
             nudges=nudges,
-            teacher_g=c.teacher_conductance if name == self.output else 0.0,
-            g_tot=c.soma_conductance(name, teacher=False),
-            g_tot_teacher=c.soma_conductance(name, teacher=True),
+            teacher_g=self._conductance(teacher),
+            g_tot=self._conductance(g_tot),
+            g_tot_teacher=self._conductance(g_tot_teacher),
             phi=ACTIVATIONS.get(p.activation),
             dynamics=soma_dynamics,
             noise=tuple(self.noise_per_circuit.get(name, [p.noise] * self.n_circuits)),
             rate_noise=tuple(self.noise_per_circuit.get(f"{name}.rate", [p.rate_noise] * self.n_circuits)),
             orig_circuits=orig_circuits,
         )
+
+    def _conductance(self, values: list[float]) -> float | torch.Tensor:
+        """One conductance per circuit (1/ms) as the step takes it: a float where all circuits have the same,
+        else [circuit, 1, 1]."""
+        if len(set(values)) == 1:
+            return float(values[0])
+        return torch.tensor(values, dtype=self.dtype, device=self.device).view(-1, 1, 1)
 
     def _synapse_plans(self) -> dict[str, SynapsePlan]:
         """Delay and synaptic filter of every weighted projection that has one."""
@@ -448,18 +495,19 @@ class Simulator:
                 st.v[f"{soma.name}.{d.compartment}"] = v
                 current = torch.mul(v, d.g) if current is None else current.add_(v, alpha=d.g)
             for source, g in soma.nudges:
-                current = current.add_(read_sent[source], alpha=g)
+                current = add_scaled_(current, read_sent[source], g)
             g_rate = None
             u = pots[soma.name]
-            if soma.teacher_g > 0.0 and target is not None and on is not None:  # the teacher nudges some circuits
+            taught = soma.taught
+            if taught and target is not None and on is not None:  # the teacher nudges some circuits
                 current, du, g_tot, g_rate = self._partly_nudged(soma, current, u, target, on)
             else:
-                if soma.teacher_g > 0.0 and target is not None:
-                    current = current.add_(target, alpha=soma.teacher_g)
+                if taught and target is not None:
+                    current = add_scaled_(current, target, soma.teacher_g)
                     g_tot = soma.g_tot_teacher
-                elif soma.teacher_g > 0.0 and self.relax_with_teacher:
+                elif taught and self.relax_with_teacher:
                     g_rate = soma.g_tot_teacher  # teacher off, reference convention (model.md sec. 9)
-                du = torch.sub(current, u, alpha=g_tot)  # du/dt = sum_x g_x (v_x - u) - g_l u = current - g_tot u
+                du = minus_scaled(current, u, g_tot)  # du/dt = sum_x g_x (v_x - u) - g_l u = current - g_tot u
                 if g_rate is not None:  # du/dt = g_rate (I / g_tot - u): same fixed point, relaxed at g_rate
                     du = du.mul_(g_rate / g_tot)
             u_next = torch.add(u, du, alpha=dt)  # forward Euler
@@ -611,13 +659,14 @@ class Simulator:
         return result
 
     def _partly_nudged(self, soma: SomaPlan, current: torch.Tensor, u: torch.Tensor, target: torch.Tensor,
-                       on: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float | None]:
+                       on: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Conductance | None]:
         """The output soma's current I, du/dt and g_tot [circuit, 1, 1] and g_rate (1/ms, None: g_tot) where the
         teacher nudges the circuits ``on`` [circuit, 1, 1] and not the others: each circuit's terms as alone."""
-        current = torch.where(on, current.add(target, alpha=soma.teacher_g), current)
-        du_on = torch.sub(current, u, alpha=soma.g_tot_teacher)
-        du_off = torch.sub(current, u, alpha=soma.g_tot)
-        g_on, g_off = (torch.tensor(g, dtype=self.dtype, device=self.device) for g in (soma.g_tot_teacher, soma.g_tot))
+        current = torch.where(on, add_scaled_(current.clone(), target, soma.teacher_g), current)
+        du_on = minus_scaled(current, u, soma.g_tot_teacher)
+        du_off = minus_scaled(current, u, soma.g_tot)
+        g_on, g_off = (torch.as_tensor(g, dtype=self.dtype, device=self.device)
+                       for g in (soma.g_tot_teacher, soma.g_tot))
         g_rate = None
         if self.relax_with_teacher:  # teacher off: relaxed at g_tot_teacher (model.md sec. 9), as the others
             du_off = du_off.mul_(soma.g_tot_teacher / soma.g_tot)

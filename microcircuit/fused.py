@@ -140,8 +140,9 @@ def build_layout(sim: Simulator) -> Layout:
         pre += c.populations[q.source].size
     proj_index = {n: i for i, n in enumerate(projs)}
     soma_cols = {k: [] for k in ("pop_off", "size", "dyn", "act", "d_start", "d_end", "n_start", "n_end")}
-    soma_f = {k: [] for k in ("g_dend", "g_teacher")}
+    soma_f = {k: [] for k in ("g_dend",)}
     soma_tau_r = []  # [soma, circuit]: the fixed base tau_r in ms, -1 for tau_eff
+    soma_g_teacher, soma_g_mixed = [], []  # [soma, circuit] the teacher's g_som; [soma] 1 where g_som differs
     dend_cols = {k: [] for k in ("off", "p_start", "p_end")}
     dend_g, dend_projs, nudge_src, nudge_g = [], [], [], []
     for soma in sim.somas:
@@ -151,7 +152,9 @@ def build_layout(sim: Simulator) -> Layout:
         soma_cols["dyn"].append(1 if le else 0)
         soma_cols["act"].append(ACTIVATION_CODES[c.populations[soma.name].activation])
         soma_f["g_dend"].append(soma.g_dendritic)
-        soma_f["g_teacher"].append(soma.teacher_g)
+        soma_g_teacher.append(_per_circuit(soma.teacher_g, sim.n_circuits))
+        conductances = (soma.teacher_g, *(g for _, g in soma.nudges))
+        soma_g_mixed.append(int(any(isinstance(g, torch.Tensor) for g in conductances)))
         soma_tau_r.append(_fixed_tau_r(soma.dynamics, sim.n_circuits))
         soma_cols["d_start"].append(len(dend_cols["off"]))
         for d in soma.dendrites:
@@ -164,7 +167,7 @@ def build_layout(sim: Simulator) -> Layout:
         soma_cols["n_start"].append(len(nudge_src))
         for source, g in soma.nudges:
             nudge_src.append(pop_off[source])
-            nudge_g.append(g)
+            nudge_g.append(_per_circuit(g, sim.n_circuits))
         soma_cols["n_end"].append(len(nudge_src))
     proj_cols = {k: [] for k in ("src_off", "pre", "post", "w_off", "pre_off", "delay_len")}
     proj_tau_s, proj_delays = [], []
@@ -188,6 +191,7 @@ def build_layout(sim: Simulator) -> Layout:
     table = {f"soma_{k}": ints(v) for k, v in soma_cols.items()}
     table.update({f"dend_{k}": ints(v) for k, v in dend_cols.items()})
     table.update({f"proj_{k}": ints(v) for k, v in proj_cols.items()})
+    table["soma_g_mixed"] = ints(soma_g_mixed)
     table["dend_projs"] = ints(dend_projs)
     table["nudge_src"] = ints(nudge_src)
     table["tied"] = ints(tied).reshape(-1, 2)
@@ -198,11 +202,19 @@ def build_layout(sim: Simulator) -> Layout:
                               ).reshape(len(sim.somas), sim.n_circuits)
     floats = {f"soma_{k}": np.asarray(v, dtype=np.float64) for k, v in soma_f.items()}
     floats["soma_tau_r"] = np.asarray(soma_tau_r, dtype=np.float64).reshape(len(sim.somas), sim.n_circuits)
+    floats["soma_g_teacher"] = np.asarray(soma_g_teacher, dtype=np.float64).reshape(len(sim.somas), sim.n_circuits)
     floats["dend_g"] = np.asarray(dend_g, dtype=np.float64)
-    floats["nudge_g"] = np.asarray(nudge_g, dtype=np.float64)
+    floats["nudge_g"] = np.asarray(nudge_g, dtype=np.float64).reshape(len(nudge_g), sim.n_circuits)
     floats["proj_tau_s"] = np.asarray(proj_tau_s, dtype=np.float64)
     return Layout(pops, pop_off, n_neurons, dend_keys, dend_off, n_dend, projs, w_off, w, pre_off, pre,
                   table, floats)
+
+
+def _per_circuit(g: float | torch.Tensor, n_circuits: int) -> np.ndarray:
+    """A conductance (1/ms) of the soma plans, one value or [circuit, 1, 1], as [circuit] float64."""
+    if isinstance(g, torch.Tensor):
+        return g.reshape(-1).cpu().double().numpy()
+    return np.full(n_circuits, float(g))
 
 
 def _fixed_tau_r(dynamics, n_circuits: int) -> np.ndarray:
@@ -384,7 +396,8 @@ def present_fused(sim: Simulator, stimuli: torch.Tensor, targets: torch.Tensor |
             rate, pot, sent, vd, weights, dwf, factor, target_f, last, applied, flags,
             t["soma_pop_off"], t["soma_size"], t["soma_dyn"], t["soma_act"], t["soma_d_start"], t["soma_d_end"],
             t["soma_n_start"], t["soma_n_end"], lay.floats["soma_g_dend"], lay.floats["soma_g_teacher"],
-            lay.floats["soma_tau_r"], t["soma_orig"], t["dend_off"], t["dend_p_start"], t["dend_p_end"],
+            lay.floats["soma_tau_r"], t["soma_orig"], t["soma_g_mixed"], t["dend_off"], t["dend_p_start"],
+            t["dend_p_end"],
             lay.floats["dend_g"], t["dend_projs"], t["nudge_src"], lay.floats["nudge_g"], t["proj_src_off"],
             t["proj_pre"], t["proj_post"], t["proj_w_off"], t["proj_pre_off"], lay.n_pre, t["tied"],
             lay.floats["proj_tau_s"], t["proj_delay_len"], t["proj_delays"], syn, dbuf, clock, int(bool(sim.synapses)),
@@ -537,7 +550,8 @@ def _phi(code, x):
 def _kernel(config, scalars, stim, tgts, delays, windows, noise_u, noise_r,
             rate, pot, sent, vd, weights, dwf, factor, target_f, last, applied, flags,
             soma_pop_off, soma_size, soma_dyn, soma_act, soma_d_start, soma_d_end, soma_n_start, soma_n_end,
-            soma_g_dend, soma_g_teacher, soma_tau_r, soma_orig, dend_off, dend_p_start, dend_p_end, dend_g, dend_projs,
+            soma_g_dend, soma_g_teacher, soma_tau_r, soma_orig, soma_g_mixed, dend_off, dend_p_start, dend_p_end,
+            dend_g, dend_projs,
             nudge_src, nudge_g, proj_src_off, proj_pre, proj_post, proj_w_off, proj_pre_off, n_pre, tied,
             proj_tau_s, proj_delay_len, proj_delays, syn, dbuf, clock, uses_clock,
             pl_int, pl_flt, pl_q, pl_eta, pl_target, mem_post, mem_pre, uni,
@@ -550,7 +564,10 @@ def _kernel(config, scalars, stim, tgts, delays, windows, noise_u, noise_r,
     target_f / last / applied [batch, n_out, circuit], syn (tau_s filters) [batch, presynaptic neuron,
     circuit], dbuf (delay ring buffers) [slot, batch, presynaptic neuron, circuit], mem_post / mem_pre
     (hebbian_alignment low-pass filters), clock [1]; all are updated in place. delays (the teacher target's
-    lag) and windows (the first step of the output average) are steps per circuit [circuit].
+    lag) and windows (the first step of the output average) are steps per circuit [circuit]; soma_g_teacher
+    [soma, circuit] and nudge_g [nudge, circuit] are the somatic nudging conductances (1/ms) and soma_tau_r
+    [soma, circuit] the fixed base of tau_r (ms, -1: tau_eff) of each circuit, soma_g_mixed [soma] 1 where a
+    soma's nudging differs between circuits.
     """
     steps, propagating, teacher, has_targets, has_noise = config[0], config[1], config[2], config[3], config[4]
     in_off, in_size, out_off, n_out, step_offset = config[5], config[6], config[7], config[8], config[9]
@@ -640,22 +657,30 @@ def _kernel(config, scalars, stim, tgts, delays, windows, noise_u, noise_r,
                 po, n, act, le = soma_pop_off[s], soma_size[s], soma_act[s], soma_dyn[s] == 1
                 g_off = soma_g_dend[s]
                 for k in range(soma_n_start[s], soma_n_end[s]):
-                    g_off += nudge_g[k]
-                g_teacher = soma_g_teacher[s]
+                    g_off += nudge_g[k, 0]
+                g_teacher = soma_g_teacher[s, 0]
                 g_teach = g_teacher if teach else 0.0
                 g_tot = g_off + g_teach
                 # teacher off under the reference convention: relaxed at g_rate towards the same potential
                 g_rate = g_tot + g_teacher if relax_with_teacher and not teach else g_tot
                 rate_scale = g_rate / g_tot
                 base = soma_tau_r[s, 0] if soma_tau_r[s, 0] > 0.0 else 1.0 / g_rate
-                # per circuit where the teacher nudges some circuits' output and not all, or the fixed tau_r differs
-                per_circuit = mixed and g_teacher > 0.0
+                # per circuit where the teacher nudges some circuits' output and not all, or the circuits differ in
+                # their nudging conductances or fixed tau_r
+                taught = False
+                for c in range(n_c):
+                    taught = taught or soma_g_teacher[s, c] > 0.0
+                per_circuit = (mixed and taught) or soma_g_mixed[s] == 1
                 for c in range(n_c):
                     per_circuit = per_circuit or soma_tau_r[s, c] != soma_tau_r[s, 0]
                 if per_circuit:
                     for c in range(n_c):
-                        g_c = g_off + g_teacher if teach_c[c] else g_off
-                        g_r = g_c + g_teacher if relax_with_teacher and not teach_c[c] else g_c
+                        g_o = soma_g_dend[s]
+                        for k in range(soma_n_start[s], soma_n_end[s]):
+                            g_o += nudge_g[k, c]
+                        g_t = soma_g_teacher[s, c]
+                        g_c = g_o + g_t if teach_c[c] else g_o
+                        g_r = g_c + g_t if relax_with_teacher and not teach_c[c] else g_c
                         g_tot_c[c], scale_c[c] = g_c, g_r / g_c
                         base_c[c] = soma_tau_r[s, c] if soma_tau_r[s, c] > 0.0 else 1.0 / g_r
                 learning = tau_r_eta > 0.0 and le
@@ -706,7 +731,7 @@ def _kernel(config, scalars, stim, tgts, delays, windows, noise_u, noise_r,
                                 vd[b, dend_off[d] + nn, 0] = v1
                                 cur += dend_g[d] * v1
                             for k in range(soma_n_start[s], soma_n_end[s]):
-                                cur += nudge_g[k] * s_src[b, nudge_src[k] + nn, 0]
+                                cur += nudge_g[k, 0] * s_src[b, nudge_src[k] + nn, 0]
                             if g_teach > 0.0:
                                 cur += g_teach * target_f[b, nn, 0]
                             current[0] = cur
@@ -728,13 +753,13 @@ def _kernel(config, scalars, stim, tgts, delays, windows, noise_u, noise_r,
                                     vd[b, dend_off[d] + nn, c] = vsum[c]
                                     current[c] += g_d * vsum[c]
                             for k in range(soma_n_start[s], soma_n_end[s]):
-                                g, src = nudge_g[k], nudge_src[k] + nn
+                                src = nudge_src[k] + nn
                                 for c in range(n_c):
-                                    current[c] += g * s_src[b, src, c]
-                            if per_circuit and g_teacher > 0.0:
+                                    current[c] += nudge_g[k, c] * s_src[b, src, c]
+                            if per_circuit and taught:
                                 for c in range(n_c):
                                     if teach_c[c]:
-                                        current[c] += g_teacher * target_f[b, nn, c]
+                                        current[c] += soma_g_teacher[s, c] * target_f[b, nn, c]
                             elif g_teach > 0.0:
                                 for c in range(n_c):
                                     current[c] += g_teach * target_f[b, nn, c]

@@ -291,6 +291,36 @@ def test_circuits_with_their_own_fixed_tau_r_equal_each_circuit_alone(engine, ta
         Simulator(Circuit(spec_of(None)), seeds, dtype=F64, tau_r_per_circuit={"out": [1.0, 2.0]})
 
 
+@pytest.mark.parametrize(("conventions", "tau_r_eta"), [("package", 0.0), ("reference_code", 0.5)])
+@pytest.mark.parametrize("engine", ["eager", "compiled"])
+def test_circuits_with_their_own_nudging_equal_each_circuit_alone(engine, conventions, tau_r_eta):
+    """``nudging_per_circuit``: the interneurons' and the teacher's g_som of three circuits (0.06, 0.02 and
+    0.15 /ms) in one simulation; each gives the outputs, weights and tau_r factors of its run alone with that
+    g_som, through two teacher switches (under the reference conventions the teacher-off relaxation with g_som
+    and tau_r learning too; float64, 1e-12)."""
+    values = [0.06, 0.02, 0.15]
+
+    def spec_of(g_som: float):
+        return load_spec(CIRCUITS / "bars_le.yaml", ["dtype=float64", f"conventions={conventions}",
+                                                     f"parameters.g_som={g_som}"])[0]
+
+    seeds = [5, 6, 7]
+    batched = Simulator(Circuit(spec_of(values[0])), seeds, dtype=F64, engine=engine,
+                        nudging_per_circuit={"nudge_1": values, "teacher": values})
+    assert batched.engine == engine
+    out = present_train_test_train(batched, 0, tau_r_eta)
+    for c, (seed, g_som) in enumerate(zip(seeds, values, strict=True)):
+        alone = Simulator(Circuit(spec_of(g_som)), [seed], dtype=F64, engine=engine)
+        alone_out = present_train_test_train(alone, 0, tau_r_eta)
+        assert relative_difference(out[:, c], alone_out[:, 0]) <= 1e-12
+        for name, w in alone.state.weights.items():
+            assert relative_difference(batched.state.weights[name][c], w[0]) <= 1e-12, name
+        for name, f in alone.state.tau_r_factor.items():
+            assert relative_difference(batched.state.tau_r_factor[name][c], f[0]) <= 1e-12, name
+    with pytest.raises(ValueError, match="nudging projection or the teacher"):
+        Simulator(Circuit(spec_of(0.06)), seeds, dtype=F64, nudging_per_circuit={"up_1": values})
+
+
 @pytest.mark.parametrize("engine", ["eager", "compiled"])
 def test_jittered_delays_under_the_delayed_teacher_switch_equal_each_circuit_alone(engine):
     """Seeds whose jittered transmission delays give their targets different lags: under the delayed teacher

@@ -180,6 +180,33 @@ metrics: [test/accuracy, test/loss]
     assert losses["fast"] != losses["tau_eff"] != losses["slow"]  # the values do reach the simulation
 
 
+def test_nudging_conductances_share_a_simulation_and_each_run_equals_the_run_alone(tmp_path):
+    """Runs that differ in g_som (``parameters.g_som``: the interneurons' nudging and the teacher's) share one
+    simulation, under the reference conventions' teacher-off relaxation with g_som too; each equals the run
+    alone (float64, 1e-12); runs that differ in a dendritic conductance do not share one."""
+    path = sweep_file(tmp_path, """axes:
+  g_som: {key: parameters.g_som, values: [0.02, 0.06, 0.15]}
+seeds: 2
+metrics: [test/accuracy, test/loss]
+""", name="g_som", sets="  protocol.0.epochs: 2\n  parameters.t_pres: 5\n  dtype: float64\n"
+                        "  conventions: reference_code\n")
+    p = plan(load_sweep(path))
+    assert len(p.tasks) == 1 and p.tasks[0].batched_over == ["seed", "g_som"]
+    grouped = _simulate(p.runs, "cpu")
+    assert grouped["status"] == "done" and grouped["engine"] == "compiled"
+    for k, run in enumerate(p.runs):
+        assert_equals_the_run_alone(grouped, k, Experiment(run.spec, RunOptions(n_seeds=2, seed=run.seeds[0],
+                                                                                progress=False)))
+    losses = [[r[4] for r in rows if r[3] == "loss"] for rows in grouped["rows"]]
+    assert losses[0] != losses[1] != losses[2]  # the values do reach the simulation
+    dendritic = plan(load_sweep(sweep_file(tmp_path, """axes:
+  g_b: {key: parameters.g_b, values: [0.1, 0.2]}
+seeds: 2
+metrics: [test/accuracy]
+""", name="g_b", sets="  protocol.0.epochs: 1\n")))
+    assert [len(t.runs) for t in dendritic.tasks] == [1, 1]
+
+
 def test_divergence_per_circuit_runs_the_other_circuits_alone(tmp_path):
     """``divergence: circuit``: a run's runaway circuits are recorded as diverged, its others are simulated alone
     and give the numbers of ``microcircuit run --seed S``."""

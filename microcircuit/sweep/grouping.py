@@ -11,6 +11,10 @@ differ between the runs of one simulation:
   spread and distribution): it only sets the initial tau_r factors, which live in the state per circuit;
 - a microcircuit's fixed LE **tau_r** (``dynamics: {latent_equilibrium: {tau_r: ...}}``, or tau_eff without
   it): the simulator takes each circuit's own base of tau_r;
+- a microcircuit's somatic **nudging** conductances g_som (of the projections into a soma and of the teacher,
+  ``inputs.teacher.conductance``): each soma sums each circuit's own, and sweeps over ``parameters.g_som`` batch
+  (the ``parameters`` block itself is left out of the comparison: its values reach the circuit where they are
+  referenced);
 - the **dynamics**, ``orig`` or ``latent_equilibrium``, of a microcircuit's somas: the simulator takes the
   rate potential of each circuit's own choice (u(t + dt) or u_breve, model.md sec. 2), its teacher delay (with
   the delayed teacher switch of the reference conventions during that circuit's own delay) and its output's
@@ -23,8 +27,9 @@ differ between the runs of one simulation:
 Everything else makes separate simulations, because the engine holds it once for all circuits: the
 presentation time (``present_many`` takes one ``steps``; a short and a long one in one simulation would
 leave the short one idle for most of the steps), the dynamics where the exception above applies and the
-dynamics, noise levels and fixed ``tau_r`` of prospective networks, conductances and nudging (floats of the
-soma plans), tau_r learning (one ``tau_r_eta`` per plan),
+dynamics, noise levels and fixed ``tau_r`` of prospective networks, the leak and dendritic conductances (g_l,
+g_b, g_a, g_d: they set the attenuations of the plasticity rules and the self-predicting weights), tau_r learning
+(one ``tau_r_eta`` per plan),
 sizes, schedule, rules, epochs, the task, dtype and engine.
 
 A group is cut into simulations of at most ``max_circuits`` circuits and an estimated ``memory_mb``.
@@ -47,7 +52,8 @@ from microcircuit.sweep.spec import Run
 #: what may differ between the runs of one simulation (for messages and the docs)
 BATCHED_KEYS = ("seed", "projections.*.rule.*.eta", "defaults.projection.rule.*.eta", "protocol.*.eta",
                 "protocol.*.eta_scale", "*.dynamics.latent_equilibrium.mismatch", "*.dynamics (orig or LE)",
-                "*.dynamics.latent_equilibrium.tau_r", "*.noise", "*.rate_noise",
+                "*.dynamics.latent_equilibrium.tau_r", "projections.<nudging>.conductance",
+                "inputs.teacher.conductance", "*.noise", "*.rate_noise",
                 "name", "description", "checkpoint_every")
 #: what a microcircuit soma's dynamics is blanked to where orig and plain LE can share a simulation
 EITHER_DYNAMICS = "orig|latent_equilibrium"
@@ -62,7 +68,7 @@ def run_id(run: Run, device: str) -> str:
 def structure_key(spec: Spec) -> str:
     """The spec with every per-circuit value blanked: runs with the same key can share a simulation."""
     data = spec.model_dump(mode="json", by_alias=True)
-    for key in ("seed", "name", "description", "checkpoint_every"):
+    for key in ("seed", "name", "description", "checkpoint_every", "parameters"):
         data.pop(key, None)
 
     def blank_rule(rule: Any) -> None:
@@ -93,9 +99,13 @@ def structure_key(spec: Spec) -> str:
         own = population.get("dynamics")
         population["dynamics"] = blank_dynamics(default_dynamics if own is None else own)
     population_defaults["dynamics"] = blank_dynamics(default_dynamics)
-    if not is_prospective(spec):  # noise levels are per circuit in a microcircuit's simulation
+    if not is_prospective(spec):  # noise levels and nudging are per circuit in a microcircuit's simulation
         for group in (*data.get("populations", {}).values(), population_defaults):
             group["noise"] = group["rate_noise"] = None
+        for projection in data.get("projections", {}).values():
+            if str(projection.get("target", "")).endswith(".soma"):
+                projection["conductance"] = None
+        (data.get("inputs") or {}).get("teacher", {})["conductance"] = None
     for projection in data.get("projections", {}).values():
         blank_rule(projection.get("rule"))
     blank_rule(((data.get("defaults") or {}).get("projection") or {}).get("rule"))

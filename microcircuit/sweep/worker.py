@@ -86,8 +86,8 @@ class GroupExperiment(Experiment):
             start += n
 
     def make_simulator(self) -> Simulator:
-        """The template's simulator, each soma with the dynamics (orig or LE), fixed tau_r and noise levels of
-        each member's circuits."""
+        """The template's simulator, each soma with the dynamics (orig or LE), fixed tau_r, nudging conductances
+        and noise levels of each member's circuits."""
         if self.circuit.is_prospective:
             return super().make_simulator()
         per_circuit = {name: [tagged(circuit.populations[name].dynamics)[0] for circuit, _spec, n in self.members
@@ -103,9 +103,13 @@ class GroupExperiment(Experiment):
         tau_r = {name: [fixed_tau_r(circuit.populations[name].dynamics) for circuit, _spec, n in self.members
                         for _ in range(n)]
                  for name, p in self.circuit.populations.items() if p.cell.has_soma}
+        nudging = {q.name: [circuit.projections[q.name].conductance for circuit, _spec, n in self.members
+                            for _ in range(n)]
+                   for q in self.circuit.projections.values() if q.compartment == "soma"}
+        nudging["teacher"] = [circuit.teacher_conductance for circuit, _spec, n in self.members for _ in range(n)]
         return Simulator(self.circuit, self.seeds, n_batch=1, dtype=self.dtype, device=self.device,
                          engine=self.options.engine or self.spec.engine, dynamics_per_circuit=per_circuit,
-                         noise_per_circuit=noise, tau_r_per_circuit=tau_r)
+                         noise_per_circuit=noise, tau_r_per_circuit=tau_r, nudging_per_circuit=nudging)
 
     def learning_rates(self, phase: Phase) -> dict[str, float | torch.Tensor]:
         """eta per plastic projection: a float where every circuit has the same, else a tensor [circuit]."""
