@@ -238,6 +238,20 @@ def present_train_test_train(sim: Simulator, average_from: int | list[int], tau_
                       sim.present_many(x[:2], y[:2], 30, plan, teacher=True, average_from=average_from).outputs])
 
 
+def assert_circuits_as_alone(batched: Simulator, alone_of, tau_r_eta: float = 0.0) -> None:
+    """Each circuit c of ``batched`` gives the outputs, weights and tau_r factors of ``alone_of(c)``, a simulator
+    of that circuit alone, through :func:`present_train_test_train` (float64, 1e-12)."""
+    out = present_train_test_train(batched, 0, tau_r_eta)
+    for c in range(batched.n_circuits):
+        alone = alone_of(c)
+        alone_out = present_train_test_train(alone, 0, tau_r_eta)
+        assert relative_difference(out[:, c], alone_out[:, 0]) <= 1e-12
+        for name, w in alone.state.weights.items():
+            assert relative_difference(batched.state.weights[name][c], w[0]) <= 1e-12, name
+        for name, f in alone.state.tau_r_factor.items():
+            assert relative_difference(batched.state.tau_r_factor[name][c], f[0]) <= 1e-12, name
+
+
 @pytest.mark.parametrize("engine", ["eager", "compiled"])
 def test_orig_and_le_under_the_reference_conventions_equal_each_circuit_alone(engine):
     """Under ``conventions: reference_code`` an LE and an orig circuit of one simulation differ in their teacher
@@ -278,15 +292,8 @@ def test_circuits_with_their_own_fixed_tau_r_equal_each_circuit_alone(engine, ta
     batched = Simulator(Circuit(spec_of(None)), seeds, dtype=F64, engine=engine,
                         tau_r_per_circuit={p: values for p in ("pyr_1", "int_1", "out")})
     assert batched.engine == engine
-    out = present_train_test_train(batched, 0, tau_r_eta)
-    for c, (seed, tau_r) in enumerate(zip(seeds, values, strict=True)):
-        alone = Simulator(Circuit(spec_of(tau_r)), [seed], dtype=F64, engine=engine)
-        alone_out = present_train_test_train(alone, 0, tau_r_eta)
-        assert relative_difference(out[:, c], alone_out[:, 0]) <= 1e-12
-        for name, w in alone.state.weights.items():
-            assert relative_difference(batched.state.weights[name][c], w[0]) <= 1e-12, name
-        for name, f in alone.state.tau_r_factor.items():
-            assert relative_difference(batched.state.tau_r_factor[name][c], f[0]) <= 1e-12, name
+    assert_circuits_as_alone(batched, lambda c: Simulator(Circuit(spec_of(values[c])), [seeds[c]], dtype=F64,
+                                                          engine=engine), tau_r_eta)
     with pytest.raises(ValueError, match="one tau_r > 0 ms"):
         Simulator(Circuit(spec_of(None)), seeds, dtype=F64, tau_r_per_circuit={"out": [1.0, 2.0]})
 
@@ -308,15 +315,8 @@ def test_circuits_with_their_own_nudging_equal_each_circuit_alone(engine, conven
     batched = Simulator(Circuit(spec_of(values[0])), seeds, dtype=F64, engine=engine,
                         nudging_per_circuit={"nudge_1": values, "teacher": values})
     assert batched.engine == engine
-    out = present_train_test_train(batched, 0, tau_r_eta)
-    for c, (seed, g_som) in enumerate(zip(seeds, values, strict=True)):
-        alone = Simulator(Circuit(spec_of(g_som)), [seed], dtype=F64, engine=engine)
-        alone_out = present_train_test_train(alone, 0, tau_r_eta)
-        assert relative_difference(out[:, c], alone_out[:, 0]) <= 1e-12
-        for name, w in alone.state.weights.items():
-            assert relative_difference(batched.state.weights[name][c], w[0]) <= 1e-12, name
-        for name, f in alone.state.tau_r_factor.items():
-            assert relative_difference(batched.state.tau_r_factor[name][c], f[0]) <= 1e-12, name
+    assert_circuits_as_alone(batched, lambda c: Simulator(Circuit(spec_of(values[c])), [seeds[c]], dtype=F64,
+                                                          engine=engine), tau_r_eta)
     with pytest.raises(ValueError, match="nudging projection or the teacher"):
         Simulator(Circuit(spec_of(0.06)), seeds, dtype=F64, nudging_per_circuit={"up_1": values})
 
@@ -331,14 +331,13 @@ def test_jittered_delays_under_the_delayed_teacher_switch_equal_each_circuit_alo
     seeds = [11, 12, 13, 14]
     batched = Simulator(Circuit(spec), seeds, dtype=F64, engine=engine)
     assert len(set(batched.target_delays.tolist())) > 1
-    out = present_train_test_train(batched, 0)
-    for c, seed in enumerate(seeds):
-        alone = Simulator(Circuit(spec), [seed], dtype=F64, engine=engine)
+
+    def alone_of(c: int) -> Simulator:
+        alone = Simulator(Circuit(spec), [seeds[c]], dtype=F64, engine=engine)
         assert int(alone.target_delays[0]) == int(batched.target_delays[c])
-        alone_out = present_train_test_train(alone, 0)
-        assert relative_difference(out[:, c], alone_out[:, 0]) <= 1e-12
-        for name, w in alone.state.weights.items():
-            assert relative_difference(batched.state.weights[name][c], w[0]) <= 1e-12, name
+        return alone
+
+    assert_circuits_as_alone(batched, alone_of)
 
 
 @pytest.mark.parametrize("engine", ["eager", "compiled"])
