@@ -344,12 +344,14 @@ class Simulator:
     def has_noise(self) -> bool:
         return any(max(s.noise) > 0.0 or max(s.rate_noise) > 0.0 for s in self.somas)
 
-    def plastic_plan(self, learning: dict[str, float | torch.Tensor], tau_r_eta: float = 0.0) -> PhasePlan:
+    def plastic_plan(self, learning: dict[str, float | torch.Tensor],
+                     tau_r_eta: float | torch.Tensor = 0.0) -> PhasePlan:
         """The :class:`PhasePlan` of a phase in which the projections ``learning`` learn.
 
         ``learning`` maps projection name -> eta in 1/ms: a float, or a tensor [circuit] with one
         learning rate per circuit (sweeps over learning rates or presentation times in one batch).
-        ``tau_r_eta``: learning rate of the LE prospective time constants (1/ms, 0 = fixed).
+        ``tau_r_eta``: learning rate of the LE prospective time constants (1/ms, 0 = fixed): a float, or a
+        tensor [circuit] with one per circuit.
         """
         plans = []
         for name, eta in learning.items():
@@ -374,7 +376,9 @@ class Simulator:
                 w_max=q.w_max,
             )
             plans.append((plan, eta if isinstance(eta, torch.Tensor) else float(eta)))
-        return PhasePlan(tuple(plans), float(tau_r_eta))
+        if isinstance(tau_r_eta, torch.Tensor):
+            tau_r_eta = tau_r_eta.to(self.device, self.dtype).reshape(self.n_circuits, 1, 1)
+        return PhasePlan(tuple(plans), tau_r_eta if isinstance(tau_r_eta, torch.Tensor) else float(tau_r_eta))
 
     def zeros(self, size: int) -> torch.Tensor:
         return torch.zeros(self.n_circuits, self.n_batch, size, dtype=self.dtype, device=self.device)
@@ -517,8 +521,12 @@ class Simulator:
             u_rate = soma.dynamics.rate_potential(u, du, u_next, g_tot if g_rate is None else g_rate, factor)
             if soma.orig_circuits is not None:  # orig circuits batched with LE ones: r = phi(u(t + dt))
                 u_rate = torch.where(soma.orig_circuits, u_next, u_rate)
-            if plan.tau_r_eta > 0.0 and factor is not None:
-                soma.dynamics.learn(factor, u_rate, current, du, g_tot, plan.tau_r_eta, dt)
+            if plan.learns_tau_r and factor is not None:
+                eta = plan.tau_r_eta
+                if soma.orig_circuits is not None:  # an orig circuit among LE ones has no tau_r to learn
+                    eta = torch.where(soma.orig_circuits, 0.0,
+                                      torch.as_tensor(eta, dtype=self.dtype, device=self.device))
+                soma.dynamics.learn(factor, u_rate, current, du, g_tot, eta, dt)
             if noise and f"{soma.name}.rate" in noise:
                 u_rate = u_rate + noise[f"{soma.name}.rate"]
             pots[soma.name] = u_next

@@ -292,7 +292,7 @@ class Experiment:
         return phase.epochs // phase.validate_every if phase.validate_every else 0
 
     def run_phase(self, index: int, phase: Phase, first_epoch: int = 1) -> None:
-        plan = self.sim.plastic_plan(self.learning_rates(phase), phase.tau_r_eta)
+        plan = self.sim.plastic_plan(self.learning_rates(phase), self.tau_r_learning_rate(phase))
         if first_epoch == 1:
             self.sim.start_phase()
             if resets_state(self.spec, phase):  # reference convention D5 (model.md sec. 9)
@@ -436,6 +436,11 @@ class Experiment:
         return rows
 
     # ------------------------------------------------------------------ checkpoints
+    def tau_r_learning_rate(self, phase: Phase) -> float | torch.Tensor:
+        """The learning rate of the LE prospective time constants in ``phase`` (1/ms): a float, or a tensor
+        [circuit] where the circuits differ in it."""
+        return phase.tau_r_eta
+
     def output_windows(self, phase: Phase) -> list[int]:
         """The step of each presentation of ``phase`` from which each circuit's output is averaged, [circuit]
         (model.md sec. 9: under ``average_from: reference_lag`` it follows each circuit's output dynamics)."""

@@ -382,7 +382,9 @@ def present_fused(sim: Simulator, stimuli: torch.Tensor, targets: torch.Tensor |
     outputs = np.zeros((n_pres, n_b, n_out, n_c), dtype=np_dtype)
     apical_out = np.zeros((n_pres, len(apical), n_c), dtype=np.float64)
     delays = sim.target_delays.cpu().numpy().astype(np.int64)
-    scalars = np.array([sim.dt, sim.input_tau_0, sim.teacher_tau_0, plan.tau_r_eta], dtype=np.float64)
+    scalars = np.array([sim.dt, sim.input_tau_0, sim.teacher_tau_0], dtype=np.float64)
+    tau_r_etas = (plan.tau_r_eta.reshape(-1).cpu().double().numpy() if isinstance(plan.tau_r_eta, torch.Tensor)
+                  else np.full(n_c, float(plan.tau_r_eta)))
     conventions = sim.conventions
     teacher_before = teacher
     if conventions.teacher_switch == "delayed" and st.last_teacher is not None:
@@ -392,7 +394,7 @@ def present_fused(sim: Simulator, stimuli: torch.Tensor, targets: torch.Tensor |
                        step_offset, int(teacher_before), int(sim.relax_with_teacher)], dtype=np.int64)
     windows = sim.output_windows(average_from).cpu().numpy().astype(np.int64)
     t = lay.ints
-    _kernel(config, scalars, stim, tgts, delays, windows, noise_u, noise_r,
+    _kernel(config, scalars, stim, tgts, delays, windows, tau_r_etas, noise_u, noise_r,
             rate, pot, sent, vd, weights, dwf, factor, target_f, last, applied, flags,
             t["soma_pop_off"], t["soma_size"], t["soma_dyn"], t["soma_act"], t["soma_d_start"], t["soma_d_end"],
             t["soma_n_start"], t["soma_n_end"], lay.floats["soma_g_dend"], lay.floats["soma_g_teacher"],
@@ -547,7 +549,7 @@ def _phi(code, x):
 
 
 @_njit
-def _kernel(config, scalars, stim, tgts, delays, windows, noise_u, noise_r,
+def _kernel(config, scalars, stim, tgts, delays, windows, tau_r_etas, noise_u, noise_r,
             rate, pot, sent, vd, weights, dwf, factor, target_f, last, applied, flags,
             soma_pop_off, soma_size, soma_dyn, soma_act, soma_d_start, soma_d_end, soma_n_start, soma_n_end,
             soma_g_dend, soma_g_teacher, soma_tau_r, soma_orig, soma_g_mixed, dend_off, dend_p_start, dend_p_end,
@@ -564,7 +566,8 @@ def _kernel(config, scalars, stim, tgts, delays, windows, noise_u, noise_r,
     target_f / last / applied [batch, n_out, circuit], syn (tau_s filters) [batch, presynaptic neuron,
     circuit], dbuf (delay ring buffers) [slot, batch, presynaptic neuron, circuit], mem_post / mem_pre
     (hebbian_alignment low-pass filters), clock [1]; all are updated in place. delays (the teacher target's
-    lag) and windows (the first step of the output average) are steps per circuit [circuit]; soma_g_teacher
+    lag) and windows (the first step of the output average) are steps per circuit [circuit], tau_r_etas the
+    learning rate of the LE time constants per circuit (1/ms) [circuit]; soma_g_teacher
     [soma, circuit] and nudge_g [nudge, circuit] are the somatic nudging conductances (1/ms) and soma_tau_r
     [soma, circuit] the fixed base of tau_r (ms, -1: tau_eff) of each circuit, soma_g_mixed [soma] 1 where a
     soma's nudging differs between circuits.
@@ -575,8 +578,11 @@ def _kernel(config, scalars, stim, tgts, delays, windows, noise_u, noise_r,
     # during each circuit's first delays[c] steps) and the output's teacher-off relaxation with g_som; the output
     # is averaged from step windows[c] of each presentation on (per circuit)
     teacher_before, relax_with_teacher = config[10], config[11]
-    dt, input_tau_0, teacher_tau_0, tau_r_eta = scalars[0], scalars[1], scalars[2], scalars[3]
+    dt, input_tau_0, teacher_tau_0 = scalars[0], scalars[1], scalars[2]
     n_pres, n_b, n_c = stim.shape[0], stim.shape[1], stim.shape[3]
+    tau_r_eta = 0.0  # the largest of the circuits' tau_r learning rates (1/ms)
+    for c in range(n_c):
+        tau_r_eta = max(tau_r_eta, tau_r_etas[c])
     n_somas = soma_pop_off.shape[0]
     n_plastic = pl_int.shape[0]
     # scratch, allocated once per call
@@ -795,9 +801,10 @@ def _kernel(config, scalars, stim, tgts, delays, windows, noise_u, noise_r,
                 if learning:  # tau_r rule, batch mean, m >= 0
                     for nn in range(n):
                         for c in range(n_c):
-                            base_r = base_c[c] if per_circuit else base
-                            f = factor[po + nn, c] - dt * tau_r_eta / base_r * (learn[po + nn, c] / n_b)
-                            factor[po + nn, c] = max(f, 0.0)
+                            if tau_r_etas[c] > 0.0 and soma_orig[s, c] == 0:  # (an orig circuit learns none)
+                                base_r = base_c[c] if per_circuit else base
+                                f = factor[po + nn, c] - dt * tau_r_etas[c] / base_r * (learn[po + nn, c] / n_b)
+                                factor[po + nn, c] = max(f, 0.0)
                             learn[po + nn, c] = 0.0
             # plasticity: W += dt eta dW/dt (tau_w low-pass, clip at w_max, round to the precision)
             for k in range(n_plastic):

@@ -32,15 +32,21 @@ class PlasticPlan:
 class PhasePlan:
     """What one phase asks of the engine, resolved once: the projections that learn (each with its
     learning rate, a float or one per circuit [circuit, 1, 1]) and the learning rate of the LE
-    prospective time constants (1/ms; 0 = tau_r fixed). Immutable: the engine never stores phase
-    settings on itself."""
+    prospective time constants (1/ms; 0 = tau_r fixed; a float or one per circuit [circuit, 1, 1]).
+    Immutable: the engine never stores phase settings on itself."""
 
     plastic: tuple[tuple[PlasticPlan, float | torch.Tensor], ...] = ()
-    tau_r_eta: float = 0.0
+    tau_r_eta: float | torch.Tensor = 0.0
 
     @property
     def learns(self) -> bool:
         return bool(self.plastic)
+
+    @property
+    def learns_tau_r(self) -> bool:
+        """Whether the LE prospective time constants learn (in any circuit)."""
+        eta = self.tau_r_eta
+        return bool((eta > 0.0).any()) if isinstance(eta, torch.Tensor) else eta > 0.0
 
 
 def as_phase_plan(plan: PhasePlan | list | tuple) -> PhasePlan:

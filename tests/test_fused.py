@@ -225,7 +225,8 @@ def le_and_orig_simulator(dynamics: str | None, seeds: list[int], engine: str, s
     return sim
 
 
-def present_train_test_train(sim: Simulator, average_from: int | list[int], tau_r_eta: float = 0.0) -> torch.Tensor:
+def present_train_test_train(sim: Simulator, average_from: int | list[int],
+                             tau_r_eta: float | torch.Tensor = 0.0) -> torch.Tensor:
     """Three calls of plastic presentations, teacher on, off, on (two switches), each circuit's output averaged
     from its own step; the outputs [presentation, circuit, batch, n_out]."""
     gen = torch.Generator().manual_seed(0)
@@ -296,6 +297,29 @@ def test_circuits_with_their_own_fixed_tau_r_equal_each_circuit_alone(engine, ta
                                                           engine=engine), tau_r_eta)
     with pytest.raises(ValueError, match="one tau_r > 0 ms"):
         Simulator(Circuit(spec_of(None)), seeds, dtype=F64, tau_r_per_circuit={"out": [1.0, 2.0]})
+
+
+@pytest.mark.parametrize("engine", ["eager", "compiled"])
+def test_circuits_with_their_own_tau_r_learning_rate_equal_each_circuit_alone(engine):
+    """A phase plan with one tau_r learning rate per circuit (0, 0.5 and 2 /ms, the mismatch drawn per circuit):
+    each circuit gives the outputs, weights and tau_r factors of its run alone; the one with 0 keeps its factors
+    (float64, 1e-12)."""
+    etas = [0.0, 0.5, 2.0]
+    spec = load_spec(CIRCUITS / "bars_le.yaml", ["dtype=float64",
+                                                 "defaults.population.dynamics={latent_equilibrium: "
+                                                 "{mismatch: {spread: 0.3}}}"])[0]
+    seeds = [5, 6, 7]
+    batched = Simulator(Circuit(spec), seeds, dtype=F64, engine=engine)
+    initial = batched.state.tau_r_factor["pyr_1"].clone()
+    out = present_train_test_train(batched, 0, torch.tensor(etas, dtype=F64))
+    assert torch.equal(batched.state.tau_r_factor["pyr_1"][0], initial[0])
+    assert not torch.equal(batched.state.tau_r_factor["pyr_1"][2], initial[2])
+    for c, (seed, eta) in enumerate(zip(seeds, etas, strict=True)):
+        alone = Simulator(Circuit(spec), [seed], dtype=F64, engine=engine)
+        alone_out = present_train_test_train(alone, 0, eta)
+        assert relative_difference(out[:, c], alone_out[:, 0]) <= 1e-12
+        for name, f in alone.state.tau_r_factor.items():
+            assert relative_difference(batched.state.tau_r_factor[name][c], f[0]) <= 1e-12, name
 
 
 @pytest.mark.parametrize(("conventions", "tau_r_eta"), [("package", 0.0), ("reference_code", 0.5)])

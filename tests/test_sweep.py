@@ -207,6 +207,31 @@ metrics: [test/accuracy]
     assert [len(t.runs) for t in dendritic.tasks] == [1, 1]
 
 
+def test_tau_r_learning_rates_share_a_simulation_with_orig_and_each_run_equals_the_run_alone(tmp_path):
+    """Runs that differ in a phase's tau_r learning rate, and orig runs beside them, share one simulation; each
+    equals the run alone (float64, 1e-12), and only the LE runs report tau_r errors."""
+    path = sweep_file(tmp_path, """axes:
+  variant:
+    key: defaults.population.dynamics
+    values: {LE: {latent_equilibrium: {mismatch: {spread: 0.1}}}, orig: orig}
+  tau_r_eta: {key: protocol.0.tau_r_eta, values: [0.0, 0.5]}
+seeds: 2
+metrics: [test/accuracy, test/loss, run/tau_r_error]
+""", name="tau_r_eta", sets="  protocol.0.epochs: 2\n  parameters.t_pres: 5\n  dtype: float64\n")
+    p = plan(load_sweep(path))
+    assert len(p.tasks) == 1 and p.tasks[0].batched_over == ["seed", "variant", "tau_r_eta"]
+    grouped = _simulate(p.runs, "cpu")
+    assert grouped["status"] == "done" and grouped["engine"] == "compiled"
+    errors = {}
+    for k, run in enumerate(p.runs):
+        assert_equals_the_run_alone(grouped, k, Experiment(run.spec, RunOptions(n_seeds=2, seed=run.seeds[0],
+                                                                                progress=False)))
+        errors[(run.axes["variant"], run.axes["tau_r_eta"])] = [r[4] for r in grouped["rows"][k]
+                                                                if r[3] == "tau_r_error"]
+    assert not errors[("orig", 0.0)] and not errors[("orig", 0.5)]
+    assert errors[("LE", 0.5)] != errors[("LE", 0.0)]  # the learning rate reaches the simulation
+
+
 def test_divergence_per_circuit_runs_the_other_circuits_alone(tmp_path):
     """``divergence: circuit``: a run's runaway circuits are recorded as diverged, its others are simulated alone
     and give the numbers of ``microcircuit run --seed S``."""
@@ -244,13 +269,6 @@ metrics: [test/accuracy]
     sweep.max_circuits = 4  # batch: {max_circuits: 4}
     small = plan(sweep)
     assert all(t.n_circuits <= 4 for t in small.tasks) and len(small.tasks) == 12
-    # LE and orig do not share a simulation where a phase learns tau_r (orig has no tau_r to report)
-    learning = plan(load_sweep(sweep_file(tmp_path, """axes:
-  variant: {key: defaults.population.dynamics, values: {LE: latent_equilibrium, orig: orig}}
-seeds: 2
-metrics: [test/accuracy]
-""", name="tau_r_learning", sets="  protocol.0.epochs: 1\n  protocol.0.tau_r_eta: 0.1\n")))
-    assert [len(t.runs) for t in learning.tasks] == [1, 1]
 
 
 @pytest.mark.parametrize("conventions", ["package", "reference_code"])

@@ -148,10 +148,11 @@ class LatentEquilibrium(Dynamics):
         return u + (self.base(g_tot) * factor) * du  # u_breve = u + tau_r du/dt, tau_r = m base
 
     def learn(self, factor: torch.Tensor, u_breve: torch.Tensor, current: torch.Tensor, du: torch.Tensor,
-              g_tot: float | torch.Tensor, eta: float, dt: float) -> None:
+              g_tot: float | torch.Tensor, eta: float | torch.Tensor, dt: float) -> None:
         """One Euler step of the tau_r rule (batch-averaged) on the state's ``factor``, in place: m >= 0.
 
-        ``g_tot``: 1/ms, one value or one per circuit [circuit, 1, 1]."""
+        ``g_tot`` (1/ms) and ``eta`` (1/ms): one value or one per circuit [circuit, 1, 1]; a circuit with eta 0
+        keeps its factor."""
         mismatch = u_breve - current / g_tot  # u_breve - u_ss
         change = (mismatch * du).mean(dim=1, keepdim=True)
         rate = dt * eta / self.base(g_tot)

@@ -18,8 +18,8 @@ differ between the runs of one simulation:
 - the **dynamics**, ``orig`` or ``latent_equilibrium``, of a microcircuit's somas: the simulator takes the
   rate potential of each circuit's own choice (u(t + dt) or u_breve, model.md sec. 2), its teacher delay (with
   the delayed teacher switch of the reference conventions during that circuit's own delay) and its output's
-  averaging window (``average_from: reference_lag`` follows the dynamics), unless a phase learns tau_r (orig
-  has no tau_r factors to report);
+  averaging window (``average_from: reference_lag`` follows the dynamics); an orig circuit learns no tau_r;
+- a phase's **tau_r learning rate** ``tau_r_eta`` in a microcircuit (one per circuit in the phase plan);
 - the **noise levels** of a microcircuit's somas (``noise``, ``rate_noise``): the simulator scales each
   circuit's own draws by its level and draws nothing where it is 0, as the circuit alone does;
 - keys that do not reach the simulation (``name``, ``description``, ``checkpoint_every``).
@@ -27,9 +27,9 @@ differ between the runs of one simulation:
 Everything else makes separate simulations, because the engine holds it once for all circuits: the
 presentation time (``present_many`` takes one ``steps``; a short and a long one in one simulation would
 leave the short one idle for most of the steps), the dynamics where the exception above applies and the
-dynamics, noise levels and fixed ``tau_r`` of prospective networks, the leak and dendritic conductances (g_l,
-g_b, g_a, g_d: they set the attenuations of the plasticity rules and the self-predicting weights), tau_r learning
-(one ``tau_r_eta`` per plan),
+dynamics, noise levels, fixed ``tau_r`` and ``tau_r_eta`` of prospective networks, the leak and dendritic
+conductances (g_l, g_b, g_a, g_d: they set the attenuations of the plasticity rules and the self-predicting
+weights),
 sizes, schedule, rules, epochs, the task, dtype and engine.
 
 A group is cut into simulations of at most ``max_circuits`` circuits and an estimated ``memory_mb``.
@@ -53,7 +53,7 @@ from microcircuit.sweep.spec import Run
 BATCHED_KEYS = ("seed", "projections.*.rule.*.eta", "defaults.projection.rule.*.eta", "protocol.*.eta",
                 "protocol.*.eta_scale", "*.dynamics.latent_equilibrium.mismatch", "*.dynamics (orig or LE)",
                 "*.dynamics.latent_equilibrium.tau_r", "projections.<nudging>.conductance",
-                "inputs.teacher.conductance", "*.noise", "*.rate_noise",
+                "inputs.teacher.conductance", "protocol.*.tau_r_eta", "*.noise", "*.rate_noise",
                 "name", "description", "checkpoint_every")
 #: what a microcircuit soma's dynamics is blanked to where orig and plain LE can share a simulation
 EITHER_DYNAMICS = "orig|latent_equilibrium"
@@ -112,6 +112,8 @@ def structure_key(spec: Spec) -> str:
     for phase in data.get("protocol", []):
         phase["eta"] = None
         phase["eta_scale"] = None
+        if not is_prospective(spec):
+            phase["tau_r_eta"] = None
     return json.dumps(data, sort_keys=True)
 
 
@@ -122,10 +124,8 @@ def is_prospective(spec: Spec) -> bool:
 
 def mixes_dynamics(spec: Spec) -> bool:
     """Whether circuits of ``spec``'s structure may differ in orig vs LE somas within one simulation (a
-    microcircuit without tau_r learning; see the module docstring)."""
-    if is_prospective(spec):
-        return False
-    return not any(phase.tau_r_eta > 0.0 for phase in spec.protocol)
+    microcircuit; see the module docstring)."""
+    return not is_prospective(spec)
 
 
 def circuit_bytes(spec: Spec) -> int:

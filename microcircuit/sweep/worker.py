@@ -123,6 +123,12 @@ class GroupExperiment(Experiment):
             out[name] = values[0] if len(set(values)) == 1 else torch.tensor(values, dtype=torch.float64)
         return out
 
+    def tau_r_learning_rate(self, phase: Phase) -> float | torch.Tensor:
+        """tau_r_eta of ``phase`` in each member's spec: a float where every circuit has the same, else [circuit]."""
+        index = next(k for k, p in enumerate(self.spec.protocol) if p is phase)
+        values = [float(spec.protocol[index].tau_r_eta) for _circuit, spec, n in self.members for _ in range(n)]
+        return values[0] if len(set(values)) == 1 else torch.tensor(values, dtype=torch.float64)
+
     def epoch_metrics(self, name, epoch, data, order, outputs, apical, n_presentations) -> list[tuple]:
         rows = super().epoch_metrics(name, epoch, data, order, outputs, apical, n_presentations)
         n = len(self.seeds)
