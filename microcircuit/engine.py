@@ -85,10 +85,10 @@ class SomaPlan:
     dendrites: list[DendritePlan]
     # The nudging conductances and the totals they enter, 1/ms: one value for all circuits, or [circuit, 1, 1]
     # where the circuits of one simulation differ in them (a sweep over g_som)
-    nudges: list[tuple[str, float | torch.Tensor]]  # (source population, g_som)
-    teacher_g: float | torch.Tensor  # g_som of the teacher (output only; 0 elsewhere)
-    g_tot: float | torch.Tensor  # g_l + sum of dendritic g + sum of nudging g_som (teacher off)
-    g_tot_teacher: float | torch.Tensor  # the same with the teacher's g_som (= g_tot where the teacher does not nudge)
+    nudges: list[tuple[str, Conductance]]  # (source population, g_som)
+    teacher_g: Conductance  # g_som of the teacher (output only; 0 elsewhere)
+    g_tot: Conductance  # g_l + sum of dendritic g + sum of nudging g_som (teacher off)
+    g_tot_teacher: Conductance  # the same with the teacher's g_som (= g_tot where the teacher does not nudge)
     phi: Activation
     dynamics: Dynamics
     noise: tuple[float, ...]  # per circuit: sigma of the somatic noise, potential / sqrt(ms)
@@ -104,12 +104,12 @@ class SomaPlan:
         return bool((g > 0.0).any()) if isinstance(g, torch.Tensor) else g > 0.0
 
 
-def add_scaled_(x: torch.Tensor, y: torch.Tensor, g: float | torch.Tensor) -> torch.Tensor:
+def add_scaled_(x: torch.Tensor, y: torch.Tensor, g: Conductance) -> torch.Tensor:
     """x += g y in place; g a conductance (1/ms), one value or [circuit, 1, 1]."""
     return x.add_(y, alpha=g) if not isinstance(g, torch.Tensor) else x.addcmul_(y, g)
 
 
-def minus_scaled(x: torch.Tensor, y: torch.Tensor, g: float | torch.Tensor) -> torch.Tensor:
+def minus_scaled(x: torch.Tensor, y: torch.Tensor, g: Conductance) -> torch.Tensor:
     """x - g y; g a conductance (1/ms), one value or [circuit, 1, 1]."""
     return torch.sub(x, y, alpha=g) if not isinstance(g, torch.Tensor) else torch.addcmul(x, y, g, value=-1.0)
 
@@ -313,7 +313,7 @@ class Simulator:
             orig_circuits=orig_circuits,
         )
 
-    def _conductance(self, values: list[float]) -> float | torch.Tensor:
+    def _conductance(self, values: list[float]) -> Conductance:
         """One conductance per circuit (1/ms) as the step takes it: a float where all circuits have the same,
         else [circuit, 1, 1]."""
         if len(set(values)) == 1:
@@ -687,11 +687,11 @@ class Simulator:
 
     def output_windows(self, average_from: int | Sequence[int]) -> torch.Tensor:
         """The step of a presentation from which each circuit's output is averaged, [circuit] int64."""
-        if isinstance(average_from, int):
-            return torch.full((self.n_circuits,), average_from, dtype=torch.int64)
-        windows = torch.as_tensor(list(average_from), dtype=torch.int64)
+        windows = torch.as_tensor(average_from, dtype=torch.int64).reshape(-1)
+        if windows.numel() == 1:
+            return windows.expand(self.n_circuits).clone()
         if windows.shape != (self.n_circuits,):
-            raise ValueError(f"average_from: one step per circuit ({self.n_circuits}), got {list(average_from)}")
+            raise ValueError(f"average_from: one step per circuit ({self.n_circuits}), got {windows.tolist()}")
         return windows
 
     def read_probe(self, probe: Probe) -> torch.Tensor:

@@ -26,3 +26,14 @@ def load(name: str):
 def test_a_benchmark_runs(name, argv, capsys):
     assert load(name).main(argv) == 0
     assert capsys.readouterr().out.strip()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("argv", [[], ["--readme-command"]])
+def test_against_reference_runs_ours_without_a_checkout(argv, capsys):
+    """Without ``--reference`` the script times ours alone (a fresh process with its own empty kernel cache) and
+    compares with the recorded figure; ``--readme-command`` runs the README's first command as written."""
+    assert load("against_reference").main(["--epochs", "1", "--repeats", "1", *argv]) == 0
+    out = capsys.readouterr().out
+    assert "the reference was NOT measured here" in out
+    assert ("validation" in out) == bool(argv)
