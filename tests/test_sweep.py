@@ -20,6 +20,8 @@ from microcircuit.cli import main as cli
 from microcircuit.experiment import Experiment, RunOptions
 from microcircuit.spec import SpecError
 from microcircuit.sweep import execute, load_sweep, plan
+from microcircuit.sweep.grouping import separating_keys
+from microcircuit.sweep.runner import describe
 from microcircuit.sweep.worker import _simulate
 from tests.conftest import CIRCUITS, ROOT
 
@@ -205,6 +207,8 @@ seeds: 2
 metrics: [test/accuracy]
 """, name="g_b", sets="  protocol.0.epochs: 1\n")))
     assert [len(t.runs) for t in dendritic.tasks] == [1, 1]
+    assert separating_keys([t.runs[0].spec for t in dendritic.tasks]) == [
+        "populations.out.conductances.g_b", "populations.pyr_1.conductances.g_b"]
 
 
 def test_tau_r_learning_rates_share_a_simulation_with_orig_and_each_run_equals_the_run_alone(tmp_path):
@@ -269,6 +273,7 @@ metrics: [test/accuracy]
     sweep.max_circuits = 4  # batch: {max_circuits: 4}
     small = plan(sweep)
     assert all(t.n_circuits <= 4 for t in small.tasks) and len(small.tasks) == 12
+    assert "runs of one structure split at batch.max_circuits = 4 or batch.memory_mb = 1024" in describe(small)
 
 
 @pytest.mark.parametrize("conventions", ["package", "reference_code"])
@@ -362,6 +367,9 @@ def test_dry_run_prints_runs_and_simulations_and_the_directory_last(tmp_path, ca
     assert out[-1] == str(tmp_path / "out" / "small")
     assert out[0].startswith("sweep small: 6 run(s) of 4 seed(s)")
     assert sum("circuits; batched over seed, eta" in line for line in out) == 3
+    assert ("separate simulations: the runs differ in protocol.0.t_pres, protocol.1.t_pres (held once for all "
+            "circuits of a simulation)") in out
+    assert not any(line.startswith("runs of one structure split") for line in out)
     assert not (tmp_path / "out").exists()
 
 

@@ -67,6 +67,30 @@ def run_id(run: Run, device: str) -> str:
 
 def structure_key(spec: Spec) -> str:
     """The spec with every per-circuit value blanked: runs with the same key can share a simulation."""
+    return json.dumps(structure(spec), sort_keys=True)
+
+
+def separating_keys(specs: list[Spec]) -> list[str]:
+    """The dotted keys (``protocol.0.t_pres``) in which the structures of ``specs`` differ: what keeps their runs
+    in separate simulations."""
+    flat = [_flatten(structure(s)) for s in specs]
+    keys = sorted(set().union(*flat))
+    return [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flat}) > 1]
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings and lists as {dotted key: leaf value}."""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else None
+    if items is None:
+        return {prefix: value}
+    out: dict[str, Any] = {}
+    for key, item in items:
+        out.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+    return out if out else {prefix: value}
+
+
+def structure(spec: Spec) -> dict:
+    """The spec as a mapping with every per-circuit value blanked (see the module docstring)."""
     data = spec.model_dump(mode="json", by_alias=True)
     for key in ("seed", "name", "description", "checkpoint_every", "parameters"):
         data.pop(key, None)
@@ -114,7 +138,7 @@ def structure_key(spec: Spec) -> str:
         phase["eta_scale"] = None
         if not is_prospective(spec):
             phase["tau_r_eta"] = None
-    return json.dumps(data, sort_keys=True)
+    return data
 
 
 def is_prospective(spec: Spec) -> bool:
@@ -207,4 +231,4 @@ def group(runs: list[Run], ids: list[str], device: str, max_circuits: int, memor
 
 
 __all__ = ["BATCHED_KEYS", "EITHER_DYNAMICS", "Task", "circuit_bytes", "group", "mixes_dynamics", "run_id",
-           "structure_key"]
+           "separating_keys", "structure", "structure_key"]

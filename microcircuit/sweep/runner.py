@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from microcircuit.rundir import atomic_write_text
-from microcircuit.sweep.grouping import Task, group, run_id
+from microcircuit.sweep.grouping import Task, group, run_id, separating_keys, structure_key
 from microcircuit.sweep.spec import DEFAULT_MAX_CIRCUITS, DEFAULT_MEMORY_MB, Run, SweepFile, expand
 from microcircuit.sweep.worker import FINAL, read_completion, run_task
 
@@ -69,6 +69,10 @@ def plan_runs(name: str, runs: list[Run], columns: list[str], metrics: list[str]
     return SweepPlan(sweep, runs, ids, group(runs, ids, device, max_circuits, memory_mb, save_weights, divergence))
 
 
+#: at most this many of the keys that separate simulations are named in :func:`describe`
+MAX_KEYS_SHOWN = 8
+
+
 def describe(p: SweepPlan) -> str:
     """The expanded runs and their grouping into simulations (``--dry-run``)."""
     lines = [f"sweep {p.sweep.name}: {len(p.runs)} run(s) of {p.sweep.seed_count} seed(s) over "
@@ -80,6 +84,15 @@ def describe(p: SweepPlan) -> str:
     for t in p.tasks:
         lines.append(f"  {t.number:4d}: runs {', '.join(str(r.index) for r in t.runs)} "
                      f"({t.n_circuits} circuits; batched over {', '.join(t.batched_over)})")
+    structures = {structure_key(t.runs[0].spec): t.runs[0].spec for t in p.tasks}
+    if len(structures) > 1:
+        keys = separating_keys(list(structures.values()))
+        shown = ", ".join(keys[:MAX_KEYS_SHOWN]) + (f" and {len(keys) - MAX_KEYS_SHOWN} more"
+                                                    if len(keys) > MAX_KEYS_SHOWN else "")
+        lines.append(f"separate simulations: the runs differ in {shown} (held once for all circuits of a simulation)")
+    if len(structures) < len(p.tasks):
+        lines.append(f"runs of one structure split at batch.max_circuits = {p.sweep.max_circuits} or "
+                     f"batch.memory_mb = {p.sweep.memory_mb:g}")
     return "\n".join(lines)
 
 
