@@ -89,6 +89,7 @@ class SomaPlan:
     teacher_g: Conductance  # g_som of the teacher (output only; 0 elsewhere)
     g_tot: Conductance  # g_l + sum of dendritic g + sum of nudging g_som (teacher off)
     g_tot_teacher: Conductance  # the same with the teacher's g_som (= g_tot where the teacher does not nudge)
+    taught: bool  # whether the teacher nudges this soma (in any circuit)
     phi: Activation
     dynamics: Dynamics
     noise: tuple[float, ...]  # per circuit: sigma of the somatic noise, potential / sqrt(ms)
@@ -96,12 +97,6 @@ class SomaPlan:
     #: [circuit, 1, 1] bool: the orig circuits of an LE soma batched with orig ones (their rate potential
     #: is u(t + dt)); None where every circuit has ``dynamics``
     orig_circuits: torch.Tensor | None = None
-
-    @property
-    def taught(self) -> bool:
-        """Whether the teacher nudges this soma (in any circuit)."""
-        g = self.teacher_g
-        return bool((g > 0.0).any()) if isinstance(g, torch.Tensor) else g > 0.0
 
 
 def add_scaled_(x: torch.Tensor, y: torch.Tensor, g: Conductance) -> torch.Tensor:
@@ -306,6 +301,7 @@ class Simulator:
             teacher_g=self._conductance(teacher),
             g_tot=self._conductance(g_tot),
             g_tot_teacher=self._conductance(g_tot_teacher),
+            taught=max(teacher) > 0.0,
             phi=ACTIVATIONS.get(p.activation),
             dynamics=soma_dynamics,
             noise=tuple(self.noise_per_circuit.get(name, [p.noise] * self.n_circuits)),
@@ -476,6 +472,7 @@ class Simulator:
             target = st.target
         rates, pots, sent = st.rate, st.u, st.u_breve
         read_rate, read_sent = (rates, sent) if self.propagating else (dict(rates), dict(sent))
+        learns_tau_r = plan.learns_tau_r
         weights = st.weights
         carried: dict[str, torch.Tensor] = {}
         for soma in self.somas:
@@ -521,7 +518,7 @@ class Simulator:
             u_rate = soma.dynamics.rate_potential(u, du, u_next, g_tot if g_rate is None else g_rate, factor)
             if soma.orig_circuits is not None:  # orig circuits batched with LE ones: r = phi(u(t + dt))
                 u_rate = torch.where(soma.orig_circuits, u_next, u_rate)
-            if plan.learns_tau_r and factor is not None:
+            if learns_tau_r and factor is not None:
                 eta = plan.tau_r_eta
                 if soma.orig_circuits is not None:  # an orig circuit among LE ones has no tau_r to learn
                     eta = torch.where(soma.orig_circuits, 0.0,

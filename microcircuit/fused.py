@@ -140,9 +140,10 @@ def build_layout(sim: Simulator) -> Layout:
         pre += c.populations[q.source].size
     proj_index = {n: i for i, n in enumerate(projs)}
     soma_cols = {k: [] for k in ("pop_off", "size", "dyn", "act", "d_start", "d_end", "n_start", "n_end")}
-    soma_f = {k: [] for k in ("g_dend",)}
+    soma_g_dend = []  # [soma] g_l + the dendritic couplings, 1/ms
     soma_tau_r = []  # [soma, circuit]: the fixed base tau_r in ms, -1 for tau_eff
-    soma_g_teacher, soma_g_mixed = [], []  # [soma, circuit] the teacher's g_som; [soma] 1 where g_som differs
+    soma_g_teacher = []  # [soma, circuit]: the teacher's g_som, 1/ms
+    soma_taught, soma_per_circuit = [], []  # [soma]: 1 where the teacher nudges it; 1 where g_som or tau_r differs
     dend_cols = {k: [] for k in ("off", "p_start", "p_end")}
     dend_g, dend_projs, nudge_src, nudge_g = [], [], [], []
     for soma in sim.somas:
@@ -151,11 +152,13 @@ def build_layout(sim: Simulator) -> Layout:
         le = isinstance(soma.dynamics, LatentEquilibrium)
         soma_cols["dyn"].append(1 if le else 0)
         soma_cols["act"].append(ACTIVATION_CODES[c.populations[soma.name].activation])
-        soma_f["g_dend"].append(soma.g_dendritic)
+        soma_g_dend.append(soma.g_dendritic)
         soma_g_teacher.append(_per_circuit(soma.teacher_g, sim.n_circuits))
-        conductances = (soma.teacher_g, *(g for _, g in soma.nudges))
-        soma_g_mixed.append(int(any(isinstance(g, torch.Tensor) for g in conductances)))
         soma_tau_r.append(_fixed_tau_r(soma.dynamics, sim.n_circuits))
+        conductances = (soma.teacher_g, *(g for _, g in soma.nudges))
+        soma_taught.append(int(soma.taught))
+        soma_per_circuit.append(int(any(isinstance(g, torch.Tensor) for g in conductances)
+                                    or len(set(soma_tau_r[-1])) > 1))
         soma_cols["d_start"].append(len(dend_cols["off"]))
         for d in soma.dendrites:
             dend_cols["off"].append(dend_off[f"{soma.name}.{d.compartment}"])
@@ -191,7 +194,8 @@ def build_layout(sim: Simulator) -> Layout:
     table = {f"soma_{k}": ints(v) for k, v in soma_cols.items()}
     table.update({f"dend_{k}": ints(v) for k, v in dend_cols.items()})
     table.update({f"proj_{k}": ints(v) for k, v in proj_cols.items()})
-    table["soma_g_mixed"] = ints(soma_g_mixed)
+    table["soma_taught"] = ints(soma_taught)
+    table["soma_per_circuit"] = ints(soma_per_circuit)
     table["dend_projs"] = ints(dend_projs)
     table["nudge_src"] = ints(nudge_src)
     table["tied"] = ints(tied).reshape(-1, 2)
@@ -200,7 +204,7 @@ def build_layout(sim: Simulator) -> Layout:
     table["soma_orig"] = ints([np.zeros(sim.n_circuits) if soma.orig_circuits is None
                                else soma.orig_circuits.reshape(-1).cpu().numpy() for soma in sim.somas]
                               ).reshape(len(sim.somas), sim.n_circuits)
-    floats = {f"soma_{k}": np.asarray(v, dtype=np.float64) for k, v in soma_f.items()}
+    floats = {"soma_g_dend": np.asarray(soma_g_dend, dtype=np.float64)}
     floats["soma_tau_r"] = np.asarray(soma_tau_r, dtype=np.float64).reshape(len(sim.somas), sim.n_circuits)
     floats["soma_g_teacher"] = np.asarray(soma_g_teacher, dtype=np.float64).reshape(len(sim.somas), sim.n_circuits)
     floats["dend_g"] = np.asarray(dend_g, dtype=np.float64)
@@ -398,8 +402,8 @@ def present_fused(sim: Simulator, stimuli: torch.Tensor, targets: torch.Tensor |
             rate, pot, sent, vd, weights, dwf, factor, target_f, last, applied, flags,
             t["soma_pop_off"], t["soma_size"], t["soma_dyn"], t["soma_act"], t["soma_d_start"], t["soma_d_end"],
             t["soma_n_start"], t["soma_n_end"], lay.floats["soma_g_dend"], lay.floats["soma_g_teacher"],
-            lay.floats["soma_tau_r"], t["soma_orig"], t["soma_g_mixed"], t["dend_off"], t["dend_p_start"],
-            t["dend_p_end"],
+            lay.floats["soma_tau_r"], t["soma_orig"], t["soma_taught"], t["soma_per_circuit"], t["dend_off"],
+            t["dend_p_start"], t["dend_p_end"],
             lay.floats["dend_g"], t["dend_projs"], t["nudge_src"], lay.floats["nudge_g"], t["proj_src_off"],
             t["proj_pre"], t["proj_post"], t["proj_w_off"], t["proj_pre_off"], lay.n_pre, t["tied"],
             lay.floats["proj_tau_s"], t["proj_delay_len"], t["proj_delays"], syn, dbuf, clock, int(bool(sim.synapses)),
@@ -552,8 +556,8 @@ def _phi(code, x):
 def _kernel(config, scalars, stim, tgts, delays, windows, tau_r_etas, noise_u, noise_r,
             rate, pot, sent, vd, weights, dwf, factor, target_f, last, applied, flags,
             soma_pop_off, soma_size, soma_dyn, soma_act, soma_d_start, soma_d_end, soma_n_start, soma_n_end,
-            soma_g_dend, soma_g_teacher, soma_tau_r, soma_orig, soma_g_mixed, dend_off, dend_p_start, dend_p_end,
-            dend_g, dend_projs,
+            soma_g_dend, soma_g_teacher, soma_tau_r, soma_orig, soma_taught, soma_per_circuit, dend_off,
+            dend_p_start, dend_p_end, dend_g, dend_projs,
             nudge_src, nudge_g, proj_src_off, proj_pre, proj_post, proj_w_off, proj_pre_off, n_pre, tied,
             proj_tau_s, proj_delay_len, proj_delays, syn, dbuf, clock, uses_clock,
             pl_int, pl_flt, pl_q, pl_eta, pl_target, mem_post, mem_pre, uni,
@@ -569,8 +573,9 @@ def _kernel(config, scalars, stim, tgts, delays, windows, tau_r_etas, noise_u, n
     lag) and windows (the first step of the output average) are steps per circuit [circuit], tau_r_etas the
     learning rate of the LE time constants per circuit (1/ms) [circuit]; soma_g_teacher
     [soma, circuit] and nudge_g [nudge, circuit] are the somatic nudging conductances (1/ms) and soma_tau_r
-    [soma, circuit] the fixed base of tau_r (ms, -1: tau_eff) of each circuit, soma_g_mixed [soma] 1 where a
-    soma's nudging differs between circuits.
+    [soma, circuit] the fixed base of tau_r (ms, -1: tau_eff) of each circuit; soma_taught [soma] is 1 where
+    the teacher nudges the soma (in any circuit), soma_per_circuit [soma] 1 where its nudging or fixed tau_r
+    differs between circuits.
     """
     steps, propagating, teacher, has_targets, has_noise = config[0], config[1], config[2], config[3], config[4]
     in_off, in_size, out_off, n_out, step_offset = config[5], config[6], config[7], config[8], config[9]
@@ -673,12 +678,8 @@ def _kernel(config, scalars, stim, tgts, delays, windows, tau_r_etas, noise_u, n
                 base = soma_tau_r[s, 0] if soma_tau_r[s, 0] > 0.0 else 1.0 / g_rate
                 # per circuit where the teacher nudges some circuits' output and not all, or the circuits differ in
                 # their nudging conductances or fixed tau_r
-                taught = False
-                for c in range(n_c):
-                    taught = taught or soma_g_teacher[s, c] > 0.0
-                per_circuit = (mixed and taught) or soma_g_mixed[s] == 1
-                for c in range(n_c):
-                    per_circuit = per_circuit or soma_tau_r[s, c] != soma_tau_r[s, 0]
+                taught = soma_taught[s] == 1
+                per_circuit = (mixed and taught) or soma_per_circuit[s] == 1
                 if per_circuit:
                     for c in range(n_c):
                         g_o = soma_g_dend[s]

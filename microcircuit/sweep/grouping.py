@@ -101,7 +101,8 @@ def structure(spec: Spec) -> dict:
                 if isinstance(params, dict) and "eta" in params:
                     params["eta"] = None
 
-    per_circuit = ("mismatch",) if is_prospective(spec) else ("mismatch", "tau_r")
+    microcircuit = not is_prospective(spec)  # a prospective network's engine holds more once for all circuits
+    per_circuit = ("mismatch", "tau_r") if microcircuit else ("mismatch",)
 
     def plain_dynamics(value: Any) -> Any:
         """LE without what the simulator takes per circuit (the mismatch, drawn into the state per circuit, and
@@ -111,11 +112,9 @@ def structure(spec: Spec) -> dict:
             return {"latent_equilibrium": params} if params else "latent_equilibrium"
         return value
 
-    either = mixes_dynamics(spec)
-
     def blank_dynamics(value: Any) -> Any:
         value = plain_dynamics(value)
-        return EITHER_DYNAMICS if either and value in ("orig", "latent_equilibrium") else value
+        return EITHER_DYNAMICS if microcircuit and value in ("orig", "latent_equilibrium") else value
 
     population_defaults = (data.get("defaults") or {}).get("population") or {}
     default_dynamics = population_defaults.get("dynamics")
@@ -123,7 +122,7 @@ def structure(spec: Spec) -> dict:
         own = population.get("dynamics")
         population["dynamics"] = blank_dynamics(default_dynamics if own is None else own)
     population_defaults["dynamics"] = blank_dynamics(default_dynamics)
-    if not is_prospective(spec):  # noise levels and nudging are per circuit in a microcircuit's simulation
+    if microcircuit:  # noise levels and nudging are per circuit in a microcircuit's simulation
         for group in (*data.get("populations", {}).values(), population_defaults):
             group["noise"] = group["rate_noise"] = None
         for projection in data.get("projections", {}).values():
@@ -136,7 +135,7 @@ def structure(spec: Spec) -> dict:
     for phase in data.get("protocol", []):
         phase["eta"] = None
         phase["eta_scale"] = None
-        if not is_prospective(spec):
+        if microcircuit:
             phase["tau_r_eta"] = None
     return data
 
@@ -144,12 +143,6 @@ def structure(spec: Spec) -> dict:
 def is_prospective(spec: Spec) -> bool:
     """Whether ``spec`` is a prospective network (model.md sec. 10), simulated by its own engine."""
     return any(p.cell == "prospective" for p in spec.populations.values())
-
-
-def mixes_dynamics(spec: Spec) -> bool:
-    """Whether circuits of ``spec``'s structure may differ in orig vs LE somas within one simulation (a
-    microcircuit; see the module docstring)."""
-    return not is_prospective(spec)
 
 
 def circuit_bytes(spec: Spec) -> int:
@@ -230,5 +223,5 @@ def group(runs: list[Run], ids: list[str], device: str, max_circuits: int, memor
     return tasks
 
 
-__all__ = ["BATCHED_KEYS", "EITHER_DYNAMICS", "Task", "circuit_bytes", "group", "mixes_dynamics", "run_id",
+__all__ = ["BATCHED_KEYS", "EITHER_DYNAMICS", "Task", "circuit_bytes", "group", "run_id",
            "separating_keys", "structure", "structure_key"]
