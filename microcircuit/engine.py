@@ -145,6 +145,9 @@ class Simulator:
         nudging_per_circuit: each circuit's somatic nudging conductance g_som in 1/ms, keyed by the name of
             the projection that nudges (``target: <population>.soma``) or ``teacher`` for the teacher's,
             where the circuits of one simulation differ in them (a sweep over g_som).
+        delays_per_circuit: each circuit's transmission delay of a weighted projection as (steps, jitter) in
+            steps of dt, keyed by the projection's name, where the circuits of one simulation differ in them (a
+            sweep over ``delay``); each circuit draws its jitter from its own stream, as it does alone.
     """
 
     def __init__(
@@ -159,6 +162,7 @@ class Simulator:
         noise_per_circuit: dict[str, list[float]] | None = None,
         tau_r_per_circuit: dict[str, list[float | None]] | None = None,
         nudging_per_circuit: dict[str, list[float]] | None = None,
+        delays_per_circuit: dict[str, list[tuple[int, int]]] | None = None,
     ):
         self.circuit = circuit
         self.seeds = list(seeds)
@@ -190,6 +194,13 @@ class Simulator:
             if key not in nudging or len(values) != self.n_circuits or min(values) < 0.0:
                 raise ValueError(f"nudging_per_circuit['{key}']: one g_som >= 0 per circuit ({self.n_circuits}) "
                                  f"of a nudging projection or the teacher ({', '.join(sorted(nudging))}); got {values}")
+        self.delays_per_circuit = dict(delays_per_circuit or {})
+        weighted = {q.name for q in circuit.projections.values() if q.compartment != "soma"}
+        for key, values in self.delays_per_circuit.items():
+            if (key not in weighted or len(values) != self.n_circuits
+                    or any(int(s) < 0 or int(j) < 0 for s, j in values)):
+                raise ValueError(f"delays_per_circuit['{key}']: one (steps >= 0, jitter >= 0) per circuit "
+                                 f"({self.n_circuits}) of a weighted projection; got {values}")
         self.somas = [self._soma_plan(name) for name in circuit.update_order()]
         self.noise_generators = [
             torch.Generator().manual_seed(derive_seed(s, "noise")) for s in self.seeds
@@ -321,10 +332,11 @@ class Simulator:
         plans = {}
         for q in self.circuit.projections.values():
             delays = None
-            if q.delay_steps or q.delay_jitter:
-                draws = [max(0, q.delay_steps + (int(rng(s, f"delay/{q.name}").integers(-q.delay_jitter,
-                                                                                       q.delay_jitter + 1))
-                                                 if q.delay_jitter else 0)) for s in self.seeds]
+            own = self.delays_per_circuit.get(q.name, [(q.delay_steps, q.delay_jitter)] * self.n_circuits)
+            if any(steps or jitter for steps, jitter in own):
+                draws = [max(0, int(steps) + (int(rng(s, f"delay/{q.name}").integers(-jitter, jitter + 1))
+                                              if jitter else 0))
+                         for s, (steps, jitter) in zip(self.seeds, own, strict=True)]
                 delays = torch.as_tensor(draws, dtype=torch.int64, device=self.device)
             if delays is not None or q.tau_s > 0.0:
                 length = int(delays.max()) + 1 if delays is not None else 1

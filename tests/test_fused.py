@@ -345,6 +345,36 @@ def test_circuits_with_their_own_nudging_equal_each_circuit_alone(engine, conven
         Simulator(Circuit(spec_of(0.06)), seeds, dtype=F64, nudging_per_circuit={"up_1": values})
 
 
+@pytest.mark.parametrize("conventions", ["package", "reference_code"])
+@pytest.mark.parametrize("engine", ["eager", "compiled"])
+def test_circuits_with_their_own_delays_equal_each_circuit_alone(engine, conventions):
+    """``delays_per_circuit``: transmission delays of every weighted projection of four circuits, none, 2 steps,
+    5 steps and 3 +- 2 steps (the jitter drawn from each circuit's own stream), in one simulation; each gives the
+    outputs, weights and tau_r factors of its run alone with that delay, its automatic teacher delay following its
+    own delays, through two teacher switches (float64, 1e-12)."""
+    delays = [0, 2, 5, "{steps: 3, jitter: 2}"]
+
+    def spec_of(delay):
+        return load_spec(CIRCUITS / "bars_le.yaml", ["dtype=float64", f"conventions={conventions}",
+                                                     f"defaults.projection.delay={delay}"])[0]
+
+    circuits = [Circuit(spec_of(d)) for d in delays]
+    weighted = [q.name for q in circuits[0].projections.values() if q.compartment != "soma"]
+    per_circuit = {name: [(c.projections[name].delay_steps, c.projections[name].delay_jitter) for c in circuits]
+                   for name in weighted}
+    seeds = [5, 6, 7, 8]
+    batched = Simulator(circuits[0], seeds, dtype=F64, engine=engine, delays_per_circuit=per_circuit)
+    assert batched.engine == engine
+    alone = [Simulator(circuits[c], [seeds[c]], dtype=F64, engine=engine) for c in range(4)]
+    assert batched.target_delays.tolist() == [int(a.target_delays[0]) for a in alone]
+    assert len(set(batched.target_delays.tolist())) == 4
+    assert_circuits_as_alone(batched, lambda c: Simulator(circuits[c], [seeds[c]], dtype=F64, engine=engine))
+    with pytest.raises(ValueError, match="of a weighted projection"):
+        Simulator(circuits[0], seeds, dtype=F64, delays_per_circuit={"nudge_1": [(1, 0)] * 4})
+    with pytest.raises(ValueError, match="steps >= 0"):
+        Simulator(circuits[0], seeds, dtype=F64, delays_per_circuit={"up_1": [(1, 0)] * 3})
+
+
 @pytest.mark.parametrize("engine", ["eager", "compiled"])
 def test_jittered_delays_under_the_delayed_teacher_switch_equal_each_circuit_alone(engine):
     """Seeds whose jittered transmission delays give their targets different lags: under the delayed teacher

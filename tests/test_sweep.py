@@ -211,6 +211,27 @@ metrics: [test/accuracy]
         "populations.out.conductances.g_b", "populations.pyr_1.conductances.g_b"]
 
 
+def test_transmission_delays_share_a_simulation_and_each_run_equals_the_run_alone(tmp_path):
+    """Runs that differ in the transmission delay of every weighted projection (``defaults.projection.delay``:
+    none, 2 steps, 2 +- 1 steps) and in the dynamics (LE and orig) share one simulation; each equals the run alone
+    (float64, 1e-12), and the delays reach the simulation."""
+    path = sweep_file(tmp_path, """axes:
+  variant: {key: defaults.population.dynamics, values: {LE: latent_equilibrium, orig: orig}}
+  delay: {key: defaults.projection.delay, values: [0, 2, {steps: 2, jitter: 1}]}
+seeds: 2
+metrics: [test/accuracy, test/loss]
+""", name="delay", sets="  protocol.0.epochs: 2\n  parameters.t_pres: 5\n  dtype: float64\n")
+    p = plan(load_sweep(path))
+    assert len(p.tasks) == 1 and p.tasks[0].batched_over == ["seed", "variant", "delay"]
+    grouped = _simulate(p.runs, "cpu")
+    assert grouped["status"] == "done" and grouped["engine"] == "compiled"
+    for k, run in enumerate(p.runs):
+        assert_equals_the_run_alone(grouped, k, Experiment(run.spec, RunOptions(n_seeds=2, seed=run.seeds[0],
+                                                                                progress=False)))
+    losses = [[r[4] for r in rows if r[3] == "loss"] for rows in grouped["rows"][:3]]
+    assert losses[0] != losses[1] != losses[2]
+
+
 def test_tau_r_learning_rates_share_a_simulation_with_orig_and_each_run_equals_the_run_alone(tmp_path):
     """Runs that differ in a phase's tau_r learning rate, and orig runs beside them, share one simulation; each
     equals the run alone (float64, 1e-12), and only the LE runs report tau_r errors."""
