@@ -148,6 +148,9 @@ class Simulator:
         delays_per_circuit: each circuit's transmission delay of a weighted projection as (steps, jitter) in
             steps of dt, keyed by the projection's name, where the circuits of one simulation differ in them (a
             sweep over ``delay``); each circuit draws its jitter from its own stream, as it does alone.
+        precision_per_circuit: each circuit's weight precision of a weighted projection (a ``PrecisionSpec``
+            or None for float weights), keyed by the projection's name, where the circuits of one simulation
+            differ in it (a sweep over ``precision``).
     """
 
     def __init__(
@@ -163,6 +166,7 @@ class Simulator:
         tau_r_per_circuit: dict[str, list[float | None]] | None = None,
         nudging_per_circuit: dict[str, list[float]] | None = None,
         delays_per_circuit: dict[str, list[tuple[int, int]]] | None = None,
+        precision_per_circuit: dict[str, list] | None = None,
     ):
         self.circuit = circuit
         self.seeds = list(seeds)
@@ -220,7 +224,14 @@ class Simulator:
         self._uniform_target_delay = bool((self.target_delays == self.target_delay).all())
         self.state = State()
         self.state.weights = circuit.init_weights(self.seeds, dtype, self.device)
-        self.quantized = {n: q.precision for n, q in circuit.projections.items() if q.precision is not None}
+        for key, values in (precision_per_circuit or {}).items():
+            if key not in weighted or len(values) != self.n_circuits:
+                raise ValueError(f"precision_per_circuit['{key}']: one precision (or None) per circuit "
+                                 f"({self.n_circuits}) of a weighted projection; got {values}")
+        #: projection -> each circuit's precision (None: float weights), for the projections that have one
+        self.quantized = {n: list((precision_per_circuit or {}).get(n, [q.precision] * self.n_circuits))
+                          for n, q in circuit.projections.items()}
+        self.quantized = {n: values for n, values in self.quantized.items() if any(v is not None for v in values)}
         self.rounding_generators = [
             torch.Generator().manual_seed(derive_seed(s, "rounding")) for s in self.seeds
         ]
@@ -423,13 +434,19 @@ class Simulator:
         self.state.rule_memory.clear()
 
     def quantize_(self, name: str, weights: torch.Tensor) -> None:
-        """Round projection ``name``'s weights [circuit, post, pre] in place to its precision."""
-        precision = self.quantized[name]
+        """Round projection ``name``'s weights [circuit, post, pre] in place, each circuit to its precision."""
+        precisions = self.quantized[name]
         uniform = None
-        if precision.rounding == "stochastic":
+        if any(p is not None and p.rounding == "stochastic" for p in precisions):
             uniform = torch.stack([torch.rand(weights.shape[1:], generator=g, dtype=torch.float64)
                                    for g in self.rounding_generators]).to(weights.device, weights.dtype)
-        quantize_(weights, precision, uniform)
+        if all(p == precisions[0] for p in precisions):
+            quantize_(weights, precisions[0], uniform)
+            return
+        for c, precision in enumerate(precisions):
+            if precision is not None:
+                own = uniform[c:c + 1] if precision.rounding == "stochastic" else None
+                quantize_(weights[c:c + 1], precision, own)
 
     # ------------------------------------------------------------------ stepping
     def draw_noise(self, steps: int) -> dict[str, torch.Tensor]:

@@ -305,17 +305,19 @@ def present_fused(sim: Simulator, stimuli: torch.Tensor, targets: torch.Tensor |
 
     # the phase plan as flat tables
     n_plastic = len(plan.plastic)
-    # projection, rule, dendrite, predictor, phi code, rounding (0 none, 1 nearest, 2 stochastic),
+    # projection, rule, dendrite, predictor, phi code, rounding (the highest of its circuits' codes),
     # rule memory offsets (post, pre), offset of the rounding draws, rule memory present
     pl_int = np.zeros((n_plastic, 10), dtype=np.int64)
     pl_flt = np.zeros((n_plastic, 5), dtype=np.float64)  # attenuation, tau_w, w_max, decay, tau_hp
-    pl_q = np.zeros((n_plastic, 3), dtype=np_dtype)  # precision range, level step, highest level
+    # per circuit: precision range, level step, highest level, rounding (0 none, 1 nearest, 2 stochastic)
+    pl_q = np.zeros((n_plastic, n_c, 4), dtype=np_dtype)
     pl_eta = np.zeros((n_plastic, n_c), dtype=np.float64)
     mem_sizes, uni_sizes = [0, 0], 0
     for k, (pp, eta) in enumerate(plan.plastic):
         n_post, n_pre_k = c.populations[pp.target].size, c.populations[pp.source].size
-        precision = sim.quantized.get(pp.name)
-        rounding = 0 if precision is None else (2 if precision.rounding == "stochastic" else 1)
+        precisions = sim.quantized.get(pp.name, [None] * n_c)
+        codes = [0 if q is None else (2 if q.rounding == "stochastic" else 1) for q in precisions]
+        rounding = max(codes)  # the highest code of any circuit: 2 where one rounds stochastically
         memory = st.rule_memory.get(pp.name, {})
         pl_int[k] = (lay.projs.index(pp.name), RULE_CODES[pp.rule.name], lay.dend_off[f"{pp.target}.{pp.compartment}"],
                      lay.dend_off[f"{pp.target}.{pp.predicted_from}"],
@@ -323,8 +325,9 @@ def present_fused(sim: Simulator, stimuli: torch.Tensor, targets: torch.Tensor |
                      uni_sizes, int("low_post" in memory))
         pl_flt[k] = (pp.attenuation, pp.tau_w, pp.w_max if pp.w_max is not None else math.inf,
                      getattr(pp.rule, "decay", 0.0), getattr(pp.rule, "tau_hp", 1.0))
-        if precision is not None:
-            pl_q[k] = (precision.range, 2.0 * precision.range / (2**precision.bits - 1), 2**precision.bits - 1)
+        for ci, (q, code) in enumerate(zip(precisions, codes, strict=True)):
+            if q is not None:
+                pl_q[k, ci] = (q.range, 2.0 * q.range / (2**q.bits - 1), 2**q.bits - 1, code)
         pl_eta[k] = eta.reshape(-1).double().cpu().numpy() if isinstance(eta, torch.Tensor) else eta
         if pp.rule.memory_names:
             mem_sizes = [mem_sizes[0] + n_post, mem_sizes[1] + n_pre_k]
@@ -575,7 +578,8 @@ def _kernel(config, scalars, stim, tgts, delays, windows, tau_r_etas, noise_u, n
     [soma, circuit] and nudge_g [nudge, circuit] are the somatic nudging conductances (1/ms) and soma_tau_r
     [soma, circuit] the fixed base of tau_r (ms, -1: tau_eff) of each circuit; soma_taught [soma] is 1 where
     the teacher nudges the soma (in any circuit), soma_per_circuit [soma] 1 where its nudging or fixed tau_r
-    differs between circuits.
+    differs between circuits; pl_q [plastic projection, circuit, 4] is each circuit's weight precision (range,
+    level step, highest level, rounding code 0 none, 1 nearest, 2 stochastic).
     """
     steps, propagating, teacher, has_targets, has_noise = config[0], config[1], config[2], config[3], config[4]
     in_off, in_size, out_off, n_out, step_offset = config[5], config[6], config[7], config[8], config[9]
@@ -897,12 +901,15 @@ def _kernel(config, scalars, stim, tgts, delays, windows, tau_r_etas, noise_u, n
                                 dw = dwf[w_index, c]
                             w = weights[w_index, c] + dt * pl_eta[k, c] * dw
                             weights[w_index, c] = min(max(w, -w_max), w_max)
-                        if rounding > 0:  # 2^bits levels in [-range, range], as the eager quantize_
-                            q_range, q_step, q_top = pl_q[k, 0], pl_q[k, 1], pl_q[k, 2]
+                        if rounding > 0:  # 2^bits levels in [-range, range] per circuit, as the eager quantize_
                             for c in range(n_c):
+                                code = pl_q[k, c, 3]
+                                if code == 0.0:  # this circuit's weights are floats
+                                    continue
+                                q_range, q_step, q_top = pl_q[k, c, 0], pl_q[k, c, 1], pl_q[k, c, 2]
                                 x = min(max(weights[w_index, c], -q_range), q_range)
                                 level = (x + q_range) / q_step
-                                if rounding == 1:
+                                if code == 1.0:
                                     level = np.rint(level)
                                 else:
                                     level = min(np.floor(level + uni[t, u_off + nn * pre + j, c]), q_top)

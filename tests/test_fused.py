@@ -376,6 +376,35 @@ def test_circuits_with_their_own_delays_equal_each_circuit_alone(engine, convent
 
 
 @pytest.mark.parametrize("engine", ["eager", "compiled"])
+def test_circuits_with_their_own_weight_precision_equal_each_circuit_alone(engine):
+    """``precision_per_circuit``: four circuits with float weights, 6 bits rounded to the nearest level, 8 bits
+    rounded stochastically and 4 bits in a wider range, in one simulation; each gives the outputs and weights of
+    its run alone with that precision (the stochastic one from its own stream), the rounded ones on their own
+    levels (float64, 1e-12)."""
+    precisions = ["null", "{bits: 6, range: 2.0}", "{bits: 8, range: 2.0, rounding: stochastic}",
+                  "{bits: 4, range: 4.0}"]
+
+    def spec_of(precision: str):
+        return load_spec(CIRCUITS / "bars_le.yaml", ["dtype=float64", f"defaults.projection.precision={precision}"])[0]
+
+    circuits = [Circuit(spec_of(p)) for p in precisions]
+    weighted = [q.name for q in circuits[0].projections.values() if q.compartment != "soma"]
+    per_circuit = {name: [c.projections[name].precision for c in circuits] for name in weighted}
+    seeds = [5, 6, 7, 8]
+    batched = Simulator(circuits[0], seeds, dtype=F64, engine=engine, precision_per_circuit=per_circuit)
+    assert batched.engine == engine
+    assert_circuits_as_alone(batched, lambda c: Simulator(circuits[c], [seeds[c]], dtype=F64, engine=engine))
+    w = batched.state.weights["up_1"]
+    for c, (bits, q_range) in enumerate([(6, 2.0), (8, 2.0), (4, 4.0)], start=1):
+        levels = (w[c] + q_range) / (2 * q_range / (2**bits - 1))
+        assert torch.allclose(levels, levels.round(), atol=1e-9), c
+    levels = (w[0] + 2.0) / (4.0 / 63)
+    assert not torch.allclose(levels, levels.round(), atol=1e-6)  # the float circuit is not rounded
+    with pytest.raises(ValueError, match="of a weighted projection"):
+        Simulator(circuits[0], seeds, dtype=F64, precision_per_circuit={"up_1": [None] * 3})
+
+
+@pytest.mark.parametrize("engine", ["eager", "compiled"])
 def test_jittered_delays_under_the_delayed_teacher_switch_equal_each_circuit_alone(engine):
     """Seeds whose jittered transmission delays give their targets different lags: under the delayed teacher
     switch each circuit keeps the earlier flag for its own lag, as it does alone (float64, 1e-12)."""

@@ -232,6 +232,27 @@ metrics: [test/accuracy, test/loss]
     assert losses[0] != losses[1] != losses[2]
 
 
+def test_weight_precisions_share_a_simulation_and_each_run_equals_the_run_alone(tmp_path):
+    """Runs that differ in the weight precision (``defaults.projection.precision``: float weights, 6 bits to the
+    nearest level, 8 bits stochastic) share one simulation; each equals the run alone (float64, 1e-12)."""
+    path = sweep_file(tmp_path, """axes:
+  precision:
+    key: defaults.projection.precision
+    values: {float: null, nearest6: {bits: 6, range: 2.0}, stochastic8: {bits: 8, range: 2.0, rounding: stochastic}}
+seeds: 2
+metrics: [test/accuracy, test/loss]
+""", name="precision", sets="  protocol.0.epochs: 2\n  parameters.t_pres: 5\n  dtype: float64\n")
+    p = plan(load_sweep(path))
+    assert len(p.tasks) == 1 and p.tasks[0].batched_over == ["seed", "precision"]
+    grouped = _simulate(p.runs, "cpu")
+    assert grouped["status"] == "done" and grouped["engine"] == "compiled"
+    for k, run in enumerate(p.runs):
+        assert_equals_the_run_alone(grouped, k, Experiment(run.spec, RunOptions(n_seeds=2, seed=run.seeds[0],
+                                                                                progress=False)))
+    losses = [[r[4] for r in rows if r[3] == "loss"] for rows in grouped["rows"]]
+    assert losses[0] != losses[1] != losses[2]
+
+
 def test_tau_r_learning_rates_share_a_simulation_with_orig_and_each_run_equals_the_run_alone(tmp_path):
     """Runs that differ in a phase's tau_r learning rate, and orig runs beside them, share one simulation; each
     equals the run alone (float64, 1e-12), and only the LE runs report tau_r errors."""

@@ -25,6 +25,9 @@ differ between the runs of one simulation:
 - a microcircuit's **transmission delays** of the weighted projections (``delay``, jitter included): each
   circuit reads its own delay from the ring buffers, draws its jitter from its own stream and, with the
   teacher's ``delay: auto``, lags its target by its own delays;
+- a microcircuit's **weight precision** (``precision``: bits, range, nearest or stochastic rounding, or none):
+  each circuit rounds its own weights to its own levels, and the circuits that round stochastically draw from
+  their own streams;
 - keys that do not reach the simulation (``name``, ``description``, ``checkpoint_every``).
 
 Everything else makes separate simulations, because the engine holds it once for all circuits: the
@@ -32,7 +35,7 @@ presentation time (``present_many`` takes one ``steps``; a short and a long one 
 leave the short one idle for most of the steps), the dynamics where the exception above applies and the
 dynamics, noise levels, fixed ``tau_r`` and ``tau_r_eta`` of prospective networks, the leak and dendritic
 conductances (g_l, g_b, g_a, g_d: they set the attenuations of the plasticity rules and the self-predicting
-weights), the weight precision, sizes, schedule, rules, epochs, the task, dtype and engine.
+weights), sizes, schedule, rules, epochs, the task, dtype and engine.
 
 A group is cut into simulations of at most ``max_circuits`` circuits and an estimated ``memory_mb``.
 Runs that compare with backprop (``compare_backprop``) batch too: the alignment probe's rows are labelled
@@ -56,7 +59,8 @@ BATCHED_KEYS = ("seed", "projections.*.rule.*.eta", "defaults.projection.rule.*.
                 "protocol.*.eta_scale", "*.dynamics.latent_equilibrium.mismatch", "*.dynamics (orig or LE)",
                 "*.dynamics.latent_equilibrium.tau_r", "projections.<nudging>.conductance",
                 "inputs.teacher.conductance", "protocol.*.tau_r_eta", "*.noise", "*.rate_noise",
-                "projections.*.delay", "defaults.projection.delay",
+                "projections.*.delay", "defaults.projection.delay", "projections.*.precision",
+                "defaults.projection.precision",
                 "name", "description", "checkpoint_every")
 #: what a microcircuit soma's dynamics is blanked to where orig and plain LE can share a simulation
 EITHER_DYNAMICS = "orig|latent_equilibrium"
@@ -133,7 +137,7 @@ def structure(spec: Spec) -> dict:
                 projection["conductance"] = None
         (data.get("inputs") or {}).get("teacher", {})["conductance"] = None
         for group in (*data.get("projections", {}).values(), (data.get("defaults") or {}).get("projection") or {}):
-            group["delay"] = None  # transmission delays, drawn per circuit
+            group["delay"] = group["precision"] = None  # transmission delays and weight precision, per circuit
     for projection in data.get("projections", {}).values():
         blank_rule(projection.get("rule"))
     blank_rule(((data.get("defaults") or {}).get("projection") or {}).get("rule"))

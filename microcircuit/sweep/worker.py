@@ -87,7 +87,8 @@ class GroupExperiment(Experiment):
 
     def make_simulator(self) -> Simulator:
         """The template's simulator, each soma with the dynamics (orig or LE), fixed tau_r, nudging conductances
-        and noise levels, and each weighted projection with the transmission delay, of each member's circuits."""
+        and noise levels, and each weighted projection with the transmission delay and weight precision, of each
+        member's circuits."""
         if self.circuit.is_prospective:
             return super().make_simulator()
         per_circuit = {name: [tagged(circuit.populations[name].dynamics)[0] for circuit, _spec, n in self.members
@@ -110,10 +111,13 @@ class GroupExperiment(Experiment):
         delays = {q.name: [(circuit.projections[q.name].delay_steps, circuit.projections[q.name].delay_jitter)
                            for circuit, _spec, n in self.members for _ in range(n)]
                   for q in self.circuit.projections.values() if q.compartment != "soma"}
+        precision = {q.name: [circuit.projections[q.name].precision for circuit, _spec, n in self.members
+                              for _ in range(n)]
+                     for q in self.circuit.projections.values() if q.compartment != "soma"}
         return Simulator(self.circuit, self.seeds, n_batch=1, dtype=self.dtype, device=self.device,
                          engine=self.options.engine or self.spec.engine, dynamics_per_circuit=per_circuit,
                          noise_per_circuit=noise, tau_r_per_circuit=tau_r, nudging_per_circuit=nudging,
-                         delays_per_circuit=delays)
+                         delays_per_circuit=delays, precision_per_circuit=precision)
 
     def learning_rates(self, phase: Phase) -> dict[str, float | torch.Tensor]:
         """eta per plastic projection: a float where every circuit has the same, else a tensor [circuit]."""
