@@ -467,6 +467,8 @@ metrics: [test/accuracy, test/loss]
 
 
 def test_a_diverging_run_is_recorded_and_the_others_finish(tmp_path, capsys):
+    """A run of a batch diverges: it is recorded as diverged, the other runs are simulated again in one batch
+    without it and finish."""
     path = sweep_file(tmp_path, """axes:
   eta_ip: {key: projections.ip_1.rule.dendritic_prediction.eta, values: [2.0, 1.0e12, 1.0]}
 seeds: 2
@@ -480,6 +482,9 @@ metrics: [test/accuracy]
     runs = pd.read_csv(out / "small" / "runs.csv")
     assert list(runs["status"]) == ["done", "diverged", "done"]
     assert "NaN/Inf or exceeds" in runs["error"][1] and "ip_1" in runs["error"][1]
+    assert list(runs["n_circuits"]) == [4, 2, 4]  # the runs that did not run away are batched again
+    notes = {json.loads(f.read_text())["note"] for f in (out / "small" / "runs").glob("*/done.json")}
+    assert any("simulated again without the runs that ran away" in n for n in notes)
     table = pd.read_csv(out / "small" / "results.csv")
     assert sorted(table["eta_ip"].unique()) == [1.0, 2.0] and len(table) == 4
     record = json.loads(next((out / "small" / "runs").glob("*/done.json")).read_text())

@@ -199,7 +199,7 @@ def _run_rows(experiment: Experiment, initial: list[float] | None, diverged: boo
 
 def _simulate(runs: list[Run], device: str) -> dict:
     """Simulate ``runs`` as one batch. Returns status, diagnosis, per-run rows (seed-labelled), weights,
-    engine, steps, wall and CPU seconds, and (for one run) the circuits that ran away."""
+    engine, steps, wall and CPU seconds, and the circuits that ran away (indices over the whole batch)."""
     wall, cpu = time.perf_counter(), time.process_time()
     runaway: set[int] = set()
     if len(runs) == 1:
@@ -218,6 +218,8 @@ def _simulate(runs: list[Run], device: str) -> dict:
                                      RunOptions(n_seeds=len(seeds), seeds=seeds, device=device, progress=False))
         initial = tau_r_errors(experiment.sim)
         result = experiment.run()
+        if result.status == "diverged":
+            runaway = runaway_circuits(experiment.sim)
         result.rows += _run_rows(experiment, initial, result.status != "done")
         offsets = [0]
         for r in runs:
@@ -284,8 +286,22 @@ def _run_task(task: Task) -> list[dict]:
         outcome = _simulate(task.runs, task.device)
         if outcome["status"] == "diverged" and len(task.runs) == 1 and task.divergence == "circuit":
             outcome = _per_circuit(task.runs[0], task.device, outcome)
+        spoiled = _spoiled_runs(task.runs, outcome)
+        if spoiled and len(spoiled) < len(task.runs):
+            # the runs with a runaway circuit are simulated alone, the others batched again without them
+            note = f"the batch of {len(task.runs)} runs stopped ({outcome['diagnosis']})"
+            for k in spoiled:
+                records += _run_alone(task, task.runs[k], task.ids[k], note=f"{note}; simulated alone")
+            clean = [k for k in range(len(task.runs)) if k not in spoiled]
+            rest = replace(task, runs=[task.runs[k] for k in clean], ids=[task.ids[k] for k in clean])
+            for record in _run_task(rest):
+                record["note"] = f"{note}; simulated again without the runs that ran away" + (
+                    f"; {record['note']}" if record.get("note") else "")
+                _write_completion(task, record["id"], record)
+                records.append(record)
+            return records
         if outcome["status"] != "done" and len(task.runs) > 1:
-            # one run spoiled the batch: simulate every run alone, so that the others finish
+            # the batch stopped and no run is to blame: simulate every run alone, so that the others finish
             for run, run_id in zip(task.runs, task.ids, strict=True):
                 records += _run_alone(task, run, run_id, note=f"the batch of {len(task.runs)} runs stopped "
                                       f"({outcome['diagnosis']}); simulated alone")
@@ -301,8 +317,21 @@ def _run_task(task: Task) -> list[dict]:
     return records
 
 
+def _spoiled_runs(runs: list[Run], outcome: dict) -> list[int]:
+    """Indices of the runs of a diverged batch that hold a circuit that ran away (empty if it did not diverge
+    or no circuit is to blame)."""
+    if outcome["status"] != "diverged" or len(runs) < 2:
+        return []
+    offsets = [0]
+    for r in runs:
+        offsets.append(offsets[-1] + len(r.seeds))
+    return [k for k in range(len(runs)) if any(offsets[k] <= c < offsets[k + 1] for c in outcome["runaway"])]
+
+
 def _run_alone(task: Task, run: Run, run_id: str, note: str) -> list[dict]:
+    """Simulate one run of ``task`` in a simulation of its own and write it, with ``note`` in its record."""
     started = time.time()
+    task = replace(task, runs=[run], ids=[run_id])
     try:
         outcome = _simulate([run], task.device)
         if outcome["status"] == "diverged" and task.divergence == "circuit":
