@@ -95,6 +95,19 @@ def assert_equals_the_run_alone(grouped: dict, k: int, experiment: Experiment) -
         assert (p1, e1, s1, m1) == (p2, e2, s2, m2) and abs(v1 - v2) <= 1e-12
 
 
+def assert_one_batch_equals_each_run_alone(path: Path, batched_over: list[str]) -> dict:
+    """The sweep file ``path`` (two seeds per run, float64) plans one simulation batched over ``batched_over``,
+    which runs on the compiled engine, and each of its runs equals the run alone (1e-12); returns the outcome."""
+    p = plan(load_sweep(path))
+    assert len(p.tasks) == 1 and p.tasks[0].batched_over == batched_over
+    grouped = _simulate(p.runs, "cpu")
+    assert grouped["status"] == "done" and grouped["engine"] == "compiled"
+    for k, run in enumerate(p.runs):
+        assert_equals_the_run_alone(grouped, k, Experiment(run.spec, RunOptions(n_seeds=2, seed=run.seeds[0],
+                                                                                progress=False)))
+    return grouped
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_a_grouped_run_equals_the_run_alone(tmp_path, dtype):
     """Runs that differ in learning rates (a rule's eta and a phase's eta_scale) and in the LE mismatch share
@@ -192,13 +205,7 @@ seeds: 2
 metrics: [test/accuracy, test/loss]
 """, name="g_som", sets="  protocol.0.epochs: 2\n  parameters.t_pres: 5\n  dtype: float64\n"
                         "  conventions: reference_code\n")
-    p = plan(load_sweep(path))
-    assert len(p.tasks) == 1 and p.tasks[0].batched_over == ["seed", "g_som"]
-    grouped = _simulate(p.runs, "cpu")
-    assert grouped["status"] == "done" and grouped["engine"] == "compiled"
-    for k, run in enumerate(p.runs):
-        assert_equals_the_run_alone(grouped, k, Experiment(run.spec, RunOptions(n_seeds=2, seed=run.seeds[0],
-                                                                                progress=False)))
+    grouped = assert_one_batch_equals_each_run_alone(path, ["seed", "g_som"])
     losses = [[r[4] for r in rows if r[3] == "loss"] for rows in grouped["rows"]]
     assert losses[0] != losses[1] != losses[2]  # the values do reach the simulation
     dendritic = plan(load_sweep(sweep_file(tmp_path, """axes:
@@ -221,13 +228,7 @@ def test_transmission_delays_share_a_simulation_and_each_run_equals_the_run_alon
 seeds: 2
 metrics: [test/accuracy, test/loss]
 """, name="delay", sets="  protocol.0.epochs: 2\n  parameters.t_pres: 5\n  dtype: float64\n")
-    p = plan(load_sweep(path))
-    assert len(p.tasks) == 1 and p.tasks[0].batched_over == ["seed", "variant", "delay"]
-    grouped = _simulate(p.runs, "cpu")
-    assert grouped["status"] == "done" and grouped["engine"] == "compiled"
-    for k, run in enumerate(p.runs):
-        assert_equals_the_run_alone(grouped, k, Experiment(run.spec, RunOptions(n_seeds=2, seed=run.seeds[0],
-                                                                                progress=False)))
+    grouped = assert_one_batch_equals_each_run_alone(path, ["seed", "variant", "delay"])
     losses = [[r[4] for r in rows if r[3] == "loss"] for rows in grouped["rows"][:3]]
     assert losses[0] != losses[1] != losses[2]
 
@@ -242,13 +243,7 @@ def test_weight_precisions_share_a_simulation_and_each_run_equals_the_run_alone(
 seeds: 2
 metrics: [test/accuracy, test/loss]
 """, name="precision", sets="  protocol.0.epochs: 2\n  parameters.t_pres: 5\n  dtype: float64\n")
-    p = plan(load_sweep(path))
-    assert len(p.tasks) == 1 and p.tasks[0].batched_over == ["seed", "precision"]
-    grouped = _simulate(p.runs, "cpu")
-    assert grouped["status"] == "done" and grouped["engine"] == "compiled"
-    for k, run in enumerate(p.runs):
-        assert_equals_the_run_alone(grouped, k, Experiment(run.spec, RunOptions(n_seeds=2, seed=run.seeds[0],
-                                                                                progress=False)))
+    grouped = assert_one_batch_equals_each_run_alone(path, ["seed", "precision"])
     losses = [[r[4] for r in rows if r[3] == "loss"] for rows in grouped["rows"]]
     assert losses[0] != losses[1] != losses[2]
 
