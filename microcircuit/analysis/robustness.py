@@ -49,9 +49,10 @@ into ``--out``, prints a summary table and the wall time. ``--resume`` keeps the
 CSV (and merges runs of different ``--tasks``/``--knobs``).
 
 The variants run through the sweep layer (:mod:`microcircuit.sweep`, ``divergence: circuit``): one run per
-variant in ``--out``/sweep, its seeds batched into one simulation, variants with the same spec simulated
-once, a run that finished there never run again (an interrupted program continues; delete the folder to
-start afresh), ``--workers N`` on a local Dask cluster.
+variant in ``--out``/sweep, its seeds batched into one simulation with the other variants of the same task and
+phases (every knob's levels and both dynamics batch, :mod:`microcircuit.sweep.grouping`), variants with the
+same spec simulated once, a run that finished there never run again (an interrupted program continues;
+delete the folder to start afresh), ``--workers N`` on a local Dask cluster.
 """
 
 from __future__ import annotations
