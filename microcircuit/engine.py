@@ -229,9 +229,9 @@ class Simulator:
                 raise ValueError(f"precision_per_circuit['{key}']: one precision (or None) per circuit "
                                  f"({self.n_circuits}) of a weighted projection; got {values}")
         #: projection -> each circuit's precision (None: float weights), for the projections that have one
-        self.quantized = {n: list((precision_per_circuit or {}).get(n, [q.precision] * self.n_circuits))
-                          for n, q in circuit.projections.items()}
-        self.quantized = {n: values for n, values in self.quantized.items() if any(v is not None for v in values)}
+        precisions = {n: list((precision_per_circuit or {}).get(n, [q.precision] * self.n_circuits))
+                      for n, q in circuit.projections.items()}
+        self.quantized = {n: values for n, values in precisions.items() if any(v is not None for v in values)}
         self.rounding_generators = [
             torch.Generator().manual_seed(derive_seed(s, "rounding")) for s in self.seeds
         ]

@@ -91,29 +91,20 @@ class GroupExperiment(Experiment):
         member's circuits."""
         if self.circuit.is_prospective:
             return super().make_simulator()
-        per_circuit = {name: [tagged(circuit.populations[name].dynamics)[0] for circuit, _spec, n in self.members
-                              for _ in range(n)]
-                       for name, p in self.circuit.populations.items() if p.cell.has_soma}
-        noise = {}
-        for name, p in self.circuit.populations.items():
-            if not p.cell.has_soma:
-                continue
-            for key, level in ((name, lambda q: q.noise), (f"{name}.rate", lambda q: q.rate_noise)):
-                noise[key] = [float(level(circuit.populations[name])) for circuit, _spec, n in self.members
-                              for _ in range(n)]
-        tau_r = {name: [fixed_tau_r(circuit.populations[name].dynamics) for circuit, _spec, n in self.members
-                        for _ in range(n)]
+        circuits = [circuit for circuit, _spec, n in self.members for _ in range(n)]  # each circuit's own
+        somas = {name: [c.populations[name] for c in circuits]
                  for name, p in self.circuit.populations.items() if p.cell.has_soma}
-        nudging = {q.name: [circuit.projections[q.name].conductance for circuit, _spec, n in self.members
-                            for _ in range(n)]
-                   for q in self.circuit.projections.values() if q.compartment == "soma"}
-        nudging["teacher"] = [circuit.teacher_conductance for circuit, _spec, n in self.members for _ in range(n)]
-        delays = {q.name: [(circuit.projections[q.name].delay_steps, circuit.projections[q.name].delay_jitter)
-                           for circuit, _spec, n in self.members for _ in range(n)]
-                  for q in self.circuit.projections.values() if q.compartment != "soma"}
-        precision = {q.name: [circuit.projections[q.name].precision for circuit, _spec, n in self.members
-                              for _ in range(n)]
-                     for q in self.circuit.projections.values() if q.compartment != "soma"}
+        projections = {name: [c.projections[name] for c in circuits] for name in self.circuit.projections}
+        nudges = {name: qs for name, qs in projections.items() if qs[0].compartment == "soma"}
+        weighted = {name: qs for name, qs in projections.items() if qs[0].compartment != "soma"}
+        per_circuit = {name: [tagged(p.dynamics)[0] for p in ps] for name, ps in somas.items()}
+        noise = {name: [float(p.noise) for p in ps] for name, ps in somas.items()}
+        noise |= {f"{name}.rate": [float(p.rate_noise) for p in ps] for name, ps in somas.items()}
+        tau_r = {name: [fixed_tau_r(p.dynamics) for p in ps] for name, ps in somas.items()}
+        nudging = {name: [q.conductance for q in qs] for name, qs in nudges.items()}
+        nudging["teacher"] = [c.teacher_conductance for c in circuits]
+        delays = {name: [(q.delay_steps, q.delay_jitter) for q in qs] for name, qs in weighted.items()}
+        precision = {name: [q.precision for q in qs] for name, qs in weighted.items()}
         return Simulator(self.circuit, self.seeds, n_batch=1, dtype=self.dtype, device=self.device,
                          engine=self.options.engine or self.spec.engine, dynamics_per_circuit=per_circuit,
                          noise_per_circuit=noise, tau_r_per_circuit=tau_r, nudging_per_circuit=nudging,
@@ -221,9 +212,7 @@ def _simulate(runs: list[Run], device: str) -> dict:
         if result.status == "diverged":
             runaway = runaway_circuits(experiment.sim)
         result.rows += _run_rows(experiment, initial, result.status != "done")
-        offsets = [0]
-        for r in runs:
-            offsets.append(offsets[-1] + len(r.seeds))
+        offsets = _circuit_offsets(runs)
         rows = [[] for _ in runs]
         for phase, epoch, circuit, metric, value in result.rows:
             k = next(j for j in range(len(runs)) if circuit < offsets[j + 1])
@@ -317,14 +306,20 @@ def _run_task(task: Task) -> list[dict]:
     return records
 
 
+def _circuit_offsets(runs: list[Run]) -> list[int]:
+    """The index of each run's first circuit in a batch of ``runs``, and the number of circuits last."""
+    offsets = [0]
+    for r in runs:
+        offsets.append(offsets[-1] + len(r.seeds))
+    return offsets
+
+
 def _spoiled_runs(runs: list[Run], outcome: dict) -> list[int]:
     """Indices of the runs of a diverged batch that hold a circuit that ran away (empty if it did not diverge
     or no circuit is to blame)."""
     if outcome["status"] != "diverged" or len(runs) < 2:
         return []
-    offsets = [0]
-    for r in runs:
-        offsets.append(offsets[-1] + len(r.seeds))
+    offsets = _circuit_offsets(runs)
     return [k for k in range(len(runs)) if any(offsets[k] <= c < offsets[k + 1] for c in outcome["runaway"])]
 
 
