@@ -19,6 +19,7 @@ import torch
 from microcircuit.cli import main as cli
 from microcircuit.experiment import Experiment, RunOptions
 from microcircuit.spec import SpecError
+from microcircuit.spec.conventions import average_from_steps
 from microcircuit.sweep import execute, load_sweep, plan
 from microcircuit.sweep.grouping import separating_keys
 from microcircuit.sweep.runner import describe
@@ -95,13 +96,13 @@ def assert_equals_the_run_alone(grouped: dict, k: int, experiment: Experiment) -
         assert (p1, e1, s1, m1) == (p2, e2, s2, m2) and abs(v1 - v2) <= 1e-12
 
 
-def assert_one_batch_equals_each_run_alone(path: Path, batched_over: list[str]) -> dict:
+def assert_one_batch_equals_each_run_alone(path: Path, batched_over: list[str], engine: str = "compiled") -> dict:
     """The sweep file ``path`` (two seeds per run, float64) plans one simulation batched over ``batched_over``,
-    which runs on the compiled engine, and each of its runs equals the run alone (1e-12); returns the outcome."""
+    which runs on ``engine``, and each of its runs equals the run alone (1e-12); returns the outcome."""
     p = plan(load_sweep(path))
     assert len(p.tasks) == 1 and p.tasks[0].batched_over == batched_over
     grouped = _simulate(p.runs, "cpu")
-    assert grouped["status"] == "done" and grouped["engine"] == "compiled"
+    assert grouped["status"] == "done" and grouped["engine"] == engine, grouped["diagnosis"]
     for k, run in enumerate(p.runs):
         assert_equals_the_run_alone(grouped, k, Experiment(run.spec, RunOptions(n_seeds=2, seed=run.seeds[0],
                                                                                 progress=False)))
@@ -533,50 +534,71 @@ seeds: 2""")
 
 
 # ---------------------------------------------------------------------- prospective networks
-def test_prospective_runs_batch_like_microcircuits(tmp_path):
-    """Prospective (LE) networks through the sweep layer: runs that differ in learning rate or tau_r
-    mismatch share one simulation, orig and LE and the presentation time do not, tau_r learning
-    (``tau_r_eta``) makes its own simulation; each run's circuits give the numbers of the run alone."""
+def _prospective_sweep(tmp_path: Path, axes: str, schedule: str, sets: str = "") -> Path:
+    """A sweep file over a small prospective network (tests/test_prospective.py's, 2 epochs, t_pres 5 dt)."""
     from tests.test_prospective import spec_text
 
     circuit = tmp_path / "le_net.yaml"
-    circuit.write_text(spec_text(epochs=2, t_pres=5))
+    circuit.write_text(spec_text(epochs=2, t_pres=5, schedule=schedule))
     path = tmp_path / "prospective.yaml"
     path.write_text(f"""schema: microcircuit-sweep/1
 name: prospective
 circuit: {circuit.as_posix()}
 set:
   dtype: float64
-axes:
-  variant:
+{sets}axes:
+{axes}seeds: 2
+metrics: [test/accuracy, run/tau_r_error]
+""")
+    return path
+
+
+def test_prospective_runs_batch_like_microcircuits(tmp_path):
+    """Prospective (LE) networks through the sweep layer: runs that differ in the dynamics (orig or LE), the tau_r
+    mismatch, a fixed tau_r, the learning rate and tau_r learning (``tau_r_eta``) share one simulation; each
+    run's circuits give the numbers of the run alone (float64, 1e-12)."""
+    path = _prospective_sweep(tmp_path, """  variant:
     key: defaults.population.dynamics
     values:
       LE: latent_equilibrium
       orig: orig
-      LE_0.3: {{latent_equilibrium: {{mismatch: {{distribution: normal, spread: 0.3}}}}}}
-  eta:
-    key: defaults.projection.rule.prospective_error.eta
-    values: [5.0, 10.0]
-  tau_r_eta:
-    key: protocol.0.tau_r_eta
-    values: [0.0, 0.5]
-seeds: 2
-metrics: [test/accuracy, run/tau_r_error]
-""")
+      LE_0.3: {latent_equilibrium: {mismatch: {distribution: normal, spread: 0.3}}}
+      LE_tau_r_5: {latent_equilibrium: {tau_r: 5.0, mismatch: {spread: 0.2}}}
+  learning:
+    zip:
+      eta: {key: defaults.projection.rule.prospective_error.eta, values: [5.0, 10.0]}
+      tau_r_eta: {key: protocol.0.tau_r_eta, values: [0.0, 0.5]}
+""", "propagating")
+    grouped = assert_one_batch_equals_each_run_alone(path, ["seed", "variant", "eta", "tau_r_eta"],
+                                                   engine="eager")
     p = plan(load_sweep(path))
-    assert len(p.runs) == 12
-    # LE and LE_0.3 (mismatch is per circuit) with both etas batch; orig apart; tau_r learning apart
-    assert sorted(t.n_circuits for t in p.tasks) == [4, 4, 8, 8]
-    for task in p.tasks:
-        runs = task.runs
-        grouped = _simulate(runs, "cpu")
-        assert grouped["status"] == "done", grouped["diagnosis"]
-        for k, run in enumerate(runs):
-            experiment = Experiment(run.spec, RunOptions(n_seeds=2, seed=run.seeds[0], progress=False))
-            if run.axes["variant"] == "LE_0.3":
-                assert not torch.equal(experiment.sim.state.tau_r_factor["h_1"],
-                                       torch.ones_like(experiment.sim.state.tau_r_factor["h_1"]))
-            assert_equals_the_run_alone(grouped, k, experiment)
+    errors = {(r.axes["variant"], r.axes["tau_r_eta"]): [v for ph, _, _, m, v in grouped["rows"][k]
+                                                         if (ph, m) == ("run", "tau_r_error")]
+              for k, r in enumerate(p.runs)}
+    assert errors[("orig", 0.5)] == [0.0, 0.0]  # orig learns no tau_r
+    assert errors[("LE_0.3", 0.5)] != errors[("LE_0.3", 0.0)]  # the mismatched LE circuits learn theirs
+
+
+def test_prospective_noise_and_teacher_delay_batch(tmp_path):
+    """Under the reference schedule an LE output's target lags by depth - 1 steps and an orig one's not, and
+    averaged from the reference lag an orig output's test window starts later; runs that differ in that and in
+    their somatic and rate noise share one simulation, each circuit drawing from its own stream only where its
+    level is above 0; each run equals the run alone (float64, 1e-12)."""
+    path = _prospective_sweep(tmp_path, """  variant:
+    key: defaults.population.dynamics
+    values: [latent_equilibrium, orig]
+  noise:
+    zip:
+      somatic: {key: defaults.population.noise, values: [0.0, 0.05, 0.0]}
+      rate: {key: defaults.population.rate_noise, values: [0.0, 0.0, 0.02]}
+""", "reference", sets="  protocol.1.average_from: reference_lag\n")
+    assert_one_batch_equals_each_run_alone(path, ["seed", "variant", "somatic", "rate"], engine="eager")
+    p = plan(load_sweep(path))
+    sims = [Experiment(r.spec, RunOptions(n_seeds=2, seed=r.seeds[0], progress=False)).sim for r in p.runs]
+    assert [s.target_delay for s in sims] == [1, 1, 1, 0, 0, 0]  # LE outputs lag by depth - 1 = 1 step
+    assert [s.has_noise for s in sims] == [False, True, True] * 2
+    test_phase = p.runs[0].spec.protocol[1]
+    assert [average_from_steps(r.spec, test_phase, le) for r in p.runs[:1] for le in (True, False)] == [0, 2]
 
 
 def test_plot_title_names_only_the_axes_it_averages_over():

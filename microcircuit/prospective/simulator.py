@@ -38,6 +38,7 @@ it runs the eager torch path (one grouped convolution or batched product per pro
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,13 +72,14 @@ class Area:
     op: Operator
     pooling: Pooling | None
     tau_m: float  # ms
-    tau_r: float  # base tau_r, ms (tau_m unless the dynamics sets one)
-    le: bool  # prospective rates (latent_equilibrium) or r = phi(u(t + dt)) (orig)
+    tau_r: float | torch.Tensor  # base tau_r, ms (tau_m unless the dynamics sets one); [circuit, 1, 1] where it differs
+    le: bool  # prospective rates (latent_equilibrium) in some circuit, else r = phi(u(t + dt)) (orig) in all
+    orig_circuits: torch.Tensor | None  # [circuit, 1, 1] bool, True where that circuit's area is orig (None: none is)
     phi: Activation
     phi_prime: Activation
     bias: bool
-    noise: float  # sigma of the somatic white noise, potential / sqrt(ms)
-    rate_noise: float  # standard deviation of the rate-potential noise per step
+    noise: tuple[float, ...]  # sigma of the somatic white noise per circuit, potential / sqrt(ms)
+    rate_noise: tuple[float, ...]  # standard deviation of the rate-potential noise per step, per circuit
     tau_s: float  # synaptic low-pass of the projection's (pooled) presynaptic rates, ms (0 = none)
 
 
@@ -90,10 +92,21 @@ class ProspectiveSimulator:
         n_batch: stimuli presented in parallel to each circuit.
         dtype, device: torch dtype and device of every tensor.
         engine: accepted for the interface of :class:`~microcircuit.engine.Simulator`; only ``eager`` runs.
+        dynamics_per_circuit: area -> each circuit's dynamics, ``orig`` or ``latent_equilibrium``, where the
+            circuits of one simulation differ in it (a sweep batches LE and orig runs): each circuit takes its
+            own rate potential, its own teacher delay and, where the spec averages from the reference lag, its
+            own output window; an orig circuit learns no tau_r. Default: the circuit's dynamics for all.
+        noise_per_circuit: each circuit's noise level where they differ, keyed ``<area>`` (somatic sigma) or
+            ``<area>.rate`` (rate noise); each circuit draws from its own stream only where its level is above
+            0, as it does alone.
+        tau_r_per_circuit: area -> each circuit's fixed base tau_r in ms (None: tau_m), where they differ.
     """
 
     def __init__(self, circuit: Circuit, seeds: list[int], n_batch: int = 1, dtype: torch.dtype = torch.float32,
-                 device: str | torch.device = "cpu", engine: str = "eager"):
+                 device: str | torch.device = "cpu", engine: str = "eager",
+                 dynamics_per_circuit: dict[str, list[str]] | None = None,
+                 noise_per_circuit: dict[str, list[float]] | None = None,
+                 tau_r_per_circuit: dict[str, list[float | None]] | None = None):
         self.circuit = circuit
         self.seeds = list(seeds)
         self.n_circuits = len(self.seeds)
@@ -109,18 +122,23 @@ class ProspectiveSimulator:
         self.teacher_tau_0 = float(teacher.tau_0)
         self.beta = float(teacher.beta or 0.0)
         self.rate_error = teacher.error == "rate"
-        self.areas = [self._area(q.name) for q in circuit.forward_chain]
-        self.output_is_le = self.areas[-1].le
+        self.areas = [self._area(q.name, dynamics_per_circuit or {}, noise_per_circuit or {}, tau_r_per_circuit or {})
+                      for q in circuit.forward_chain]
         self.engine = "eager"
         self.engine_reason = ("asked for" if engine == "eager" else
                               "prospective networks run on the eager torch path (batched products and "
                               "grouped convolutions per step)")
         self.noise_generators = [torch.Generator().manual_seed(derive_seed(s, "noise")) for s in self.seeds]
         self.rounding_generators: list[torch.Generator] = []
-        delay = teacher.delay
-        if delay == "auto":
-            delay = 0 if (self.propagating or not self.output_is_le) else len(self.areas) - 1
-        self.target_delay = int(delay)
+        if teacher.delay == "auto":  # the steps an LE output needs under the reference schedule; 0 for orig
+            lag = 0 if self.propagating else len(self.areas) - 1
+            delays = [lag if le else 0 for le in self.output_le_circuits()]
+        else:
+            delays = [int(teacher.delay)] * self.n_circuits
+        #: steps by which each circuit's teacher target lags its stimulus, [circuit] int64, and the longest
+        self.target_delays = torch.tensor(delays, dtype=torch.int64, device=self.device)
+        self.target_delay = max(delays)
+        self._uniform_target_delay = len(set(delays)) == 1
         self.state = State()
         self.state.weights = circuit.init_weights(self.seeds, dtype, self.device)
         self.feedback = self._feedback_weights()
@@ -133,28 +151,56 @@ class ProspectiveSimulator:
 
     # ------------------------------------------------------------------ set-up
     def output_le_circuits(self) -> list[bool]:
-        """Whether each circuit's output area is LE (all circuits of a prospective network share it), [circuit]."""
-        return [self.output_is_le] * self.n_circuits
+        """Whether each circuit's output area is LE (its rate potential the prospective u_breve), [circuit]."""
+        out = self.areas[-1]
+        if out.orig_circuits is None:
+            return [out.le] * self.n_circuits
+        return [not orig for orig in out.orig_circuits.reshape(-1).tolist()]
 
-    def _area(self, projection: str) -> Area:
+    def _area(self, projection: str, dynamics_per_circuit: dict[str, list[str]],
+              noise_per_circuit: dict[str, list[float]], tau_r_per_circuit: dict[str, list[float | None]]) -> Area:
         c = self.circuit
         q = c.projections[projection]
         p = c.populations[q.target]
         dynamics, params = tagged(p.dynamics)
+        names = list(dynamics_per_circuit.get(p.name, [dynamics] * self.n_circuits))
+        if len(names) != self.n_circuits or (len(set(names)) > 1 and not set(names) <= {"orig", "latent_equilibrium"}):
+            raise ValueError(f"dynamics_per_circuit['{p.name}']: one name per circuit ({self.n_circuits}), orig or "
+                             f"latent_equilibrium where they differ; got {names}")
+        orig_circuits = None
+        if len(set(names)) > 1:
+            orig_circuits = torch.tensor([n == "orig" for n in names], device=self.device).view(-1, 1, 1)
+        tau_r = [v or p.tau_m for v in tau_r_per_circuit.get(p.name, [params.get("tau_r")] * self.n_circuits)]
+        levels = {}
+        for key, own in ((p.name, p.noise), (f"{p.name}.rate", p.rate_noise)):
+            levels[key] = tuple(float(v) for v in noise_per_circuit.get(key, [own] * self.n_circuits))
+            if len(levels[key]) != self.n_circuits or min(levels[key]) < 0.0:
+                raise ValueError(f"noise_per_circuit['{key}']: one level >= 0 per circuit ({self.n_circuits}); "
+                                 f"got {list(levels[key])}")
+        if len(tau_r) != self.n_circuits or not all(v > 0.0 for v in tau_r):
+            raise ValueError(f"tau_r_per_circuit['{p.name}']: one tau_r > 0 ms (or None) per circuit "
+                             f"({self.n_circuits}); got {tau_r}")
         op, pooling = operator_of(c, projection)
         return Area(name=p.name, size=p.size, source=q.source, projection=projection, op=op, pooling=pooling,
-                    tau_m=p.tau_m, tau_r=float(params.get("tau_r") or p.tau_m), le=dynamics == "latent_equilibrium",
+                    tau_m=p.tau_m, tau_r=float(tau_r[0]) if len(set(tau_r)) == 1 else
+                    torch.tensor(tau_r, dtype=self.dtype, device=self.device).view(-1, 1, 1),
+                    le="latent_equilibrium" in names, orig_circuits=orig_circuits,
                     phi=ACTIVATIONS.get(p.activation), phi_prime=DERIVATIVES.get(p.activation), bias=p.bias,
-                    noise=p.noise, rate_noise=p.rate_noise, tau_s=q.tau_s)
+                    noise=levels[p.name], rate_noise=levels[f"{p.name}.rate"], tau_s=q.tau_s)
 
     def _mismatch(self, area: Area) -> torch.Tensor:
         """Per-neuron factors m (tau_r = m tau_r base), [circuit, 1, neuron] float64, drawn as for a
-        microcircuit's LE soma (:class:`~microcircuit.model.dynamics.LatentEquilibrium`; m = 1 for orig)."""
-        dynamics = self.circuit.populations[area.name].dynamics
+        microcircuit's LE soma (:class:`~microcircuit.model.dynamics.LatentEquilibrium`; m = 1 for orig, and for
+        the orig circuits of an area that is LE in others)."""
+        ones = torch.ones(self.n_circuits, 1, area.size, dtype=torch.float64)
         if not area.le:
-            return torch.ones(self.n_circuits, 1, area.size, dtype=torch.float64)
+            return ones
+        dynamics = self.circuit.populations[area.name].dynamics
+        if tagged(dynamics)[0] != "latent_equilibrium":  # LE in some circuits only: their own draws come later
+            dynamics = "latent_equilibrium"
         rngs = [rng(seed, f"mismatch/{area.name}") for seed in self.seeds]
-        return make_dynamics(dynamics, area.size, rngs).initial_factor()
+        factor = make_dynamics(dynamics, area.size, rngs).initial_factor()
+        return factor if area.orig_circuits is None else torch.where(area.orig_circuits.cpu(), ones, factor)
 
     def _feedback_weights(self) -> dict[str, torch.Tensor]:
         """Fixed random matrices B (W's shape, drawn like W's init) of ``feedback: random`` projections."""
@@ -174,11 +220,12 @@ class ProspectiveSimulator:
 
     @property
     def has_noise(self) -> bool:
-        return any(a.noise > 0.0 or a.rate_noise > 0.0 for a in self.areas)
+        return any(max(a.noise) > 0.0 or max(a.rate_noise) > 0.0 for a in self.areas)
 
-    def plastic_plan(self, learning: dict[str, float | torch.Tensor], tau_r_eta: float = 0.0) -> PhasePlan:
+    def plastic_plan(self, learning: dict[str, float | torch.Tensor],
+                     tau_r_eta: float | torch.Tensor = 0.0) -> PhasePlan:
         """The :class:`PhasePlan` of a phase: ``learning`` maps projection -> eta (1/ms; a float or a
-        tensor [circuit]); ``tau_r_eta`` (1/ms) learns the tau_r factors."""
+        tensor [circuit]); ``tau_r_eta`` (1/ms; a float or a tensor [circuit]) learns the tau_r factors."""
         plans = []
         for name, eta in learning.items():
             q = self.circuit.projections[name]
@@ -192,7 +239,9 @@ class ProspectiveSimulator:
                                predicted_from=q.compartment, rule=rule, attenuation=1.0,
                                phi_post=ACTIVATIONS.get(post.activation), tau_w=q.tau_w, w_max=q.w_max)
             plans.append((plan, eta if isinstance(eta, torch.Tensor) else float(eta)))
-        return PhasePlan(tuple(plans), float(tau_r_eta))
+        if isinstance(tau_r_eta, torch.Tensor):
+            tau_r_eta = tau_r_eta.to(self.device, torch.float64).reshape(self.n_circuits, 1, 1)
+        return PhasePlan(tuple(plans), tau_r_eta if isinstance(tau_r_eta, torch.Tensor) else float(tau_r_eta))
 
     def zeros(self, size: int) -> torch.Tensor:
         return torch.zeros(self.n_circuits, self.n_batch, size, dtype=self.dtype, device=self.device)
@@ -228,14 +277,20 @@ class ProspectiveSimulator:
 
     def draw_noise(self, steps: int) -> dict[str, torch.Tensor]:
         """[step, circuit, batch, neuron] noise, one stream per circuit: somatic sigma sqrt(dt) xi under the
-        area's name, rate-potential noise under ``<name>.rate``."""
+        area's name, rate-potential noise under ``<name>.rate``; a circuit whose level is 0 draws nothing
+        (zeros), as it does alone."""
         noise = {}
         for a in self.areas:
-            for key, sigma in ((a.name, a.noise * math.sqrt(self.dt)), (f"{a.name}.rate", a.rate_noise)):
-                if sigma > 0.0:
-                    xi = torch.stack([torch.randn(steps, self.n_batch, a.size, generator=g, dtype=torch.float64)
-                                      for g in self.noise_generators], dim=1)
-                    noise[key] = (sigma * xi).to(self.device, self.dtype)
+            for key, levels, scale in ((a.name, a.noise, math.sqrt(self.dt)), (f"{a.name}.rate", a.rate_noise, 1.0)):
+                if max(levels) == 0.0:
+                    continue
+                xi = torch.stack([torch.randn(steps, self.n_batch, a.size, generator=g, dtype=torch.float64)
+                                  if level > 0.0 else torch.zeros(steps, self.n_batch, a.size, dtype=torch.float64)
+                                  for g, level in zip(self.noise_generators, levels, strict=True)], dim=1)
+                sigma = ([level * scale for level in levels] if len(set(levels)) > 1 else levels[0] * scale)
+                if isinstance(sigma, list):
+                    sigma = torch.tensor(sigma, dtype=torch.float64).view(1, -1, 1, 1)
+                noise[key] = (sigma * xi).to(self.device, self.dtype)
         return noise
 
     # ------------------------------------------------------------------ stepping
@@ -276,6 +331,8 @@ class ProspectiveSimulator:
             if noise is not None and a.name in noise:
                 u_next = u_next + noise[a.name]
             u_breve = u + (a.tau_r * st.tau_r_factor[a.name]) * du if a.le else u_next
+            if a.orig_circuits is not None:  # orig circuits among LE ones: their rate potential is u(t + dt)
+                u_breve = torch.where(a.orig_circuits, u_next, u_breve)
             if noise is not None and f"{a.name}.rate" in noise:
                 u_breve = u_breve + noise[f"{a.name}.rate"]
             st.u[a.name], st.u_breve[a.name], st.v[f"{a.name}.basal"] = u_next, u_breve, basal
@@ -327,14 +384,24 @@ class ProspectiveSimulator:
             if a.bias:
                 db = a.op.bias_update(factor)
                 st.bias[a.name].add_(dt * (rate if not isinstance(rate, torch.Tensor) else rate.view(-1, 1)) * db)
-        if plan.tau_r_eta > 0.0:
+        if plan.learns_tau_r:
+            eta = plan.tau_r_eta
             for a in self.areas:
                 if a.le:
                     du = slopes[a.name]
                     mismatch = (a.tau_r * st.tau_r_factor[a.name] - a.tau_m) * du  # u_breve - u_breve_m
                     factor = st.tau_r_factor[a.name]
-                    factor.add_((mismatch * du).mean(dim=1, keepdim=True), alpha=-dt * plan.tau_r_eta / a.tau_m)
-                    factor.clamp_(min=0.0)
+                    change = (mismatch * du).mean(dim=1, keepdim=True)
+                    if not isinstance(eta, torch.Tensor) and a.orig_circuits is None:
+                        factor.add_(change, alpha=-dt * eta / a.tau_m)
+                        factor.clamp_(min=0.0)
+                        continue
+                    # per circuit: each its own rate; a circuit with none, or orig there, keeps its factors
+                    learning = torch.as_tensor(eta, device=factor.device) > 0.0
+                    if a.orig_circuits is not None:
+                        learning = learning & ~a.orig_circuits
+                    learned = (factor + (-dt * eta / a.tau_m) * change).clamp_(min=0.0)
+                    factor.copy_(torch.where(learning, learned, factor))
 
     def output_value(self) -> torch.Tensor:
         """What the output reports: its rate (``error: rate``) or its prospective potential (``potential``)."""
@@ -342,26 +409,37 @@ class ProspectiveSimulator:
         return self.state.rate[out] if self.rate_error else self.state.u_breve[out]
 
     def present(self, stimulus: torch.Tensor, target: torch.Tensor | None, steps: int, plan: PhasePlan,
-                observers=(), step_offset: int = 0, teacher: bool = True, average_from: int = 0) -> torch.Tensor:
-        """Present one stimulus [circuit, batch, n_in] for ``steps`` steps; the target lags it by
-        :attr:`target_delay` steps (the previous presentation's target applies before). Returns the
-        output (:meth:`output_value`) averaged from step ``average_from`` on, [circuit, batch, n_out]."""
+                observers=(), step_offset: int = 0, teacher: bool = True,
+                average_from: int | Sequence[int] = 0) -> torch.Tensor:
+        """Present one stimulus [circuit, batch, n_in] for ``steps`` steps; each circuit's target lags it by
+        its :attr:`target_delays` steps (the previous presentation's target applies before). Returns the
+        output (:meth:`output_value`) averaged from step ``average_from`` on (one step, or one per circuit),
+        [circuit, batch, n_out]."""
         st = self.state
         noise = self.draw_noise(steps) if self.has_noise else None
         previous = st.last_target if st.last_target is not None else target
         total = torch.zeros_like(self.output_value())
+        windows = torch.as_tensor(average_from, dtype=torch.int64).reshape(-1)
+        if windows.numel() == 1:
+            first, windows = int(windows[0]), None
+        else:  # each circuit's own first step (LE and orig outputs under the reference lag)
+            first, windows = int(windows.min()), windows.to(self.device).view(-1, 1, 1)
         for i in range(steps):
-            tgt = previous if (target is not None and i < self.target_delay) else target
+            tgt = target
+            if target is not None and i < self.target_delay:
+                tgt = (previous if self._uniform_target_delay else
+                       torch.where((i < self.target_delays).view(-1, 1, 1), previous, target))
             self.step(stimulus, tgt if teacher else None, plan, {k: n[i] for k, n in noise.items()} if noise else None)
             st.applied_target = tgt
-            if i >= average_from:
-                total += self.output_value()
+            if i >= first:
+                value = self.output_value()
+                total += value if windows is None else torch.where(i >= windows, value, torch.zeros_like(value))
             for every, callback in observers:
                 if (step_offset + i + 1) % every == 0:
                     callback(step_offset + i + 1)
         st.last_target = target
         st.last_teacher = torch.tensor(bool(teacher))
-        return total / (steps - average_from)
+        return total / (steps - (first if windows is None else windows))
 
     def read_probe(self, probe: Probe) -> torch.Tensor:
         """The current value of a probe's variable, reduced: [circuit, batch] or [circuit, batch, neuron]."""
@@ -377,7 +455,7 @@ class ProspectiveSimulator:
 
     def present_many(self, stimuli: torch.Tensor, targets: torch.Tensor | None, steps: int, plan: PhasePlan,
                      probes: list[Probe] = (), step_offset: int = 0, apical: list[str] = (), teacher: bool = True,
-                     average_from: int = 0) -> Presented:
+                     average_from: int | Sequence[int] = 0) -> Presented:
         """Present ``stimuli`` [presentation, circuit, batch, n_in] one after the other (as
         :meth:`microcircuit.engine.Simulator.present_many`; a prospective network has no apical compartments)."""
         observers, samples, sample_steps = probe_observers(probes, self.read_probe)

@@ -9,18 +9,19 @@ differ between the runs of one simulation:
   ``eta`` overrides and its ``eta_scale`` batch;
 - the **mismatch** of the LE prospective time constants (``dynamics: {latent_equilibrium: {mismatch: ...}}``,
   spread and distribution): it only sets the initial tau_r factors, which live in the state per circuit;
-- a microcircuit's fixed LE **tau_r** (``dynamics: {latent_equilibrium: {tau_r: ...}}``, or tau_eff without
-  it): the simulator takes each circuit's own base of tau_r;
+- the fixed LE **tau_r** (``dynamics: {latent_equilibrium: {tau_r: ...}}``; without it tau_eff in a microcircuit,
+  tau_m in a prospective network): the simulator takes each circuit's own base of tau_r;
 - a microcircuit's somatic **nudging** conductances g_som (of the projections into a soma and of the teacher,
   ``inputs.teacher.conductance``): each soma sums each circuit's own, and sweeps over ``parameters.g_som`` batch
   (the ``parameters`` block itself is left out of the comparison: its values reach the circuit where they are
   referenced);
-- the **dynamics**, ``orig`` or ``latent_equilibrium``, of a microcircuit's somas: the simulator takes the
-  rate potential of each circuit's own choice (u(t + dt) or u_breve, model.md sec. 2), its teacher delay (with
-  the delayed teacher switch of the reference conventions during that circuit's own delay) and its output's
-  averaging window (``average_from: reference_lag`` follows the dynamics); an orig circuit learns no tau_r;
-- a phase's **tau_r learning rate** ``tau_r_eta`` in a microcircuit (one per circuit in the phase plan);
-- the **noise levels** of a microcircuit's somas (``noise``, ``rate_noise``): the simulator scales each
+- the **dynamics**, ``orig`` or ``latent_equilibrium``, of a microcircuit's somas and of a prospective
+  network's areas: the simulator takes the rate potential of each circuit's own choice (u(t + dt) or u_breve,
+  model.md sec. 2 and 10), its teacher delay (in a microcircuit with the delayed teacher switch of the reference
+  conventions during that circuit's own delay) and its output's averaging window (``average_from:
+  reference_lag`` follows the dynamics); an orig circuit learns no tau_r;
+- a phase's **tau_r learning rate** ``tau_r_eta`` (one per circuit in the phase plan);
+- the **noise levels** of the somas and areas (``noise``, ``rate_noise``): the simulator scales each
   circuit's own draws by its level and draws nothing where it is 0, as the circuit alone does;
 - a microcircuit's **transmission delays** of the weighted projections (``delay``, jitter included): each
   circuit reads its own delay from the ring buffers, draws its jitter from its own stream and, with the
@@ -32,8 +33,7 @@ differ between the runs of one simulation:
 
 Everything else makes separate simulations, because the engine holds it once for all circuits: the
 presentation time (``present_many`` takes one ``steps``; a short and a long one in one simulation would
-leave the short one idle for most of the steps), the dynamics where the exception above applies and the
-dynamics, noise levels, fixed ``tau_r`` and ``tau_r_eta`` of prospective networks, the leak and dendritic
+leave the short one idle for most of the steps), the dynamics other than plain orig and LE, the leak and dendritic
 conductances (g_l, g_b, g_a, g_d: they set the attenuations of the plasticity rules and the self-predicting
 weights), sizes, schedule, rules, epochs, the task, dtype and engine.
 
@@ -108,20 +108,20 @@ def structure(spec: Spec) -> dict:
                 if isinstance(params, dict) and "eta" in params:
                     params["eta"] = None
 
-    microcircuit = not is_prospective(spec)  # a prospective network's engine holds more once for all circuits
-    per_circuit = ("mismatch", "tau_r") if microcircuit else ("mismatch",)
+    microcircuit = not is_prospective(spec)  # a prospective network has no nudging, delays or precision
 
     def plain_dynamics(value: Any) -> Any:
         """LE without what the simulator takes per circuit (the mismatch, drawn into the state per circuit, and
-        in a microcircuit the fixed tau_r); no params left: the plain name."""
+        the fixed tau_r); no params left: the plain name."""
         if isinstance(value, dict) and isinstance(value.get("latent_equilibrium"), dict):
-            params = {k: v for k, v in value["latent_equilibrium"].items() if k not in per_circuit and v is not None}
+            params = {k: v for k, v in value["latent_equilibrium"].items()
+                      if k not in ("mismatch", "tau_r") and v is not None}
             return {"latent_equilibrium": params} if params else "latent_equilibrium"
         return value
 
     def blank_dynamics(value: Any) -> Any:
         value = plain_dynamics(value)
-        return EITHER_DYNAMICS if microcircuit and value in ("orig", "latent_equilibrium") else value
+        return EITHER_DYNAMICS if value in ("orig", "latent_equilibrium") else value
 
     population_defaults = (data.get("defaults") or {}).get("population") or {}
     default_dynamics = population_defaults.get("dynamics")
@@ -129,9 +129,9 @@ def structure(spec: Spec) -> dict:
         own = population.get("dynamics")
         population["dynamics"] = blank_dynamics(default_dynamics if own is None else own)
     population_defaults["dynamics"] = blank_dynamics(default_dynamics)
-    if microcircuit:  # noise levels and nudging are per circuit in a microcircuit's simulation
-        for group in (*data.get("populations", {}).values(), population_defaults):
-            group["noise"] = group["rate_noise"] = None
+    for group in (*data.get("populations", {}).values(), population_defaults):  # noise levels, per circuit
+        group["noise"] = group["rate_noise"] = None
+    if microcircuit:  # nudging, delays and weight precision are per circuit in a microcircuit's simulation
         for projection in data.get("projections", {}).values():
             if str(projection.get("target", "")).endswith(".soma"):
                 projection["conductance"] = None
@@ -144,8 +144,7 @@ def structure(spec: Spec) -> dict:
     for phase in data.get("protocol", []):
         phase["eta"] = None
         phase["eta_scale"] = None
-        if microcircuit:
-            phase["tau_r_eta"] = None
+        phase["tau_r_eta"] = None
     return data
 
 

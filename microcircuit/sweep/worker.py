@@ -2,9 +2,10 @@
 
 A task's runs share one :class:`~microcircuit.experiment.Experiment` (the package's one protocol loop): their
 circuits are concatenated along the circuit dimension, with one learning rate per circuit where the runs
-differ in it. A task of one run is exactly ``microcircuit run SPEC --seeds N --seed FIRST``. When a batched
-simulation diverges, its runs are simulated again one by one, so that only the diverging run is recorded as
-diverged. Each run's files are written into ``SWEEP_DIR/runs/<id>/`` atomically; ``done.json`` is written
+differ in it. A task of one run is exactly ``microcircuit run SPEC --seeds N --seed FIRST``. When a circuit of
+a batched simulation runs away, the runs that hold one are simulated alone and the others again as one batch
+without them, so that only the diverging run is recorded as diverged (a batch that stops with no circuit to
+blame has every run simulated alone). Each run's files are written into ``SWEEP_DIR/runs/<id>/`` atomically; ``done.json`` is written
 last and marks the run finished (its ``status``: ``done``, ``diverged`` or ``error``).
 
 With ``divergence: circuit`` a run whose batch diverges is resolved per circuit instead: its runaway circuits
@@ -31,6 +32,7 @@ from microcircuit.circuit import Circuit, tagged
 from microcircuit.engine import POTENTIAL_BOUND, WEIGHT_BOUND, Simulator
 from microcircuit.experiment import METRIC_COLUMNS, Experiment, RunOptions, effective_learning_rates
 from microcircuit.model.dynamics import make_dynamics
+from microcircuit.prospective.simulator import ProspectiveSimulator
 from microcircuit.rundir import atomic_write_bytes, atomic_write_text
 from microcircuit.seeds import rng
 from microcircuit.spec.schema import Phase, Spec
@@ -57,7 +59,8 @@ class _ByCircuit:
 
 class GroupExperiment(Experiment):
     """One experiment over the circuits of several runs that differ only in values the engine holds per
-    circuit: seeds, learning rates, the LE mismatch, orig vs LE and noise levels
+    circuit: seeds, learning rates, the LE mismatch and fixed tau_r, orig vs LE, tau_r learning and noise levels,
+    and in a microcircuit the nudging, transmission delays and weight precision
     (see :mod:`microcircuit.sweep.grouping`).
 
     Args:
@@ -85,22 +88,25 @@ class GroupExperiment(Experiment):
                 factor[start:start + n] = own.to(factor.device, factor.dtype)
             start += n
 
-    def make_simulator(self) -> Simulator:
-        """The template's simulator, each soma with the dynamics (orig or LE), fixed tau_r, nudging conductances
-        and noise levels, and each weighted projection with the transmission delay and weight precision, of each
-        member's circuits."""
-        if self.circuit.is_prospective:
-            return super().make_simulator()
+    def make_simulator(self) -> Simulator | ProspectiveSimulator:
+        """The template's simulator, each soma (or prospective area) with the dynamics (orig or LE), fixed tau_r
+        and noise levels, and in a microcircuit each soma with the nudging conductances and each weighted projection
+        with the transmission delay and weight precision, of each member's circuits."""
         circuits = [circuit for circuit, _spec, n in self.members for _ in range(n)]  # each circuit's own
         somas = {name: [c.populations[name] for c in circuits]
                  for name, p in self.circuit.populations.items() if p.cell.has_soma}
-        projections = {name: [c.projections[name] for c in circuits] for name in self.circuit.projections}
-        nudges = {name: qs for name, qs in projections.items() if qs[0].compartment == "soma"}
-        weighted = {name: qs for name, qs in projections.items() if qs[0].compartment != "soma"}
         per_circuit = {name: [tagged(p.dynamics)[0] for p in ps] for name, ps in somas.items()}
         noise = {name: [float(p.noise) for p in ps] for name, ps in somas.items()}
         noise |= {f"{name}.rate": [float(p.rate_noise) for p in ps] for name, ps in somas.items()}
         tau_r = {name: [fixed_tau_r(p.dynamics) for p in ps] for name, ps in somas.items()}
+        if self.circuit.is_prospective:
+            return ProspectiveSimulator(self.circuit, self.seeds, n_batch=1, dtype=self.dtype, device=self.device,
+                                        engine=self.options.engine or self.spec.engine,
+                                        dynamics_per_circuit=per_circuit, noise_per_circuit=noise,
+                                        tau_r_per_circuit=tau_r)
+        projections = {name: [c.projections[name] for c in circuits] for name in self.circuit.projections}
+        nudges = {name: qs for name, qs in projections.items() if qs[0].compartment == "soma"}
+        weighted = {name: qs for name, qs in projections.items() if qs[0].compartment != "soma"}
         nudging = {name: [q.conductance for q in qs] for name, qs in nudges.items()}
         nudging["teacher"] = [c.teacher_conductance for c in circuits]
         delays = {name: [(q.delay_steps, q.delay_jitter) for q in qs] for name, qs in weighted.items()}
