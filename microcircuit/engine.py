@@ -70,8 +70,8 @@ Conductance = float | torch.Tensor
 @dataclass
 class DendritePlan:
     compartment: str
-    g: float  # coupling conductance g_c, 1/ms
-    attenuation: float  # c = g_c / (g_l + sum of dendritic g)
+    g: Conductance  # coupling conductance g_c, 1/ms
+    attenuation: Conductance  # c = g_c / (g_l + sum of dendritic g)
     projections: list[str]
 
 
@@ -81,10 +81,10 @@ class SomaPlan:
 
     name: str
     size: int
-    g_dendritic: float  # g_l + sum of dendritic g, 1/ms
+    # The conductances, 1/ms: one value for all circuits, or [circuit, 1, 1] where the circuits of one
+    # simulation differ in them (a sweep over g_som or over the leak and dendritic conductances)
+    g_dendritic: Conductance  # g_l + sum of dendritic g
     dendrites: list[DendritePlan]
-    # The nudging conductances and the totals they enter, 1/ms: one value for all circuits, or [circuit, 1, 1]
-    # where the circuits of one simulation differ in them (a sweep over g_som)
     nudges: list[tuple[str, Conductance]]  # (source population, g_som)
     teacher_g: Conductance  # g_som of the teacher (output only; 0 elsewhere)
     g_tot: Conductance  # g_l + sum of dendritic g + sum of nudging g_som (teacher off)
@@ -151,6 +151,14 @@ class Simulator:
         precision_per_circuit: each circuit's weight precision of a weighted projection (a ``PrecisionSpec``
             or None for float weights), keyed by the projection's name, where the circuits of one simulation
             differ in it (a sweep over ``precision``).
+        conductances_per_circuit: population -> each circuit's leak and dendritic conductances (1/ms, the
+            population's ``conductances`` mapping: g_l, g_b, g_a or g_l, g_d), where the circuits of one
+            simulation differ in them (a sweep over g_a): each soma relaxes at its circuit's g_tot and each
+            plasticity rule predicts with its circuit's attenuation c.
+        initial_weights: each circuit's initial weights by projection, [circuit, post, pre] (default: the
+            circuit's :meth:`~microcircuit.circuit.Circuit.init_weights` for ``seeds``); a sweep's batch passes
+            each run's own, whose self-predicting weights follow that run's conductances. Rounded to the
+            precision like drawn weights.
     """
 
     def __init__(
@@ -167,6 +175,8 @@ class Simulator:
         nudging_per_circuit: dict[str, list[float]] | None = None,
         delays_per_circuit: dict[str, list[tuple[int, int]]] | None = None,
         precision_per_circuit: dict[str, list] | None = None,
+        conductances_per_circuit: dict[str, list[dict[str, float]]] | None = None,
+        initial_weights: dict[str, torch.Tensor] | None = None,
     ):
         self.circuit = circuit
         self.seeds = list(seeds)
@@ -205,6 +215,8 @@ class Simulator:
                     or any(int(s) < 0 or int(j) < 0 for s, j in values)):
                 raise ValueError(f"delays_per_circuit['{key}']: one (steps >= 0, jitter >= 0) per circuit "
                                  f"({self.n_circuits}) of a weighted projection; got {values}")
+        #: population -> each circuit's leak and dendritic conductances (1/ms), for every population with a soma
+        self.conductances = self._conductances_per_circuit(conductances_per_circuit or {})
         self.somas = [self._soma_plan(name) for name in circuit.update_order()]
         self.noise_generators = [
             torch.Generator().manual_seed(derive_seed(s, "noise")) for s in self.seeds
@@ -223,7 +235,8 @@ class Simulator:
         self.target_delay = int(self.target_delays.max())  # the longest, steps
         self._uniform_target_delay = bool((self.target_delays == self.target_delay).all())
         self.state = State()
-        self.state.weights = circuit.init_weights(self.seeds, dtype, self.device)
+        self.state.weights = (circuit.init_weights(self.seeds, dtype, self.device) if initial_weights is None else
+                              self._given_weights(initial_weights))
         for key, values in (precision_per_circuit or {}).items():
             if key not in weighted or len(values) != self.n_circuits:
                 raise ValueError(f"precision_per_circuit['{key}']: one precision (or None) per circuit "
@@ -260,6 +273,38 @@ class Simulator:
             out[name] = names
         return out
 
+    def _conductances_per_circuit(self, given: dict[str, list[dict[str, float]]]) -> dict[str, list[dict[str, float]]]:
+        """Every soma's conductances per circuit: ``given``'s, else the circuit's for all circuits."""
+        out = {}
+        for name, p in self.circuit.populations.items():
+            if not p.cell.has_soma:
+                continue
+            values = [dict(g) for g in given.get(name, [p.conductances] * self.n_circuits)]
+            if (len(values) != self.n_circuits or any(set(g) != set(p.conductances) for g in values)
+                    or any(min(g.values(), default=0.0) < 0.0 for g in values)):
+                raise ValueError(f"conductances_per_circuit['{name}']: one mapping of {', '.join(p.conductances)} "
+                                 f"(each >= 0, 1/ms) per circuit ({self.n_circuits}); got {values}")
+            out[name] = values
+        unknown = set(given) - set(out)
+        if unknown:
+            raise ValueError(f"conductances_per_circuit: {', '.join(sorted(unknown))} is not a population with a soma")
+        return out
+
+    def _given_weights(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``initial_weights``, checked against the circuit's projections and shapes, as this simulator's tensors."""
+        expected = {n: (self.n_circuits, *self.circuit.weight_shape(n))
+                    for n, q in self.circuit.projections.items() if q.kind == "weighted"}
+        shapes = {n: tuple(w.shape) for n, w in weights.items()}
+        if shapes != expected:
+            raise ValueError(f"initial_weights: expected the shapes {expected}, got {shapes}")
+        return {n: w.to(self.device, self.dtype).clone() for n, w in weights.items()}
+
+    def attenuation(self, population: str, compartment: str) -> Conductance:
+        """c = g_c / (g_l + sum of dendritic g) of a dendrite at the soma (model.md sec. 1), per circuit: one
+        value, or [circuit, 1, 1] where the circuits' conductances differ."""
+        cell = self.circuit.populations[population].cell
+        return self._conductance([cell.attenuation(g, compartment) for g in self.conductances[population]])
+
     def _target_delays(self, delay) -> torch.Tensor:
         """Steps by which each circuit's teacher target lags its stimulus, [circuit] int64.
 
@@ -285,8 +330,10 @@ class Simulator:
     def _soma_plan(self, name: str) -> SomaPlan:
         c = self.circuit
         p = c.populations[name]
+        own = self.conductances[name]  # each circuit's g_l, g_b, ...
         dendrites = [
-            DendritePlan(comp, p.conductances[g], c.attenuation(name, comp), [q.name for q in c.into(name, comp)])
+            DendritePlan(comp, self._conductance([g_c[g] for g_c in own]), self.attenuation(name, comp),
+                         [q.name for q in c.into(name, comp)])
             for comp, g in p.cell.dendrites.items()
         ]
         nudging = [self.nudging_per_circuit.get(q.name, [q.conductance] * self.n_circuits)
@@ -294,8 +341,8 @@ class Simulator:
         teacher = (self.nudging_per_circuit.get("teacher", [c.teacher_conductance] * self.n_circuits)
                    if name == self.output else [0.0] * self.n_circuits)
         # g_tot per circuit, teacher off and on, each summed as the circuit alone sums it
-        g_tot = [p.cell.soma_conductance(p.conductances, [g[k] for g in nudging], 0.0) for k in range(self.n_circuits)]
-        g_tot_teacher = [p.cell.soma_conductance(p.conductances, [g[k] for g in nudging], teacher[k])
+        g_tot = [p.cell.soma_conductance(own[k], [g[k] for g in nudging], 0.0) for k in range(self.n_circuits)]
+        g_tot_teacher = [p.cell.soma_conductance(own[k], [g[k] for g in nudging], teacher[k])
                          for k in range(self.n_circuits)]
         nudges = [(q.source, self._conductance(g)) for q, g in zip(c.into(name, "soma"), nudging, strict=True)]
         mismatch_rngs = [rng(s, f"mismatch/{name}") for s in self.seeds]
@@ -317,7 +364,7 @@ class Simulator:
         return SomaPlan(
             name=name,
             size=p.size,
-            g_dendritic=c.dendritic_conductance(name),
+            g_dendritic=self._conductance([p.cell.dendritic_conductance(g_c) for g_c in own]),
             dendrites=dendrites,
             nudges=nudges,
             teacher_g=self._conductance(teacher),
@@ -389,7 +436,7 @@ class Simulator:
                 compartment=q.compartment,
                 predicted_from=predicted_from,
                 rule=rule,
-                attenuation=self.circuit.attenuation(q.target, predicted_from),
+                attenuation=self.attenuation(q.target, predicted_from),
                 phi_post=ACTIVATIONS.get(post.activation),
                 tau_w=q.tau_w,
                 w_max=q.w_max,
@@ -523,7 +570,7 @@ class Simulator:
                 if v is None:
                     v = self.zeros(soma.size)
                 st.v[f"{soma.name}.{d.compartment}"] = v
-                current = torch.mul(v, d.g) if current is None else current.add_(v, alpha=d.g)
+                current = torch.mul(v, d.g) if current is None else add_scaled_(current, v, d.g)
             for source, g in soma.nudges:
                 current = add_scaled_(current, read_sent[source], g)
             g_rate = None

@@ -140,10 +140,11 @@ def build_layout(sim: Simulator) -> Layout:
         pre += c.populations[q.source].size
     proj_index = {n: i for i, n in enumerate(projs)}
     soma_cols = {k: [] for k in ("pop_off", "size", "dyn", "act", "d_start", "d_end", "n_start", "n_end")}
-    soma_g_dend = []  # [soma] g_l + the dendritic couplings, 1/ms
+    soma_g_dend = []  # [soma, circuit] g_l + the dendritic couplings, 1/ms
     soma_tau_r = []  # [soma, circuit]: the fixed base tau_r in ms, -1 for tau_eff
     soma_g_teacher = []  # [soma, circuit]: the teacher's g_som, 1/ms
-    soma_taught, soma_per_circuit = [], []  # [soma]: 1 where the teacher nudges it; 1 where g_som or tau_r differs
+    # [soma]: 1 where the teacher nudges it; 1 where its conductances (g_som, g_l, dendritic g) or tau_r differ
+    soma_taught, soma_per_circuit = [], []
     dend_cols = {k: [] for k in ("off", "p_start", "p_end")}
     dend_g, dend_projs, nudge_src, nudge_g = [], [], [], []
     for soma in sim.somas:
@@ -152,17 +153,17 @@ def build_layout(sim: Simulator) -> Layout:
         le = isinstance(soma.dynamics, LatentEquilibrium)
         soma_cols["dyn"].append(1 if le else 0)
         soma_cols["act"].append(ACTIVATION_CODES[c.populations[soma.name].activation])
-        soma_g_dend.append(soma.g_dendritic)
+        soma_g_dend.append(_per_circuit(soma.g_dendritic, sim.n_circuits))
         soma_g_teacher.append(_per_circuit(soma.teacher_g, sim.n_circuits))
         soma_tau_r.append(_fixed_tau_r(soma.dynamics, sim.n_circuits))
-        conductances = (soma.teacher_g, *(g for _, g in soma.nudges))
+        conductances = (soma.teacher_g, *(g for _, g in soma.nudges), soma.g_dendritic, *(d.g for d in soma.dendrites))
         soma_taught.append(int(soma.taught))
         soma_per_circuit.append(int(any(isinstance(g, torch.Tensor) for g in conductances)
                                     or len(set(soma_tau_r[-1])) > 1))
         soma_cols["d_start"].append(len(dend_cols["off"]))
         for d in soma.dendrites:
             dend_cols["off"].append(dend_off[f"{soma.name}.{d.compartment}"])
-            dend_g.append(d.g)
+            dend_g.append(_per_circuit(d.g, sim.n_circuits))
             dend_cols["p_start"].append(len(dend_projs))
             dend_projs.extend(proj_index[p] for p in d.projections)
             dend_cols["p_end"].append(len(dend_projs))
@@ -204,10 +205,10 @@ def build_layout(sim: Simulator) -> Layout:
     table["soma_orig"] = ints([np.zeros(sim.n_circuits) if soma.orig_circuits is None
                                else soma.orig_circuits.reshape(-1).cpu().numpy() for soma in sim.somas]
                               ).reshape(len(sim.somas), sim.n_circuits)
-    floats = {"soma_g_dend": np.asarray(soma_g_dend, dtype=np.float64)}
+    floats = {"soma_g_dend": np.asarray(soma_g_dend, dtype=np.float64).reshape(len(sim.somas), sim.n_circuits)}
     floats["soma_tau_r"] = np.asarray(soma_tau_r, dtype=np.float64).reshape(len(sim.somas), sim.n_circuits)
     floats["soma_g_teacher"] = np.asarray(soma_g_teacher, dtype=np.float64).reshape(len(sim.somas), sim.n_circuits)
-    floats["dend_g"] = np.asarray(dend_g, dtype=np.float64)
+    floats["dend_g"] = np.asarray(dend_g, dtype=np.float64).reshape(len(dend_g), sim.n_circuits)
     floats["nudge_g"] = np.asarray(nudge_g, dtype=np.float64).reshape(len(nudge_g), sim.n_circuits)
     floats["proj_tau_s"] = np.asarray(proj_tau_s, dtype=np.float64)
     return Layout(pops, pop_off, n_neurons, dend_keys, dend_off, n_dend, projs, w_off, w, pre_off, pre,
@@ -306,9 +307,10 @@ def present_fused(sim: Simulator, stimuli: torch.Tensor, targets: torch.Tensor |
     # the phase plan as flat tables
     n_plastic = len(plan.plastic)
     # projection, rule, dendrite, predictor, phi code, rounding (the highest of its circuits' codes),
-    # rule memory offsets (post, pre), offset of the rounding draws, rule memory present
-    pl_int = np.zeros((n_plastic, 10), dtype=np.int64)
-    pl_flt = np.zeros((n_plastic, 5), dtype=np.float64)  # attenuation, tau_w, w_max, decay, tau_hp
+    # rule memory offsets (post, pre), offset of the rounding draws, rule memory present, attenuation per circuit
+    pl_int = np.zeros((n_plastic, 11), dtype=np.int64)
+    pl_flt = np.zeros((n_plastic, 5), dtype=np.float64)  # attenuation (circuit 0's), tau_w, w_max, decay, tau_hp
+    pl_att = np.zeros((n_plastic, n_c), dtype=np.float64)  # each circuit's attenuation c of the predicting dendrite
     # per circuit: precision range, level step, highest level, rounding (0 none, 1 nearest, 2 stochastic)
     pl_q = np.zeros((n_plastic, n_c, 4), dtype=np_dtype)
     pl_eta = np.zeros((n_plastic, n_c), dtype=np.float64)
@@ -322,8 +324,9 @@ def present_fused(sim: Simulator, stimuli: torch.Tensor, targets: torch.Tensor |
         pl_int[k] = (lay.projs.index(pp.name), RULE_CODES[pp.rule.name], lay.dend_off[f"{pp.target}.{pp.compartment}"],
                      lay.dend_off[f"{pp.target}.{pp.predicted_from}"],
                      ACTIVATION_CODES[c.populations[pp.target].activation], rounding, mem_sizes[0], mem_sizes[1],
-                     uni_sizes, int("low_post" in memory))
-        pl_flt[k] = (pp.attenuation, pp.tau_w, pp.w_max if pp.w_max is not None else math.inf,
+                     uni_sizes, int("low_post" in memory), int(isinstance(pp.attenuation, torch.Tensor)))
+        pl_att[k] = _per_circuit(pp.attenuation, n_c)
+        pl_flt[k] = (pl_att[k, 0], pp.tau_w, pp.w_max if pp.w_max is not None else math.inf,
                      getattr(pp.rule, "decay", 0.0), getattr(pp.rule, "tau_hp", 1.0))
         for ci, (q, code) in enumerate(zip(precisions, codes, strict=True)):
             if q is not None:
@@ -410,7 +413,7 @@ def present_fused(sim: Simulator, stimuli: torch.Tensor, targets: torch.Tensor |
             lay.floats["dend_g"], t["dend_projs"], t["nudge_src"], lay.floats["nudge_g"], t["proj_src_off"],
             t["proj_pre"], t["proj_post"], t["proj_w_off"], t["proj_pre_off"], lay.n_pre, t["tied"],
             lay.floats["proj_tau_s"], t["proj_delay_len"], t["proj_delays"], syn, dbuf, clock, int(bool(sim.synapses)),
-            pl_int, pl_flt, pl_q, pl_eta, pl_target, mem_post, mem_pre, uni,
+            pl_int, pl_flt, pl_att, pl_q, pl_eta, pl_target, mem_post, mem_pre, uni,
             pr_int, rec, ap_off, ap_size, outputs, apical_out)
 
     # write the state back
@@ -563,7 +566,7 @@ def _kernel(config, scalars, stim, tgts, delays, windows, tau_r_etas, noise_u, n
             dend_p_start, dend_p_end, dend_g, dend_projs,
             nudge_src, nudge_g, proj_src_off, proj_pre, proj_post, proj_w_off, proj_pre_off, n_pre, tied,
             proj_tau_s, proj_delay_len, proj_delays, syn, dbuf, clock, uses_clock,
-            pl_int, pl_flt, pl_q, pl_eta, pl_target, mem_post, mem_pre, uni,
+            pl_int, pl_flt, pl_att, pl_q, pl_eta, pl_target, mem_post, mem_pre, uni,
             pr_int, rec, ap_off, ap_size, outputs, apical_out):
     """Integrate ``stim.shape[0]`` presentations of ``config[0]`` steps each (model.md sec. 1-3, 7).
 
@@ -575,11 +578,14 @@ def _kernel(config, scalars, stim, tgts, delays, windows, tau_r_etas, noise_u, n
     (hebbian_alignment low-pass filters), clock [1]; all are updated in place. delays (the teacher target's
     lag) and windows (the first step of the output average) are steps per circuit [circuit], tau_r_etas the
     learning rate of the LE time constants per circuit (1/ms) [circuit]; soma_g_teacher
-    [soma, circuit] and nudge_g [nudge, circuit] are the somatic nudging conductances (1/ms) and soma_tau_r
-    [soma, circuit] the fixed base of tau_r (ms, -1: tau_eff) of each circuit; soma_taught [soma] is 1 where
-    the teacher nudges the soma (in any circuit), soma_per_circuit [soma] 1 where its nudging or fixed tau_r
-    differs between circuits; pl_q [plastic projection, circuit, 4] is each circuit's weight precision (range,
-    level step, highest level, rounding code 0 none, 1 nearest, 2 stochastic).
+    [soma, circuit] and nudge_g [nudge, circuit] are the somatic nudging conductances (1/ms), soma_g_dend
+    [soma, circuit] g_l + the dendritic couplings and dend_g [dendrite, circuit] each coupling (1/ms), and
+    soma_tau_r [soma, circuit] the fixed base of tau_r (ms, -1: tau_eff) of each circuit; soma_taught [soma] is
+    1 where the teacher nudges the soma (in any circuit), soma_per_circuit [soma] 1 where its conductances or
+    fixed tau_r differ between circuits; pl_att [plastic projection, circuit] is each circuit's attenuation c of
+    the predicting dendrite (pl_int[k, 10] = 1 where it differs between circuits) and pl_q [plastic projection,
+    circuit, 4] its weight precision (range, level step, highest level, rounding code 0 none, 1 nearest,
+    2 stochastic).
     """
     steps, propagating, teacher, has_targets, has_noise = config[0], config[1], config[2], config[3], config[4]
     in_off, in_size, out_off, n_out, step_offset = config[5], config[6], config[7], config[8], config[9]
@@ -670,7 +676,7 @@ def _kernel(config, scalars, stim, tgts, delays, windows, tau_r_etas, noise_u, n
             s_src = sent if propagating else sent_read
             for s in range(n_somas):
                 po, n, act, le = soma_pop_off[s], soma_size[s], soma_act[s], soma_dyn[s] == 1
-                g_off = soma_g_dend[s]
+                g_off = soma_g_dend[s, 0]
                 for k in range(soma_n_start[s], soma_n_end[s]):
                     g_off += nudge_g[k, 0]
                 g_teacher = soma_g_teacher[s, 0]
@@ -686,7 +692,7 @@ def _kernel(config, scalars, stim, tgts, delays, windows, tau_r_etas, noise_u, n
                 per_circuit = (mixed and taught) or soma_per_circuit[s] == 1
                 if per_circuit:
                     for c in range(n_c):
-                        g_o = soma_g_dend[s]
+                        g_o = soma_g_dend[s, c]
                         for k in range(soma_n_start[s], soma_n_end[s]):
                             g_o += nudge_g[k, c]
                         g_t = soma_g_teacher[s, c]
@@ -740,7 +746,7 @@ def _kernel(config, scalars, stim, tgts, delays, windows, tau_r_etas, noise_u, n
                                         j += 1
                                 v1 = (v0 + v1) + (v2 + v3)
                                 vd[b, dend_off[d] + nn, 0] = v1
-                                cur += dend_g[d] * v1
+                                cur += dend_g[d, 0] * v1
                             for k in range(soma_n_start[s], soma_n_end[s]):
                                 cur += nudge_g[k, 0] * s_src[b, nudge_src[k] + nn, 0]
                             if g_teach > 0.0:
@@ -759,10 +765,9 @@ def _kernel(config, scalars, stim, tgts, delays, windows, tau_r_etas, noise_u, n
                                     for j in range(pre):
                                         for c in range(n_c):
                                             vsum[c] += weights[wo + j, c] * carried[b, co + j, c]
-                                g_d = dend_g[d]
                                 for c in range(n_c):
                                     vd[b, dend_off[d] + nn, c] = vsum[c]
-                                    current[c] += g_d * vsum[c]
+                                    current[c] += dend_g[d, c] * vsum[c]
                             for k in range(soma_n_start[s], soma_n_end[s]):
                                 src = nudge_src[k] + nn
                                 for c in range(n_c):
@@ -828,12 +833,17 @@ def _kernel(config, scalars, stim, tgts, delays, windows, tau_r_etas, noise_u, n
                                 mem_pre[b, m_pre + j, c] += alpha * (x - mem_pre[b, m_pre + j, c])
                         for nn in range(post):
                             for c in range(n_c):
-                                x = _phi(act, att * vd[b, pred + nn, c])
+                                x = _phi(act, pl_att[k, c] * vd[b, pred + nn, c])
                                 if pl_int[k, 9] == 0:
                                     mem_post[b, m_post + nn, c] = x
                                 mem_post[b, m_post + nn, c] += alpha * (x - mem_post[b, m_post + nn, c])
                     pl_int[k, 9] = 1
-                if rule == 0 and act == 0:  # dendritic prediction r_post - phi(c v), all neurons in one pass
+                if rule == 0 and act == 0 and pl_int[k, 10] == 1:  # r_post - phi(c v), each circuit its own c
+                    for b in range(n_b):
+                        for nn in range(post):
+                            for c in range(n_c):
+                                error[b, nn, c] = rate[b, to + nn, c] - _softplus(pl_att[k, c] * vd[b, pred + nn, c])
+                elif rule == 0 and act == 0:  # dendritic prediction r_post - phi(c v), all neurons in one pass
                     for b in range(n_b):
                         r_at, v_at, e_at = (b * n_neurons + to) * n_c, (b * n_dend + pred) * n_c, b * error_rows * n_c
                         for ix in range(post * n_c):
@@ -845,13 +855,14 @@ def _kernel(config, scalars, stim, tgts, delays, windows, tau_r_etas, noise_u, n
                                 post_f[b, c] = error[b, nn, c]
                         elif rule == 0:
                             for c in range(n_c):
-                                post_f[b, c] = rate[b, to + nn, c] - _phi(act, att * vd[b, pred + nn, c])
+                                post_f[b, c] = rate[b, to + nn, c] - _phi(act, pl_att[k, c] * vd[b, pred + nn, c])
                         elif rule == 1:  # apical silencing: v_rest - v, v_rest = 0
                             for c in range(n_c):
                                 post_f[b, c] = -vd[b, dend + nn, c]
                         else:  # hebbian alignment: hp(phi(vhat))
                             for c in range(n_c):
-                                post_f[b, c] = _phi(act, att * vd[b, pred + nn, c]) - mem_post[b, m_post + nn, c]
+                                x = _phi(act, pl_att[k, c] * vd[b, pred + nn, c])
+                                post_f[b, c] = x - mem_post[b, m_post + nn, c]
                     if n_b == 1 and tau_w == 0.0 and rule != 2 and rounding == 0 and n_c == 1:  # one circuit:
                         g = dt * pl_eta[k, 0]  # W += (dt eta) (f_post r_pre) along the row, in one pass
                         f_post = post_f[0, 0]

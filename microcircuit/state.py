@@ -22,7 +22,7 @@ class PlasticPlan:
     compartment: str
     predicted_from: str  # dendrite whose attenuated potential predicts the rate (usually the target)
     rule: Rule
-    attenuation: float
+    attenuation: float | torch.Tensor  # c of the predicting dendrite: one value, or [circuit, 1, 1] where it differs
     phi_post: Activation
     tau_w: float
     w_max: float | None

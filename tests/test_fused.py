@@ -404,6 +404,35 @@ def test_circuits_with_their_own_weight_precision_equal_each_circuit_alone(engin
         Simulator(circuits[0], seeds, dtype=F64, precision_per_circuit={"up_1": [None] * 3})
 
 
+@pytest.mark.parametrize("tau_r_eta", [0.0, 0.5])
+@pytest.mark.parametrize("engine", ["eager", "compiled"])
+def test_circuits_with_their_own_conductances_equal_each_circuit_alone(engine, tau_r_eta):
+    """``conductances_per_circuit`` and ``initial_weights``: four circuits with the reference g_l, g_b, g_a, g_d,
+    a stronger apical coupling, a weaker leak and stronger interneuron dendrites, and a stronger basal coupling, in
+    one simulation; each relaxes at its own g_tot (tau_eff, so its LE tau_r and tau_r learning too), predicts
+    with its own attenuation c and starts from its own self-predicting weights, giving the outputs, weights and
+    tau_r factors of its run alone (float64, 1e-12)."""
+    variants = [[], ["parameters.g_a=0.1"], ["parameters.g_l=0.02", "parameters.g_d=0.2"], ["parameters.g_b=0.2"]]
+    circuits = [Circuit(load_spec(CIRCUITS / "bars_le.yaml", ["dtype=float64", *v])[0]) for v in variants]
+    somas = [n for n, p in circuits[0].populations.items() if p.cell.has_soma]
+    per_circuit = {n: [dict(c.populations[n].conductances) for c in circuits] for n in somas}
+    seeds = [5, 6, 7, 8]
+    weights = {n: torch.cat([c.init_weights([s], F64)[n] for c, s in zip(circuits, seeds, strict=True)])
+               for n in circuits[0].init_weights([1], F64)}
+    # the third circuit's self-predicting W^IP follows its own g_l and g_d
+    assert not torch.allclose(weights["ip_1"][2], circuits[0].init_weights([seeds[2]], F64)["ip_1"][0])
+    batched = Simulator(circuits[0], seeds, dtype=F64, engine=engine, conductances_per_circuit=per_circuit,
+                        initial_weights=weights)
+    assert batched.engine == engine
+    assert isinstance(batched.attenuation("pyr_1", "basal"), torch.Tensor)
+    assert_circuits_as_alone(batched, lambda c: Simulator(circuits[c], [seeds[c]], dtype=F64, engine=engine),
+                             tau_r_eta)
+    with pytest.raises(ValueError, match="one mapping of g_l, g_b, g_a"):
+        Simulator(circuits[0], seeds, dtype=F64, conductances_per_circuit={"pyr_1": [{"g_l": 0.1}] * 4})
+    with pytest.raises(ValueError, match="initial_weights: expected the shapes"):
+        Simulator(circuits[0], seeds, dtype=F64, initial_weights={"up_1": weights["up_1"]})
+
+
 @pytest.mark.parametrize("engine", ["eager", "compiled"])
 def test_jittered_delays_under_the_delayed_teacher_switch_equal_each_circuit_alone(engine):
     """Seeds whose jittered transmission delays give their targets different lags: under the delayed teacher

@@ -199,7 +199,7 @@ metrics: [test/accuracy, test/loss]
 def test_nudging_conductances_share_a_simulation_and_each_run_equals_the_run_alone(tmp_path):
     """Runs that differ in g_som (``parameters.g_som``: the interneurons' nudging and the teacher's) share one
     simulation, under the reference conventions' teacher-off relaxation with g_som too; each equals the run
-    alone (float64, 1e-12); runs that differ in a dendritic conductance do not share one."""
+    alone (float64, 1e-12)."""
     path = sweep_file(tmp_path, """axes:
   g_som: {key: parameters.g_som, values: [0.02, 0.06, 0.15]}
 seeds: 2
@@ -209,14 +209,6 @@ metrics: [test/accuracy, test/loss]
     grouped = assert_one_batch_equals_each_run_alone(path, ["seed", "g_som"])
     losses = [[r[4] for r in rows if r[3] == "loss"] for rows in grouped["rows"]]
     assert losses[0] != losses[1] != losses[2]  # the values do reach the simulation
-    dendritic = plan(load_sweep(sweep_file(tmp_path, """axes:
-  g_b: {key: parameters.g_b, values: [0.1, 0.2]}
-seeds: 2
-metrics: [test/accuracy]
-""", name="g_b", sets="  protocol.0.epochs: 1\n")))
-    assert [len(t.runs) for t in dendritic.tasks] == [1, 1]
-    assert separating_keys([t.runs[0].spec for t in dendritic.tasks]) == [
-        "populations.out.conductances.g_b", "populations.pyr_1.conductances.g_b"]
 
 
 def test_transmission_delays_share_a_simulation_and_each_run_equals_the_run_alone(tmp_path):
@@ -247,6 +239,36 @@ metrics: [test/accuracy, test/loss]
     grouped = assert_one_batch_equals_each_run_alone(path, ["seed", "precision"])
     losses = [[r[4] for r in rows if r[3] == "loss"] for rows in grouped["rows"]]
     assert losses[0] != losses[1] != losses[2]
+
+
+def test_conductances_share_a_simulation_and_each_run_equals_the_run_alone(tmp_path):
+    """Runs that differ in the leak and dendritic conductances (``parameters.g_a`` of the hidden area and
+    ``parameters.g_d`` of the interneurons, which sets their self-predicting weights) share one simulation: each
+    relaxes at its own g_tot, predicts with its own attenuation, starts from its own self-predicting weights and
+    is compared with backprop through its own attenuations; each equals the run alone (float64, 1e-12). With the
+    teacher task the conductances set the targets, so they stay apart."""
+    path = sweep_file(tmp_path, """axes:
+  g_a: {key: parameters.g_a, values: [0.06, 0.12]}
+  g_d: {key: parameters.g_d, values: [0.1, 0.2]}
+seeds: 2
+metrics: [test/accuracy, test/loss, train/angle_apical_bp/pyr_1]
+""", name="conductances", sets="  protocol.0.epochs: 2\n  parameters.t_pres: 5\n  dtype: float64\n"
+                              "  compare_backprop: true\n")
+    grouped = assert_one_batch_equals_each_run_alone(path, ["seed", "g_a", "g_d"])
+    angles = [[r[4] for r in rows if r[3] == "angle_apical_bp/pyr_1"] for rows in grouped["rows"]]
+    assert len({tuple(a) for a in angles}) == 4
+    teacher = tmp_path / "teacher.yaml"
+    teacher.write_text(f"""schema: microcircuit-sweep/1
+name: teacher
+circuit: {(CIRCUITS / "teacher_le.yaml").as_posix()}
+axes:
+  g_a: {{key: parameters.g_a, values: [0.06, 0.12]}}
+seeds: 1
+metrics: [test/loss]
+""")
+    p = plan(load_sweep(teacher))
+    assert len(p.tasks) == 2
+    assert separating_keys([r.spec for r in p.runs]) == ["populations.pyr_1.conductances.g_a"]
 
 
 def test_tau_r_learning_rates_share_a_simulation_with_orig_and_each_run_equals_the_run_alone(tmp_path):

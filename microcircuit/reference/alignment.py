@@ -71,10 +71,12 @@ class AlignmentProbe:
     def finish(self, targets: torch.Tensor) -> None:
         """Call after a presentation with the teacher on; ``targets`` [circuit, batch, n_out]."""
         st, c = self.sim.state, self.circuit
-        ref = backprop_reference(c, st.weights, st.rate[c.input_population], targets, self.loss)
+        attenuation = {pop: self.sim.attenuation(pop, "basal") for pop in self.areas}  # per circuit where it differs
+        ref = backprop_reference(c, st.weights, st.rate[c.input_population], targets, self.loss,
+                                 [attenuation[pop] for pop in self.areas])
         for pop in self.areas:
             phi = ACTIVATIONS.get(c.populations[pop].activation)
-            error = st.rate[pop] - phi(c.attenuation(pop, "basal") * st.v[f"{pop}.basal"])
+            error = st.rate[pop] - phi(attenuation[pop] * st.v[f"{pop}.basal"])
             self._add(f"error_bp/{pop}", cosine(error, ref.deltas[pop]))
         for pop in self.hidden:
             self._add(f"apical_bp/{pop}", cosine(st.v[f"{pop}.apical"], ref.rate_errors[pop]))

@@ -21,6 +21,7 @@ of area k should carry, and the weight gradients -dL/dW^up_k (batch mean).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -48,6 +49,7 @@ def backprop_reference(
     inputs: torch.Tensor,
     targets: torch.Tensor,
     loss: str = "gain_weighted",
+    attenuation: Sequence[float | torch.Tensor] | None = None,
 ) -> BackpropReference:
     """Forward and backward pass of the equivalent feedforward network.
 
@@ -57,11 +59,14 @@ def backprop_reference(
         inputs: input rates r_0, [circuit, batch, n_in].
         targets: target output potentials u_tgt, [circuit, batch, n_out].
         loss: ``gain_weighted`` (default) or ``mse``.
+        attenuation: c_1..c_N, each one value or [circuit, 1, 1] (a batch of circuits with their own
+            conductances); default: the circuit's.
     """
     if loss not in ("gain_weighted", "mse"):
         raise ValueError(f"unknown loss '{loss}' (valid: gain_weighted, mse)")
     chain = circuit.forward_chain
-    names, attenuation, phis = chain_constants(circuit)
+    names, own, phis = chain_constants(circuit)
+    attenuation = own if attenuation is None else list(attenuation)
     leaves = {name: weights[name].detach().clone().requires_grad_(True) for name in names}
     with torch.enable_grad():
         ys, rs = feedforward(inputs.detach(), [leaves[n] for n in names], attenuation, phis, chain_products(circuit))

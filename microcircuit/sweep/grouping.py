@@ -29,13 +29,17 @@ differ between the runs of one simulation:
 - a microcircuit's **weight precision** (``precision``: bits, range, nearest or stochastic rounding, or none):
   each circuit rounds its own weights to its own levels, and the circuits that round stochastically draw from
   their own streams;
+- a microcircuit's **leak and dendritic conductances** (a population's ``conductances``: g_l, g_b, g_a, g_d, and
+  the ``parameters`` they come from): each soma relaxes at its circuit's g_tot, each rule predicts with its
+  circuit's attenuation c, each run's self-predicting weights follow its own conductances and the alignment
+  with backprop uses each circuit's c; except with the ``teacher`` task, whose targets (a teacher network with
+  the same attenuations) are one data set for all circuits;
 - keys that do not reach the simulation (``name``, ``description``, ``checkpoint_every``).
 
 Everything else makes separate simulations, because the engine holds it once for all circuits: the
 presentation time (``present_many`` takes one ``steps``; a short and a long one in one simulation would
-leave the short one idle for most of the steps), the dynamics other than plain orig and LE, the leak and dendritic
-conductances (g_l, g_b, g_a, g_d: they set the attenuations of the plasticity rules and the self-predicting
-weights), sizes, schedule, rules, epochs, the task, dtype and engine.
+leave the short one idle for most of the steps), the dynamics other than plain orig and LE, the conductances
+with the teacher task, sizes, schedule, rules, epochs, the task, dtype and engine.
 
 A group is cut into simulations of at most ``max_circuits`` circuits and an estimated ``memory_mb``.
 Runs that compare with backprop (``compare_backprop``) batch too: the alignment probe's rows are labelled
@@ -60,7 +64,7 @@ BATCHED_KEYS = ("seed", "projections.*.rule.*.eta", "defaults.projection.rule.*.
                 "*.dynamics.latent_equilibrium.tau_r", "projections.<nudging>.conductance",
                 "inputs.teacher.conductance", "protocol.*.tau_r_eta", "*.noise", "*.rate_noise",
                 "projections.*.delay", "defaults.projection.delay", "projections.*.precision",
-                "defaults.projection.precision",
+                "defaults.projection.precision", "populations.*.conductances",
                 "name", "description", "checkpoint_every")
 #: what a microcircuit soma's dynamics is blanked to where orig and plain LE can share a simulation
 EITHER_DYNAMICS = "orig|latent_equilibrium"
@@ -138,6 +142,9 @@ def structure(spec: Spec) -> dict:
         (data.get("inputs") or {}).get("teacher", {})["conductance"] = None
         for group in (*data.get("projections", {}).values(), (data.get("defaults") or {}).get("projection") or {}):
             group["delay"] = group["precision"] = None  # transmission delays and weight precision, per circuit
+        if (data.get("task") or {}).get("teacher") is None:  # a teacher network's targets follow the attenuations
+            for group in (*data.get("populations", {}).values(), population_defaults):
+                group["conductances"] = None  # leak and dendritic conductances, per circuit
     for projection in data.get("projections", {}).values():
         blank_rule(projection.get("rule"))
     blank_rule(((data.get("defaults") or {}).get("projection") or {}).get("rule"))

@@ -5,8 +5,8 @@ circuits are concatenated along the circuit dimension, with one learning rate pe
 differ in it. A task of one run is exactly ``microcircuit run SPEC --seeds N --seed FIRST``. When a circuit of
 a batched simulation runs away, the runs that hold one are simulated alone and the others again as one batch
 without them, so that only the diverging run is recorded as diverged (a batch that stops with no circuit to
-blame has every run simulated alone). Each run's files are written into ``SWEEP_DIR/runs/<id>/`` atomically; ``done.json`` is written
-last and marks the run finished (its ``status``: ``done``, ``diverged`` or ``error``).
+blame has every run simulated alone). Each run's files are written into ``SWEEP_DIR/runs/<id>/`` atomically;
+``done.json`` is written last and marks the run finished (its ``status``: ``done``, ``diverged`` or ``error``).
 
 With ``divergence: circuit`` a run whose batch diverges is resolved per circuit instead: its runaway circuits
 are recorded as diverged (metric ``run/diverged`` = 1), its other circuits are simulated alone, and the run
@@ -90,8 +90,9 @@ class GroupExperiment(Experiment):
 
     def make_simulator(self) -> Simulator | ProspectiveSimulator:
         """The template's simulator, each soma (or prospective area) with the dynamics (orig or LE), fixed tau_r
-        and noise levels, and in a microcircuit each soma with the nudging conductances and each weighted projection
-        with the transmission delay and weight precision, of each member's circuits."""
+        and noise levels, and in a microcircuit each soma with the leak, dendritic and nudging conductances, each
+        weighted projection with the transmission delay and weight precision and each circuit with the initial
+        weights, of each member's circuits."""
         circuits = [circuit for circuit, _spec, n in self.members for _ in range(n)]  # each circuit's own
         somas = {name: [c.populations[name] for c in circuits]
                  for name, p in self.circuit.populations.items() if p.cell.has_soma}
@@ -99,7 +100,7 @@ class GroupExperiment(Experiment):
         noise = {name: [float(p.noise) for p in ps] for name, ps in somas.items()}
         noise |= {f"{name}.rate": [float(p.rate_noise) for p in ps] for name, ps in somas.items()}
         tau_r = {name: [fixed_tau_r(p.dynamics) for p in ps] for name, ps in somas.items()}
-        if self.circuit.is_prospective:
+        if self.circuit.is_prospective:  # no conductances, nudging, delays or precision
             return ProspectiveSimulator(self.circuit, self.seeds, n_batch=1, dtype=self.dtype, device=self.device,
                                         engine=self.options.engine or self.spec.engine,
                                         dynamics_per_circuit=per_circuit, noise_per_circuit=noise,
@@ -111,10 +112,18 @@ class GroupExperiment(Experiment):
         nudging["teacher"] = [c.teacher_conductance for c in circuits]
         delays = {name: [(q.delay_steps, q.delay_jitter) for q in qs] for name, qs in weighted.items()}
         precision = {name: [q.precision for q in qs] for name, qs in weighted.items()}
+        conductances = {name: [dict(p.conductances) for p in ps] for name, ps in somas.items()}
+        weights, start = {}, 0  # each run's initial weights, as it draws them alone (self-predicting ones follow
+        for circuit, _spec, n in self.members:  # its own conductances)
+            for name, w in circuit.init_weights(self.seeds[start:start + n], self.dtype, self.device).items():
+                weights.setdefault(name, []).append(w)
+            start += n
         return Simulator(self.circuit, self.seeds, n_batch=1, dtype=self.dtype, device=self.device,
                          engine=self.options.engine or self.spec.engine, dynamics_per_circuit=per_circuit,
                          noise_per_circuit=noise, tau_r_per_circuit=tau_r, nudging_per_circuit=nudging,
-                         delays_per_circuit=delays, precision_per_circuit=precision)
+                         delays_per_circuit=delays, precision_per_circuit=precision,
+                         conductances_per_circuit=conductances,
+                         initial_weights={name: torch.cat(ws) for name, ws in weights.items()})
 
     def learning_rates(self, phase: Phase) -> dict[str, float | torch.Tensor]:
         """eta per plastic projection: a float where every circuit has the same, else a tensor [circuit]."""
