@@ -304,23 +304,49 @@ class Experiment:
                         "only the previous presentation's target is kept, so the first %d steps of each "
                         "presentation pair the output with a target one presentation too late", phase.phase,
                         self.sim.target_delay, phase.t_pres, self.sim.target_delay - phase.t_pres)
-        for epoch in range(first_epoch, phase.epochs + 1):
-            self._bar.set_description(f"{phase.phase} {epoch}/{phase.epochs}", refresh=False)
-            label_epoch = self.trained_epochs if evaluation else epoch
-            given = self.orders[index][:, epoch - 1] if index in self.orders else None
-            self.present_epoch(phase.phase, label_epoch, data, phase, plan, shuffle=phase.shuffle, order=given)
+        per_call = self.epochs_per_call(phase, self._n_samples(phase))
+        epoch = first_epoch
+        while epoch <= phase.epochs:
+            count = self._block_length(phase, epoch, per_call)
+            last = epoch + count - 1
+            self._bar.set_description(f"{phase.phase} {last}/{phase.epochs}", refresh=False)
+            labels = [self.trained_epochs] * count if evaluation else list(range(epoch, last + 1))
+            given = [self.orders[index][:, e - 1] for e in range(epoch, last + 1)] if index in self.orders else None
+            if count == 1:
+                self.present_epoch(phase.phase, labels[0], data, phase, plan, shuffle=phase.shuffle,
+                                   order=given[0] if given is not None else None)
+            else:
+                self.present_epochs(phase.phase, labels, data, phase, plan, shuffle=phase.shuffle, orders=given)
             if not evaluation and phase.teacher:
-                self.trained_epochs += 1
-            if phase.validate_every and epoch % phase.validate_every == 0:
+                self.trained_epochs += count
+            if phase.validate_every and last % phase.validate_every == 0:
                 # inference only: the validation stimuli run in the training phase's batches
                 validation = Phase(phase="validate", data="validation", t_pres=phase.t_pres, batch=phase.batch)
                 self.present_epoch("validate", self.trained_epochs, self.phase_data(validation), validation,
                                    PhasePlan(), shuffle=False)
             with self.critical():
-                self.cursor = (index, epoch)
+                self.cursor = (index, last)
                 self.snapshot = self.payload()
-                if self.run_dir is not None and self._checkpoint_due(epoch):
-                    self.checkpoint(f"{phase.phase}_epoch_{epoch:04d}", self.snapshot)
+                if self.run_dir is not None and self._checkpoint_due(last):
+                    self.checkpoint(f"{phase.phase}_epoch_{last:04d}", self.snapshot)
+            epoch = last + 1
+
+    def epochs_per_call(self, phase: Phase, n_samples: int) -> int:
+        """How many epochs of ``phase`` one engine call presents: as many whole epochs as fit in ``CHECK_EVERY``
+        presentations (one while the alignment probe measures, which reads the state after every presentation)."""
+        if self.probe is not None and phase.teacher:
+            return 1
+        return max(1, CHECK_EVERY // -(-n_samples // phase.batch))
+
+    def _block_length(self, phase: Phase, epoch: int, per_call: int) -> int:
+        """The epochs from ``epoch`` on that run as one block: up to ``per_call``, ending at multiples of it (so that
+        a resumed run has the same blocks), at the next validation, at the next ``checkpoint_every`` epoch and at
+        the phase's end."""
+        ends = [epoch + per_call - 1 - (epoch - 1) % per_call, phase.epochs]
+        for every in (phase.validate_every, self.spec.checkpoint_every):
+            if every:
+                ends.append(epoch + every - 1 - (epoch - 1) % every)
+        return min(ends) - epoch + 1
 
     def _checkpoint_due(self, epoch: int) -> bool:
         """Every ``checkpoint_every`` epochs, or when ``checkpoint_minutes`` of wall time passed since the last."""
@@ -335,33 +361,49 @@ class Experiment:
 
         Presentations run in chunks of up to ``CHECK_EVERY`` per engine call (one at a time while the
         alignment probe measures), with a divergence check after each chunk."""
+        self.present_epochs(name, [epoch], data, phase, plan, shuffle, None if order is None else [order])
+
+    def present_epochs(self, name: str, epochs: list[int], data: PhaseData, phase: Phase, plan: PhasePlan,
+                       shuffle: bool, orders: list[np.ndarray] | None = None) -> None:
+        """Present every stimulus of ``data`` once per epoch, for the epochs labelled ``epochs``, then log each
+        epoch's metrics and recordings as :meth:`present_epoch` does. Several epochs run in one engine call
+        (at most ``CHECK_EVERY`` presentations, see :meth:`epochs_per_call`); the numbers are those of one call
+        per epoch, since the engine carries everything from one call to the next. ``orders``: each epoch's
+        sample indices [circuit, sample] from the phase's order file (else drawn by ``shuffle``)."""
         sim = self.sim
         n_circuits = len(self.seeds)
         n = data.inputs.shape[1]
-        if order is not None:
-            pass  # given (from a file): the order streams are not drawn from
-        elif shuffle:
-            order = np.stack([g.permutation(n) for g in self.order_rngs])
-        else:
-            order = np.broadcast_to(np.arange(n), (n_circuits, n))
+        batch = phase.batch
+        n_presentations = -(-n // batch)
+        fill = np.arange(n_presentations * batch - n) % n  # the last batch is filled from the start (wraps)
+        epoch_orders, padded = [], []
+        for k in range(len(epochs)):
+            if orders is not None:
+                order = orders[k]  # given (from a file): the order streams are not drawn from
+            elif shuffle:
+                order = np.stack([g.permutation(n) for g in self.order_rngs])
+            else:
+                order = np.broadcast_to(np.arange(n), (n_circuits, n))
+            epoch_orders.append(order)
+            padded.append(np.concatenate([order, order[:, fill]], axis=1))
+        padded_all = np.concatenate(padded, axis=1)  # [circuit, epoch * presentation * batch]
         circuit_index = torch.arange(n_circuits, device=self.device)[:, None]
         channels = self.recorder.active(name)
         probes = [c.probe for c in channels]
-        batch = phase.batch
         if sim.n_batch != batch:
             sim.reset_neurons(batch)
-        n_presentations = -(-n // batch)
-        fill = np.arange(n_presentations * batch - n) % n  # the last batch is filled from the start (wraps)
-        padded = np.concatenate([order, order[:, fill]], axis=1)
         probing = self.probe is not None and phase.teacher and data.targets is not None
         windows = self.output_windows(phase)
         average_from = windows[0] if len(set(windows)) == 1 else windows
-        chunk = 1 if probing else CHECK_EVERY
+        total = len(epochs) * n_presentations
+        chunk = 1 if probing else (total if len(epochs) > 1 else CHECK_EVERY)
+        where = f"epoch {epochs[0]}" if len(epochs) == 1 else f"epochs {epochs[0]}-{epochs[-1]}"
+        first_step = self.global_step
         outputs, apical = [], []
-        for first in range(0, n_presentations, chunk):
-            count = min(chunk, n_presentations - first)
+        for first in range(0, total, chunk):
+            count = min(chunk, total - first)
             idx = torch.as_tensor(np.ascontiguousarray(
-                padded[:, first * batch:(first + count) * batch].reshape(n_circuits, count, batch).swapaxes(0, 1)),
+                padded_all[:, first * batch:(first + count) * batch].reshape(n_circuits, count, batch).swapaxes(0, 1)),
                 device=self.device)  # [presentation, circuit, batch]
             x = data.inputs[circuit_index, idx]
             target = data.targets[circuit_index, idx] if data.targets is not None else None
@@ -375,23 +417,29 @@ class Experiment:
             self.global_step += count * phase.t_pres
             outputs.append(res.outputs)
             apical.append(res.apical)
-            self._bar.update(min(count * batch, n - first * batch))
-            sim.check_finite(f"phase '{name}', epoch {epoch}, step {self.global_step}")
-        # [presentation, circuit, batch, n_out] -> [circuit, sample in presentation order, n_out]
-        outputs_t = torch.cat(outputs).permute(1, 0, 2, 3).reshape(n_circuits, -1, outputs[0].shape[-1])[:, :n]
-        apical_sum = torch.cat(apical).sum(dim=0)  # [circuit, apical population]
-        rows = self.epoch_metrics(name, epoch, data, order, outputs_t,
-                                  {p: apical_sum[:, k] for k, p in enumerate(self.apical_pops)}, n_presentations)
-        if self.probe is not None:
-            rows += self.probe.rows(name, epoch, self.seeds)
-        self._show_latest(name, rows)
-        with self.critical():
-            self.result.rows.extend(rows)
-            if self.run_dir is not None:
-                self.run_dir.append_metrics(rows)
-                chunk_data = self.recorder.take_chunk()
-                if chunk_data:
-                    self.run_dir.write_chunk(name, epoch, chunk_data)
+            if len(epochs) == 1:
+                self._bar.update(min(count * batch, n - first * batch))
+            sim.check_finite(f"phase '{name}', {where}, step {self.global_step}")
+        all_outputs, all_apical = torch.cat(outputs), torch.cat(apical)
+        for k, epoch in enumerate(epochs):
+            part = slice(k * n_presentations, (k + 1) * n_presentations)
+            # [presentation, circuit, batch, n_out] -> [circuit, sample in presentation order, n_out]
+            outputs_t = all_outputs[part].permute(1, 0, 2, 3).reshape(n_circuits, -1, all_outputs.shape[-1])[:, :n]
+            apical_sum = all_apical[part].sum(dim=0)  # [circuit, apical population]
+            rows = self.epoch_metrics(name, epoch, data, epoch_orders[k], outputs_t,
+                                      {p: apical_sum[:, j] for j, p in enumerate(self.apical_pops)}, n_presentations)
+            if self.probe is not None:
+                rows += self.probe.rows(name, epoch, self.seeds)
+            self._show_latest(name, rows)
+            if len(epochs) > 1:
+                self._bar.update(n)
+            with self.critical():
+                self.result.rows.extend(rows)
+                if self.run_dir is not None:
+                    self.run_dir.append_metrics(rows)
+                    chunk_data = self.recorder.take_chunk(first_step + (k + 1) * n_presentations * phase.t_pres)
+                    if chunk_data:
+                        self.run_dir.write_chunk(name, epoch, chunk_data)
 
     def _show_latest(self, name: str, rows: list[tuple]) -> None:
         """The latest validation accuracy and loss (means over circuits) in the progress bar; until the

@@ -30,8 +30,8 @@ class Channel:
     var: str
     probe: Probe
     phases: list[str] | None
-    samples: list[torch.Tensor] = field(default_factory=list)
-    times: list[float] = field(default_factory=list)
+    samples: list[torch.Tensor] = field(default_factory=list)  # [sample, circuit, batch(, neuron)] per engine call
+    steps: list[int] = field(default_factory=list)  # the step count of each sample since the run began
 
 
 def expand(var: str, sim: Simulator) -> list[str]:
@@ -80,20 +80,26 @@ class Recorder:
 
     def add(self, channels: list[Channel], presented: Presented) -> None:
         """Keep the samples that :meth:`Simulator.present_many` took for ``channels`` (in that order)."""
-        dt = self.sim.dt
         for channel, samples, steps in zip(channels, presented.samples, presented.sample_steps, strict=True):
             if samples is None:
                 continue
             channel.samples.append(samples.detach().clone())
-            channel.times.extend(step * dt for step in steps)
+            channel.steps.extend(int(step) for step in steps)
 
-    def take_chunk(self) -> dict[str, np.ndarray]:
-        """Everything buffered since the last chunk, as float32 arrays; empties the buffers."""
+    def take_chunk(self, up_to_step: int | None = None) -> dict[str, np.ndarray]:
+        """What was buffered since the last chunk, up to step ``up_to_step`` (all if None), as float32 arrays
+        with the sample times ``<var>.t`` in ms; the rest stays buffered."""
         arrays = {}
         for c in self.channels:
-            if c.samples:
-                arrays[c.var] = torch.cat(c.samples).to("cpu", torch.float32).numpy()
-                arrays[f"{c.var}.t"] = np.asarray(c.times)
-                c.samples.clear()
-                c.times.clear()
+            if not c.samples:
+                continue
+            samples, steps = torch.cat(c.samples), np.asarray(c.steps, dtype=np.int64)
+            taken = len(steps) if up_to_step is None else int(np.searchsorted(steps, up_to_step, side="right"))
+            c.samples.clear()
+            c.steps = c.steps[taken:]
+            if taken < len(steps):
+                c.samples.append(samples[taken:])
+            if taken:
+                arrays[c.var] = samples[:taken].to("cpu", torch.float32).numpy()
+                arrays[f"{c.var}.t"] = steps[:taken] * self.sim.dt
         return arrays

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from microcircuit.experiment import Experiment, RunOptions
@@ -80,3 +81,34 @@ def test_teacher_task_reports_distance_to_teacher_weights():
     spec = build(CIRCUITS / "teacher_le.yaml", ("protocol.1.epochs=3",))
     _, result = run(spec)
     assert {m for (_, _, _, m, _) in result.rows} >= {"weight_distance/up_1", "weight_distance/up_2", "loss"}
+
+
+@pytest.mark.parametrize("engine", ["eager", "compiled"])
+def test_epochs_presented_in_blocks_equal_one_call_per_epoch(engine):
+    """Several short epochs run as one engine call (6 bars epochs of 8 presentations per call, cut at validations
+    and at the phase's end); with somatic and rate noise and stochastic weight rounding the metrics, weights and
+    noise streams equal those of one call per epoch exactly (float64), with fewer engine calls."""
+    spec = build(CIRCUITS / "bars_le.yaml", (
+        "dtype=float64", f"engine={engine}", "parameters.t_pres=5", "protocol.0.epochs=13",
+        "protocol.0.validate_every=5", "populations.pyr_1.noise=0.01", "populations.pyr_1.rate_noise=0.01",
+        "projections.up_1.precision={bits: 8, range: 4.0, rounding: stochastic}"))
+    runs = {}
+    for per_call in (None, 1):
+        experiment = Experiment(spec, RunOptions(n_seeds=2, progress=False))
+        if per_call is not None:
+            experiment.epochs_per_call = lambda phase, n: 1
+        calls = []
+
+        def counted(*args, _calls=calls, _present=experiment.sim.present_many, **kwargs):
+            _calls.append(1)
+            return _present(*args, **kwargs)
+
+        experiment.sim.present_many = counted
+        runs[per_call] = (experiment.run(), experiment.sim.state.weights, len(calls))
+    (blocks, w_blocks, n_blocks), (epochs, w_epochs, n_epochs) = runs[None], runs[1]
+    assert blocks.status == epochs.status == "done"
+    assert blocks.rows == epochs.rows
+    for name, w in w_epochs.items():
+        assert torch.equal(w_blocks[name], w), name
+    # blocks 1-5, 6, 7-10, 11-12, 13 and validations after 5 and 10, the test: 8 calls against 16
+    assert (n_blocks, n_epochs) == (8, 16)

@@ -83,6 +83,9 @@ class TrackingExperiment(Experiment):
                 for (i, j), value in np.ndenumerate(values[c]):
                     self.weights.append((phase, epoch, self.epoch_index, seed, name, i, j, float(value)))
 
+    def epochs_per_call(self, phase: Phase, n_samples: int) -> int:
+        return 1  # the weights are kept after every epoch
+
     def present_epoch(self, name: str, epoch: int, data: PhaseData, phase: Phase, plastic, shuffle: bool,
                       order=None) -> None:
         first_step = self.global_step
