@@ -54,7 +54,7 @@ class RunWriter(Protocol):
 
     def append_metrics(self, rows: list[tuple]) -> None: ...
 
-    def write_chunk(self, phase: str, epoch: int, arrays: dict[str, np.ndarray]) -> None: ...
+    def write_chunk(self, phase: str, epochs: list[int], arrays: dict[str, np.ndarray]) -> None: ...
 
     def write_checkpoint(self, name: str, payload: dict) -> Any: ...
 
@@ -421,6 +421,7 @@ class Experiment:
                 self._bar.update(min(count * batch, n - first * batch))
             sim.check_finite(f"phase '{name}', {where}, step {self.global_step}")
         all_outputs, all_apical = torch.cat(outputs), torch.cat(apical)
+        block_rows = []
         for k, epoch in enumerate(epochs):
             part = slice(k * n_presentations, (k + 1) * n_presentations)
             # [presentation, circuit, batch, n_out] -> [circuit, sample in presentation order, n_out]
@@ -433,13 +434,15 @@ class Experiment:
             self._show_latest(name, rows)
             if len(epochs) > 1:
                 self._bar.update(n)
-            with self.critical():
-                self.result.rows.extend(rows)
-                if self.run_dir is not None:
-                    self.run_dir.append_metrics(rows)
-                    chunk_data = self.recorder.take_chunk(first_step + (k + 1) * n_presentations * phase.t_pres)
-                    if chunk_data:
-                        self.run_dir.write_chunk(name, epoch, chunk_data)
+            block_rows += rows
+        with self.critical():  # the block's metric rows, then its recordings as one chunk
+            self.result.rows.extend(block_rows)
+            if self.run_dir is not None:
+                self.run_dir.append_metrics(block_rows)
+                ends = [(e, first_step + (k + 1) * n_presentations * phase.t_pres) for k, e in enumerate(epochs)]
+                chunk_data = self.recorder.take_chunk(ends if len(epochs) > 1 else None)
+                if chunk_data:
+                    self.run_dir.write_chunk(name, epochs, chunk_data)
 
     def _show_latest(self, name: str, rows: list[tuple]) -> None:
         """The latest validation accuracy and loss (means over circuits) in the progress bar; until the

@@ -5,7 +5,8 @@ The functions here read what an experiment left in its run directory (see
 
 * :func:`load_run` reads ``manifest.json``, ``metrics.csv``, ``baseline.csv`` (written by
   ``microcircuit run --baseline``) and ``recordings/index.json`` into a :class:`RunResult`, whose
-  :meth:`RunResult.recording` stitches the per-epoch ``.npz`` chunks of one recorded variable together.
+  :meth:`RunResult.recording` stitches the ``.npz`` chunks (of one epoch, or of a block of epochs with each
+  sample's epoch) of one recorded variable together.
 * :func:`plot_learning_curves`, :func:`plot_output_traces` and :func:`plot_apical` each return a
   matplotlib :class:`~matplotlib.figure.Figure` and never call ``plt.show()``.
 * :func:`plot_run` writes the figures into ``RUN_DIR/figures/`` (what ``microcircuit plot`` does).
@@ -87,7 +88,7 @@ FAR_ABOVE_CHANCE = 40.0
 #: Most points drawn per raw line; longer recordings are decimated for drawing (after smoothing).
 MAX_POINTS = 20_000
 
-_CHUNK = re.compile(r"epoch_(\d+)$")
+_CHUNK = re.compile(r"epochs?_(\d+)(?:-\d+)?$")  # epoch_<NNNN> or epochs_<first>-<last>
 
 
 class NoData(LookupError):
@@ -203,7 +204,7 @@ class RunResult:
 
     # ------------------------------------------------------------------ chunks
     def chunks(self, phase: str) -> list[tuple[int, Path]]:
-        """``(epoch, file)`` of the phase's recording chunks, ordered by epoch number."""
+        """``(epoch, file)`` of the phase's recording chunks, ordered by (first) epoch number."""
         folder = self.path / "recordings" / phase
         if not folder.is_dir():
             return []
@@ -237,7 +238,7 @@ class RunResult:
         present: list[str] = []
         for ph in phases:
             for _, p in self.chunks(ph):
-                present.extend(k for k in self._chunk_keys(p) if not k.endswith(".t") and k != "t")
+                present.extend(k for k in self._chunk_keys(p) if not k.endswith((".t", ".epoch")) and k != "t")
         extra = sorted(set(present) - set(names))
         if phase is None and not present:
             return names + extra
@@ -245,15 +246,15 @@ class RunResult:
 
     def recording_chunks(self, phase: str, var: str,
                          epochs: Sequence[int] | None = None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        """Yield ``(epoch, t, values)`` for each chunk of ``phase`` holding ``var``, in epoch order.
+        """Yield ``(epoch, t, values)`` for each epoch of ``phase`` with a chunk holding ``var``, in epoch order
+        (a chunk of a block of epochs yields each of its epochs, by ``<var>.epoch``).
 
         ``t`` [n] is in ms from the start of the run; ``values`` is [n, seed, batch(, neuron)].
         """
         for epoch, path in self.chunks(phase):
-            if epochs is not None and epoch not in epochs:
-                continue
             if var not in self._chunk_keys(path):
                 continue
+            labels = None
             with np.load(path) as data:
                 values = np.asarray(data[var])
                 if f"{var}.t" in data.files:
@@ -262,9 +263,19 @@ class RunResult:
                     t = np.asarray(data["t"], dtype=float)
                 else:
                     t = self._fallback_times(var, len(values))
-            if len(t) != len(values):
-                raise ValueError(f"{path}: '{var}' has {len(values)} samples but '{var}.t' has {len(t)}")
-            yield epoch, t, values
+                if f"{var}.epoch" in data.files:
+                    labels = np.asarray(data[f"{var}.epoch"], dtype=np.int64)
+            if len(t) != len(values) or (labels is not None and len(labels) != len(values)):
+                raise ValueError(f"{path}: '{var}' has {len(values)} samples but '{var}.t' has {len(t)}"
+                                 + ("" if labels is None else f" and '{var}.epoch' {len(labels)}"))
+            if labels is None:
+                parts = [(epoch, slice(None))]
+            else:  # the runs of equal labels, in sample order
+                starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
+                parts = [(int(labels[a]), slice(a, b)) for a, b in zip(starts, [*starts[1:], len(labels)], strict=True)]
+            for label, part in parts:
+                if epochs is None or label in epochs:
+                    yield label, t[part], values[part]
 
     def _fallback_times(self, var: str, n: int) -> np.ndarray:
         every = float(self.index.get(var, {}).get("every", 1))

@@ -86,20 +86,21 @@ class Recorder:
             channel.samples.append(samples.detach().clone())
             channel.steps.extend(int(step) for step in steps)
 
-    def take_chunk(self, up_to_step: int | None = None) -> dict[str, np.ndarray]:
-        """What was buffered since the last chunk, up to step ``up_to_step`` (all if None), as float32 arrays
-        with the sample times ``<var>.t`` in ms; the rest stays buffered."""
+    def take_chunk(self, epochs: list[tuple[int, int]] | None = None) -> dict[str, np.ndarray]:
+        """Everything buffered since the last chunk, as float32 arrays with the sample times ``<var>.t`` in ms;
+        empties the buffers. ``epochs``: (label, last step) of each epoch the chunk spans, in order, for a chunk
+        of several epochs: then ``<var>.epoch`` labels each sample with its epoch."""
         arrays = {}
         for c in self.channels:
             if not c.samples:
                 continue
-            samples, steps = torch.cat(c.samples), np.asarray(c.steps, dtype=np.int64)
-            taken = len(steps) if up_to_step is None else int(np.searchsorted(steps, up_to_step, side="right"))
+            steps = np.asarray(c.steps, dtype=np.int64)
+            arrays[c.var] = torch.cat(c.samples).to("cpu", torch.float32).numpy()
+            arrays[f"{c.var}.t"] = steps * self.sim.dt
+            if epochs:
+                labels, ends = zip(*epochs, strict=True)
+                index = np.minimum(np.searchsorted(np.asarray(ends), steps, side="left"), len(ends) - 1)
+                arrays[f"{c.var}.epoch"] = np.asarray(labels, dtype=np.int64)[index]
             c.samples.clear()
-            c.steps = c.steps[taken:]
-            if taken < len(steps):
-                c.samples.append(samples[taken:])
-            if taken:
-                arrays[c.var] = samples[:taken].to("cpu", torch.float32).numpy()
-                arrays[f"{c.var}.t"] = steps[:taken] * self.sim.dt
+            c.steps.clear()
         return arrays

@@ -11,6 +11,7 @@ Layout::
       metrics.csv            long form: phase,epoch,seed,metric,value (whole lines appended)
       recordings/index.json  per variable: every, reduce, units, phases
       recordings/<phase>/epoch_<NNNN>.npz   chunks of [sample, circuit, batch(, neuron)] + '<var>.t' in ms
+      recordings/<phase>/epochs_<NNNN>-<MMMM>.npz   a block of epochs in one chunk, + '<var>.epoch'
       checkpoints/<name>.pt  loadable with torch.load(weights_only=True); sha256 in the manifest
       figures/
 
@@ -375,11 +376,15 @@ class RunDir:
         with io_operation(path, "write"):
             atomic_write_text(path, json.dumps(index, indent=2) + "\n")
 
-    def write_chunk(self, phase: str, epoch: int, arrays: dict[str, np.ndarray]) -> None:
-        """One recording chunk, written whole (temp file + rename; fsynced with the next :meth:`sync`)."""
+    def write_chunk(self, phase: str, epochs: int | list[int], arrays: dict[str, np.ndarray]) -> None:
+        """One recording chunk of one epoch (``epoch_<NNNN>.npz``) or of a block of epochs presented in one
+        engine call (``epochs_<first>-<last>.npz``, each sample's epoch in ``<var>.epoch``), written whole (temp
+        file + rename; fsynced with the next :meth:`sync`)."""
+        labels = [epochs] if isinstance(epochs, int) else list(epochs)
+        name = (f"epoch_{labels[0]:04d}" if labels[0] == labels[-1] else f"epochs_{labels[0]:04d}-{labels[-1]:04d}")
         buf = io.BytesIO()
         np.savez_compressed(buf, **arrays)
-        path = self.path / "recordings" / phase / f"epoch_{epoch:04d}.npz"
+        path = self.path / "recordings" / phase / f"{name}.npz"
         with io_operation(path, "write the recording"):
             atomic_write_bytes(path, buf.getvalue(), durable=False)
         self._written(path)

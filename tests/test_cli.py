@@ -235,3 +235,31 @@ def test_engine_and_threads_are_chosen_logged_and_recorded(tmp_path):
     assert manifest["engine"] == {"requested": "eager", "chosen": "eager", "reason": "asked for"}
     assert manifest["threads"] == 2
     assert cli("run", str(CIRCUITS / "bars_le.yaml"), "--threads", "0").returncode == 2
+
+
+def test_a_block_of_epochs_is_one_recording_chunk_read_back_per_epoch(tmp_path):
+    """8 bars epochs of 8 presentations run as two blocks (6 + 2 epochs per engine call): their recordings are two
+    chunk files, read back epoch by epoch with each sample in its own epoch, equal to those of one call per epoch."""
+    from microcircuit.experiment import Experiment, RunOptions
+    from microcircuit.plotting import load_run
+    from tests.conftest import build
+
+    bars = CIRCUITS / "bars_le.yaml"
+    overrides = ["parameters.t_pres=3", "protocol.0.epochs=8", "protocol.0.validate_every=0"]
+    run_dir = tmp_path / "run"
+    assert main(["run", str(bars), "-q", "--no-plot", *[a for o in overrides for a in ("--set", o)],
+                 "--run-dir", str(run_dir)]) == 0
+    names = sorted(p.name for p in (run_dir / "recordings" / "train").glob("*.npz"))
+    assert names == ["epochs_0001-0006.npz", "epochs_0007-0008.npz"]
+    per_epoch = list(load_run(run_dir).recording_chunks("train", "pyr_1.apical.v"))
+    assert [epoch for epoch, _, _ in per_epoch] == list(range(1, 9))
+    epoch_ms = 8 * 3 * 0.1  # 8 presentations of 3 steps of dt = 0.1 ms
+    for epoch, t, _ in per_epoch:
+        assert len(t) and ((epoch - 1) * epoch_ms < t).all() and (t <= epoch * epoch_ms + 1e-9).all(), epoch
+    experiment = Experiment(build(bars, tuple(overrides)), RunOptions(progress=False))
+    experiment.epochs_per_call = lambda phase, n: 1
+    experiment.run()
+    alone = experiment.recorder.take_chunk()  # every phase's samples, in order: the training ones come first
+    n_train = sum(len(t) for _, t, _ in per_epoch)
+    assert np.array_equal(np.concatenate([v for _, _, v in per_epoch]), alone["pyr_1.apical.v"][:n_train])
+    assert np.array_equal(np.concatenate([t for _, t, _ in per_epoch]), alone["pyr_1.apical.v.t"][:n_train])
