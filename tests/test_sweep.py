@@ -269,6 +269,7 @@ metrics: [test/loss]
     p = plan(load_sweep(teacher))
     assert len(p.tasks) == 2
     assert separating_keys([r.spec for r in p.runs]) == ["populations.pyr_1.conductances.g_a"]
+    assert "the teacher task's targets follow the conductances" in describe(p)
 
 
 def test_tau_r_learning_rates_share_a_simulation_with_orig_and_each_run_equals_the_run_alone(tmp_path):

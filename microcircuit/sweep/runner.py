@@ -89,7 +89,10 @@ def describe(p: SweepPlan) -> str:
         keys = separating_keys(list(structures.values()))
         shown = ", ".join(keys[:MAX_KEYS_SHOWN]) + (f" and {len(keys) - MAX_KEYS_SHOWN} more"
                                                     if len(keys) > MAX_KEYS_SHOWN else "")
-        lines.append(f"separate simulations: the runs differ in {shown} (held once for all circuits of a simulation)")
+        why = "held once for all circuits of a simulation"
+        if any(".conductances." in k for k in keys) and any(s.task.teacher is not None for s in structures.values()):
+            why += "; the teacher task's targets follow the conductances, one data set for all circuits"
+        lines.append(f"separate simulations: the runs differ in {shown} ({why})")
     if len(structures) < len(p.tasks):
         lines.append(f"runs of one structure split at batch.max_circuits = {p.sweep.max_circuits} or "
                      f"batch.memory_mb = {p.sweep.memory_mb:g}")
