@@ -109,6 +109,38 @@ def minus_scaled(x: torch.Tensor, y: torch.Tensor, g: Conductance) -> torch.Tens
     return torch.sub(x, y, alpha=g) if not isinstance(g, torch.Tensor) else torch.addcmul(x, y, g, value=-1.0)
 
 
+def check_per_circuit(dynamics: dict[str, list[str]], noise: dict[str, list[float]],
+                      tau_r: dict[str, list[float | None]], n_circuits: int) -> None:
+    """Raise ValueError unless each per-circuit value list has one entry per circuit: dynamics names (orig or
+    latent_equilibrium where they differ), noise levels >= 0, fixed tau_r > 0 ms or None (a simulator's
+    ``*_per_circuit`` arguments)."""
+    for key, names in dynamics.items():
+        if len(names) != n_circuits or (len(set(names)) > 1 and not set(names) <= {"orig", "latent_equilibrium"}):
+            raise ValueError(f"dynamics_per_circuit['{key}']: one name per circuit ({n_circuits}), "
+                             f"orig or latent_equilibrium where they differ; got {names}")
+    for key, levels in noise.items():
+        if len(levels) != n_circuits or min(levels) < 0.0:
+            raise ValueError(f"noise_per_circuit['{key}']: one level >= 0 per circuit ({n_circuits}); got {levels}")
+    for key, values in tau_r.items():
+        if len(values) != n_circuits or any(v is not None and not v > 0.0 for v in values):
+            raise ValueError(f"tau_r_per_circuit['{key}']: one tau_r > 0 ms (or None) per circuit "
+                             f"({n_circuits}); got {values}")
+
+
+def circuit_noise(generators: list[torch.Generator], levels: tuple[float, ...], scale: float,
+                  shape: tuple[int, int, int]) -> torch.Tensor | None:
+    """White noise [step, circuit, batch, neuron] float64 for ``shape`` = (steps, batch, neuron): circuit c's
+    standard normal draws from its own generator times ``levels[c] * scale``; a circuit whose level is 0 draws
+    nothing (its entries are 0), so that its stream stays that of the circuit alone. None where every level is 0."""
+    if max(levels) == 0.0:
+        return None
+    return torch.stack([
+        level * scale * torch.randn(*shape, generator=g, dtype=torch.float64) if level > 0.0
+        else torch.zeros(*shape, dtype=torch.float64)
+        for g, level in zip(generators, levels, strict=True)
+    ], dim=1)
+
+
 @dataclass
 class SynapsePlan:
     """What happens to a projection's presynaptic rate before the weights: delay, then low-pass."""
@@ -193,15 +225,8 @@ class Simulator:
         self.teacher_tau_0 = float(teacher.tau_0)
         self.dynamics_per_circuit = self._dynamics_per_circuit(dynamics_per_circuit or {})
         self.noise_per_circuit = dict(noise_per_circuit or {})
-        for key, levels in self.noise_per_circuit.items():
-            if len(levels) != self.n_circuits or min(levels) < 0.0:
-                raise ValueError(f"noise_per_circuit['{key}']: one level >= 0 per circuit ({self.n_circuits}); "
-                                 f"got {levels}")
         self.tau_r_per_circuit = dict(tau_r_per_circuit or {})
-        for key, values in self.tau_r_per_circuit.items():
-            if len(values) != self.n_circuits or any(v is not None and not v > 0.0 for v in values):
-                raise ValueError(f"tau_r_per_circuit['{key}']: one tau_r > 0 ms (or None) per circuit "
-                                 f"({self.n_circuits}); got {values}")
+        check_per_circuit(self.dynamics_per_circuit, self.noise_per_circuit, self.tau_r_per_circuit, self.n_circuits)
         self.nudging_per_circuit = dict(nudging_per_circuit or {})
         nudging = {q.name for q in circuit.projections.values() if q.compartment == "soma"} | {"teacher"}
         for key, values in self.nudging_per_circuit.items():
@@ -265,12 +290,7 @@ class Simulator:
         for name, p in self.circuit.populations.items():
             if not p.cell.has_soma or name == self.input:
                 continue
-            names = list(given.get(name, [tagged(p.dynamics)[0]] * self.n_circuits))
-            mixed = len(set(names)) > 1
-            if len(names) != self.n_circuits or (mixed and not set(names) <= {"orig", "latent_equilibrium"}):
-                raise ValueError(f"dynamics_per_circuit['{name}']: one name per circuit ({self.n_circuits}), "
-                                 f"orig or latent_equilibrium where they differ; got {names}")
-            out[name] = names
+            out[name] = list(given.get(name, [tagged(p.dynamics)[0]] * self.n_circuits))
         return out
 
     def _conductances_per_circuit(self, given: dict[str, list[dict[str, float]]]) -> dict[str, list[dict[str, float]]]:
@@ -504,14 +524,9 @@ class Simulator:
         for soma in self.somas:
             for key, levels, scale in ((soma.name, soma.noise, math.sqrt(self.dt)),
                                        (f"{soma.name}.rate", soma.rate_noise, 1.0)):
-                if max(levels) == 0.0:
-                    continue
-                xi = torch.stack([
-                    level * scale * torch.randn(steps, self.n_batch, soma.size, generator=g, dtype=torch.float64)
-                    if level > 0.0 else torch.zeros(steps, self.n_batch, soma.size, dtype=torch.float64)
-                    for g, level in zip(self.noise_generators, levels, strict=True)
-                ], dim=1)
-                noise[key] = xi.to(self.device, self.dtype)
+                xi = circuit_noise(self.noise_generators, levels, scale, (steps, self.n_batch, soma.size))
+                if xi is not None:
+                    noise[key] = xi.to(self.device, self.dtype)
         return noise
 
     def step(

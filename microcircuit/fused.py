@@ -309,7 +309,7 @@ def present_fused(sim: Simulator, stimuli: torch.Tensor, targets: torch.Tensor |
     # projection, rule, dendrite, predictor, phi code, rounding (the highest of its circuits' codes),
     # rule memory offsets (post, pre), offset of the rounding draws, rule memory present, attenuation per circuit
     pl_int = np.zeros((n_plastic, 11), dtype=np.int64)
-    pl_flt = np.zeros((n_plastic, 5), dtype=np.float64)  # attenuation (circuit 0's), tau_w, w_max, decay, tau_hp
+    pl_flt = np.zeros((n_plastic, 4), dtype=np.float64)  # tau_w, w_max, decay, tau_hp
     pl_att = np.zeros((n_plastic, n_c), dtype=np.float64)  # each circuit's attenuation c of the predicting dendrite
     # per circuit: precision range, level step, highest level, rounding (0 none, 1 nearest, 2 stochastic)
     pl_q = np.zeros((n_plastic, n_c, 4), dtype=np_dtype)
@@ -326,7 +326,7 @@ def present_fused(sim: Simulator, stimuli: torch.Tensor, targets: torch.Tensor |
                      ACTIVATION_CODES[c.populations[pp.target].activation], rounding, mem_sizes[0], mem_sizes[1],
                      uni_sizes, int("low_post" in memory), int(isinstance(pp.attenuation, torch.Tensor)))
         pl_att[k] = _per_circuit(pp.attenuation, n_c)
-        pl_flt[k] = (pl_att[k, 0], pp.tau_w, pp.w_max if pp.w_max is not None else math.inf,
+        pl_flt[k] = (pp.tau_w, pp.w_max if pp.w_max is not None else math.inf,
                      getattr(pp.rule, "decay", 0.0), getattr(pp.rule, "tau_hp", 1.0))
         for ci, (q, code) in enumerate(zip(precisions, codes, strict=True)):
             if q is not None:
@@ -820,7 +820,8 @@ def _kernel(config, scalars, stim, tgts, delays, windows, tau_r_etas, noise_u, n
             for k in range(n_plastic):
                 q, rule, dend, pred, act = pl_int[k, 0], pl_int[k, 1], pl_int[k, 2], pl_int[k, 3], pl_int[k, 4]
                 rounding, m_post, m_pre, u_off = pl_int[k, 5], pl_int[k, 6], pl_int[k, 7], pl_int[k, 8]
-                att, tau_w, w_max, decay, tau_hp = pl_flt[k, 0], pl_flt[k, 1], pl_flt[k, 2], pl_flt[k, 3], pl_flt[k, 4]
+                att = pl_att[k, 0]  # where every circuit has the same (pl_int[k, 10] = 0)
+                tau_w, w_max, decay, tau_hp = pl_flt[k, 0], pl_flt[k, 1], pl_flt[k, 2], pl_flt[k, 3]
                 pre, post, wo, co, to = proj_pre[q], proj_post[q], proj_w_off[q], proj_pre_off[q], pl_target[k]
                 if rule == 2:  # hebbian_alignment: high-passed prediction and presynaptic rate
                     alpha = dt / tau_hp

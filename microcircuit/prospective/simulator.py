@@ -49,6 +49,8 @@ from microcircuit.engine import (
     POTENTIAL_BOUND,
     WEIGHT_BOUND,
     check_bounds,
+    check_per_circuit,
+    circuit_noise,
     probe_observers,
     reduce_probe,
     stack_samples,
@@ -122,6 +124,7 @@ class ProspectiveSimulator:
         self.teacher_tau_0 = float(teacher.tau_0)
         self.beta = float(teacher.beta or 0.0)
         self.rate_error = teacher.error == "rate"
+        check_per_circuit(dynamics_per_circuit or {}, noise_per_circuit or {}, tau_r_per_circuit or {}, self.n_circuits)
         self.areas = [self._area(q.name, dynamics_per_circuit or {}, noise_per_circuit or {}, tau_r_per_circuit or {})
                       for q in circuit.forward_chain]
         self.engine = "eager"
@@ -164,22 +167,12 @@ class ProspectiveSimulator:
         p = c.populations[q.target]
         dynamics, params = tagged(p.dynamics)
         names = list(dynamics_per_circuit.get(p.name, [dynamics] * self.n_circuits))
-        if len(names) != self.n_circuits or (len(set(names)) > 1 and not set(names) <= {"orig", "latent_equilibrium"}):
-            raise ValueError(f"dynamics_per_circuit['{p.name}']: one name per circuit ({self.n_circuits}), orig or "
-                             f"latent_equilibrium where they differ; got {names}")
         orig_circuits = None
         if len(set(names)) > 1:
             orig_circuits = torch.tensor([n == "orig" for n in names], device=self.device).view(-1, 1, 1)
         tau_r = [v or p.tau_m for v in tau_r_per_circuit.get(p.name, [params.get("tau_r")] * self.n_circuits)]
-        levels = {}
-        for key, own in ((p.name, p.noise), (f"{p.name}.rate", p.rate_noise)):
-            levels[key] = tuple(float(v) for v in noise_per_circuit.get(key, [own] * self.n_circuits))
-            if len(levels[key]) != self.n_circuits or min(levels[key]) < 0.0:
-                raise ValueError(f"noise_per_circuit['{key}']: one level >= 0 per circuit ({self.n_circuits}); "
-                                 f"got {list(levels[key])}")
-        if len(tau_r) != self.n_circuits or not all(v > 0.0 for v in tau_r):
-            raise ValueError(f"tau_r_per_circuit['{p.name}']: one tau_r > 0 ms (or None) per circuit "
-                             f"({self.n_circuits}); got {tau_r}")
+        levels = {key: tuple(float(v) for v in noise_per_circuit.get(key, [own] * self.n_circuits))
+                  for key, own in ((p.name, p.noise), (f"{p.name}.rate", p.rate_noise))}
         op, pooling = operator_of(c, projection)
         return Area(name=p.name, size=p.size, source=q.source, projection=projection, op=op, pooling=pooling,
                     tau_m=p.tau_m, tau_r=float(tau_r[0]) if len(set(tau_r)) == 1 else
@@ -282,15 +275,9 @@ class ProspectiveSimulator:
         noise = {}
         for a in self.areas:
             for key, levels, scale in ((a.name, a.noise, math.sqrt(self.dt)), (f"{a.name}.rate", a.rate_noise, 1.0)):
-                if max(levels) == 0.0:
-                    continue
-                xi = torch.stack([torch.randn(steps, self.n_batch, a.size, generator=g, dtype=torch.float64)
-                                  if level > 0.0 else torch.zeros(steps, self.n_batch, a.size, dtype=torch.float64)
-                                  for g, level in zip(self.noise_generators, levels, strict=True)], dim=1)
-                sigma = ([level * scale for level in levels] if len(set(levels)) > 1 else levels[0] * scale)
-                if isinstance(sigma, list):
-                    sigma = torch.tensor(sigma, dtype=torch.float64).view(1, -1, 1, 1)
-                noise[key] = (sigma * xi).to(self.device, self.dtype)
+                xi = circuit_noise(self.noise_generators, levels, scale, (steps, self.n_batch, a.size))
+                if xi is not None:
+                    noise[key] = xi.to(self.device, self.dtype)
         return noise
 
     # ------------------------------------------------------------------ stepping
